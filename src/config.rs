@@ -1,0 +1,348 @@
+//! [`PoolConfig`]: how many workers, where they run, how big their queues
+//! are, how they batch, idle and route. Validated by [`Pool::start`](crate::Pool::start).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::partitioners::{HashPartitioner, Partitioner};
+use crate::Error;
+
+/// Where worker threads run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Affinity {
+    /// One worker per physical core of the CPUs this process may use, SMT
+    /// siblings skipped, filling NUMA node by NUMA node (see
+    /// [`PoolConfig::numa_fill`]). The default.
+    #[default]
+    PhysicalCores,
+    /// Pin worker `i` to OS CPU `list[i]`. Every CPU must exist and be in
+    /// this process's allowed set.
+    Cpus(Vec<usize>),
+    /// Do not pin: the OS scheduler places the threads.
+    None,
+}
+
+/// How [`Affinity::PhysicalCores`] spreads workers over NUMA nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NumaFill {
+    /// Fill one NUMA node's cores before moving to the next (keeps traffic
+    /// between neighbouring workers on one node). The default.
+    #[default]
+    Compact,
+    /// Take cores from the nodes in turn (spreads memory bandwidth).
+    Spread,
+}
+
+/// What a worker does when a loop iteration found nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleStrategy {
+    /// Spin `spins` times (with a CPU pause hint), then yield the CPU
+    /// `yields` times, then park until a message arrives or the next tick is
+    /// due. An idle worker costs no CPU; waking it costs one syscall. The
+    /// default (`spins: 512, yields: 8`).
+    Backoff {
+        /// Pause-hinted polls of the worker's doorbell before yielding.
+        spins: u32,
+        /// `thread::yield_now` calls before parking.
+        yields: u32,
+    },
+    /// Never park: poll forever. The lowest wake-up latency, at the price of
+    /// one core at 100% even while idle.
+    BusyPoll,
+}
+
+impl Default for IdleStrategy {
+    fn default() -> Self {
+        IdleStrategy::Backoff {
+            spins: 512,
+            yields: 8,
+        }
+    }
+}
+
+/// A shared, type-erased [`Partitioner`] as stored in a [`PoolConfig`].
+#[derive(Clone)]
+pub(crate) struct SharedPartitioner(pub(crate) Arc<dyn Partitioner>);
+
+impl fmt::Debug for SharedPartitioner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Partitioner")
+    }
+}
+
+/// The configuration of a [`Pool`](crate::Pool): start from
+/// [`PoolConfig::default()`] and chain the builder methods.
+///
+/// ```
+/// use shardpool::prelude::*;
+/// use std::time::Duration;
+/// let config = PoolConfig::default()
+///     .workers(2)
+///     .affinity(Affinity::None)
+///     .queue_capacity(4096)
+///     .batch_size(64)
+///     .tick_interval(Duration::from_millis(5))
+///     .name("ingest");
+/// assert_eq!(config.get_ring_capacity(), 4096);
+/// ```
+///
+/// Nothing is checked here: [`Pool::start`](crate::Pool::start) refuses an
+/// invalid value with [`Error::InvalidConfig`] naming the field.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub(crate) workers: Option<usize>,
+    pub(crate) affinity: Affinity,
+    pub(crate) numa_fill: NumaFill,
+    pub(crate) inbox_capacity: usize,
+    pub(crate) ring_capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) tick_interval: Duration,
+    pub(crate) partitioner: SharedPartitioner,
+    pub(crate) name: String,
+}
+
+/// Default inbox and ring capacity.
+pub const DEFAULT_CAPACITY: usize = 1024;
+/// Default number of messages taken from one queue per loop iteration.
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+/// Default longest time between two `tick`s of an idle worker.
+pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_millis(10);
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            workers: None,
+            affinity: Affinity::PhysicalCores,
+            numa_fill: NumaFill::Compact,
+            inbox_capacity: DEFAULT_CAPACITY,
+            ring_capacity: DEFAULT_CAPACITY,
+            batch_size: DEFAULT_BATCH_SIZE,
+            idle: IdleStrategy::default(),
+            tick_interval: DEFAULT_TICK_INTERVAL,
+            partitioner: SharedPartitioner(Arc::new(HashPartitioner)),
+            name: String::from("shardpool"),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The number of workers. Default: one per physical core the process may
+    /// use (with [`Affinity::Cpus`], one per listed CPU).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Where the workers run. Default: [`Affinity::PhysicalCores`].
+    pub fn affinity(mut self, affinity: Affinity) -> Self {
+        self.affinity = affinity;
+        self
+    }
+
+    /// How [`Affinity::PhysicalCores`] fills NUMA nodes. Default:
+    /// [`NumaFill::Compact`].
+    pub fn numa_fill(mut self, fill: NumaFill) -> Self {
+        self.numa_fill = fill;
+        self
+    }
+
+    /// Sets both the inbox and the ring capacity (rounded up to a power of
+    /// two). Default: 1024.
+    pub fn queue_capacity(self, n: usize) -> Self {
+        self.inbox_capacity(n).ring_capacity(n)
+    }
+
+    /// Capacity of each worker's inbox from threads outside the pool
+    /// (rounded up to a power of two).
+    pub fn inbox_capacity(mut self, n: usize) -> Self {
+        self.inbox_capacity = n;
+        self
+    }
+
+    /// Capacity of each worker-to-worker ring (rounded up to a power of
+    /// two). A full ring never blocks the sender: the message waits in that
+    /// pair's overflow.
+    pub fn ring_capacity(mut self, n: usize) -> Self {
+        self.ring_capacity = n;
+        self
+    }
+
+    /// The most messages a worker takes from one queue per loop iteration.
+    /// Default: 64.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// What an idle worker does. Default: [`IdleStrategy::Backoff`].
+    pub fn idle(mut self, idle: IdleStrategy) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// The longest time between two `tick`s while a worker is idle.
+    /// Default: 10 ms.
+    pub fn tick_interval(mut self, interval: Duration) -> Self {
+        self.tick_interval = interval;
+        self
+    }
+
+    /// How keys map to workers for `send_keyed` and `worker_for`. Default:
+    /// [`HashPartitioner`].
+    pub fn partitioner<P: Partitioner>(mut self, partitioner: P) -> Self {
+        self.partitioner = SharedPartitioner(Arc::new(partitioner));
+        self
+    }
+
+    /// Prefix of the worker threads' names (`{prefix}-{id}`). Default:
+    /// `"shardpool"`.
+    pub fn name(mut self, prefix: impl Into<String>) -> Self {
+        self.name = prefix.into();
+        self
+    }
+
+    /// The configured ring capacity, rounded up to a power of two as the
+    /// pool will use it (0 stays 0 and is refused at start).
+    pub fn get_ring_capacity(&self) -> usize {
+        round_capacity(self.ring_capacity)
+    }
+
+    /// The configured inbox capacity, rounded up to a power of two.
+    pub fn get_inbox_capacity(&self) -> usize {
+        round_capacity(self.inbox_capacity)
+    }
+
+    /// Checks every value that does not depend on the machine.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.workers == Some(0) {
+            return Err(Error::invalid("workers", "must be at least 1"));
+        }
+        for (field, value) in [
+            ("inbox_capacity", self.inbox_capacity),
+            ("ring_capacity", self.ring_capacity),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(field, "must be at least 1"));
+            }
+            if value > MAX_CAPACITY {
+                return Err(Error::invalid(
+                    field,
+                    format!("{value} is more than the largest capacity, {MAX_CAPACITY}"),
+                ));
+            }
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        if self.tick_interval.is_zero() {
+            return Err(Error::invalid("tick_interval", "must be longer than zero"));
+        }
+        if let Affinity::Cpus(list) = &self.affinity {
+            if list.is_empty() {
+                return Err(Error::invalid("affinity", "the CPU list is empty"));
+            }
+            if let Some(n) = self.workers {
+                if n != list.len() {
+                    return Err(Error::invalid(
+                        "workers",
+                        format!(
+                            "{n} workers but Affinity::Cpus lists {} CPUs; \
+                             leave `workers` unset or make them equal",
+                            list.len()
+                        ),
+                    ));
+                }
+            }
+            let mut seen = list.clone();
+            seen.sort_unstable();
+            if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::invalid(
+                    "affinity",
+                    format!("CPU {} is listed twice", w[0]),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The largest queue capacity accepted (2^30 slots).
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+fn round_capacity(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n.checked_next_power_of_two().unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(c: PoolConfig) -> &'static str {
+        match c.validate() {
+            Err(Error::InvalidConfig { field, .. }) => field,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        PoolConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        assert_eq!(field_of(PoolConfig::default().workers(0)), "workers");
+        assert_eq!(
+            field_of(PoolConfig::default().queue_capacity(0)),
+            "inbox_capacity"
+        );
+        assert_eq!(
+            field_of(PoolConfig::default().ring_capacity(0)),
+            "ring_capacity"
+        );
+        assert_eq!(field_of(PoolConfig::default().batch_size(0)), "batch_size");
+        assert_eq!(
+            field_of(PoolConfig::default().tick_interval(Duration::ZERO)),
+            "tick_interval"
+        );
+        assert_eq!(
+            field_of(PoolConfig::default().affinity(Affinity::Cpus(vec![]))),
+            "affinity"
+        );
+        assert_eq!(
+            field_of(PoolConfig::default().affinity(Affinity::Cpus(vec![0, 0]))),
+            "affinity"
+        );
+        assert_eq!(
+            field_of(
+                PoolConfig::default()
+                    .affinity(Affinity::Cpus(vec![0]))
+                    .workers(2)
+            ),
+            "workers"
+        );
+    }
+
+    #[test]
+    fn capacities_round_up_to_powers_of_two() {
+        let c = PoolConfig::default().queue_capacity(3);
+        assert_eq!(c.get_ring_capacity(), 4);
+        assert_eq!(c.get_inbox_capacity(), 4);
+        assert_eq!(
+            PoolConfig::default().ring_capacity(1).get_ring_capacity(),
+            1
+        );
+        assert_eq!(
+            PoolConfig::default()
+                .ring_capacity(1024)
+                .get_ring_capacity(),
+            1024
+        );
+    }
+}

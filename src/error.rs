@@ -1,0 +1,163 @@
+//! Errors: the pool's [`Error`] and the send-side [`SendError`], which always
+//! hands the message back.
+
+use std::fmt;
+
+use crate::WorkerId;
+
+/// An error from starting or stopping a [`Pool`](crate::Pool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A [`PoolConfig`](crate::PoolConfig) value was refused by
+    /// [`Pool::start`](crate::Pool::start).
+    InvalidConfig {
+        /// The configuration field at fault, e.g. `"queue_capacity"`.
+        field: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// A worker panicked in its factory, `on_start`, `handle`, `tick` or
+    /// `on_stop`.
+    WorkerPanicked {
+        /// The worker that panicked (the first one, if several did).
+        worker: WorkerId,
+        /// The panic message.
+        message: String,
+    },
+    /// The operating system refused to create a worker thread.
+    Spawn {
+        /// The worker whose thread could not be created.
+        worker: WorkerId,
+        /// The OS error text.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig { field, reason } => {
+                write!(f, "invalid pool configuration: `{field}`: {reason}")
+            }
+            Error::WorkerPanicked { worker, message } => {
+                write!(f, "worker {worker} panicked: {message}")
+            }
+            Error::Spawn { worker, reason } => {
+                write!(f, "could not spawn the thread of worker {worker}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A send that did not happen. The message is always handed back.
+///
+/// ```
+/// use shardpool::SendError;
+/// let err = SendError::Full(7u32);
+/// assert!(err.is_full());
+/// assert_eq!(err.into_inner(), 7);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SendError<M> {
+    /// The queue was full (only from the `try_` sends).
+    Full(M),
+    /// The receiver is gone: the pool is shutting down or stopped, or the
+    /// target worker failed.
+    Closed(M),
+    /// The target [`WorkerId`] is not below the number of workers.
+    NoSuchWorker(M),
+}
+
+impl<M> SendError<M> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendError::Full(m) | SendError::Closed(m) | SendError::NoSuchWorker(m) => m,
+        }
+    }
+
+    /// A reference to the message that was not sent.
+    pub fn message(&self) -> &M {
+        match self {
+            SendError::Full(m) | SendError::Closed(m) | SendError::NoSuchWorker(m) => m,
+        }
+    }
+
+    /// True for [`SendError::Full`].
+    pub fn is_full(&self) -> bool {
+        matches!(self, SendError::Full(_))
+    }
+
+    /// True for [`SendError::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendError::Closed(_))
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            SendError::Full(_) => "Full",
+            SendError::Closed(_) => "Closed",
+            SendError::NoSuchWorker(_) => "NoSuchWorker",
+        }
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple(self.kind()).field(self.message()).finish()
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Full(_) => "send failed: the queue is full",
+            SendError::Closed(_) => "send failed: the receiver is closed",
+            SendError::NoSuchWorker(_) => "send failed: no such worker",
+        })
+    }
+}
+
+impl<M: fmt::Debug> std::error::Error for SendError<M> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_field_and_worker() {
+        let e = Error::invalid("batch_size", "must be at least 1");
+        assert!(e.to_string().contains("batch_size"));
+        assert!(e.to_string().contains("at least 1"));
+        let e = Error::WorkerPanicked {
+            worker: WorkerId::from(3),
+            message: "boom".into(),
+        };
+        assert!(e.to_string().contains('3') && e.to_string().contains("boom"));
+    }
+
+    #[test]
+    fn send_error_hands_message_back() {
+        for e in [
+            SendError::Full(String::from("m")),
+            SendError::Closed(String::from("m")),
+            SendError::NoSuchWorker(String::from("m")),
+        ] {
+            let boxed: Box<dyn std::error::Error> = Box::new(e.clone());
+            assert!(!boxed.to_string().is_empty());
+            assert_eq!(e.into_inner(), "m");
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! The bounded multi-producer single-consumer inbox through which threads
+//! outside the pool reach a worker.
+//!
+//! An array of slots, each with a sequence stamp (Vyukov's bounded queue):
+//! producers claim an index with one compare-and-swap on `tail` and publish
+//! the slot with a release store of its stamp; the single consumer needs no
+//! read-modify-write at all: it checks a slot's stamp (acquire), moves the
+//! value out and frees the slot with a release store, and publishes its
+//! `head` once per batch.
+//!
+//! Closing sets the low bit of `tail`, so every later claim fails and the
+//! final tail is known exactly: a drain waits until `head` reaches it,
+//! including claims that were mid-write when the inbox closed.
+//!
+//! A blocking [`Inbox::send`] spins, then parks on a condition variable.
+//! The consumer, after freeing slots, checks a waiter count behind a SeqCst
+//! fence (one load on its fast path) and wakes parked senders only when
+//! there are some — no fixed-interval polling.
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+use crossbeam_utils::{Backoff, CachePadded};
+
+use crate::sync::{fence, AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
+
+/// Why a push did not happen; carries the message back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PushError<T> {
+    Full(T),
+    Closed(T),
+}
+
+struct Slot<T> {
+    /// `2i` when free for index `i`; `2i + 1` once index `i` is written.
+    /// (Doubling keeps the two states distinct even with one slot, where
+    /// "written for `i`" and "free for `i + capacity`" would otherwise meet.)
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Bounded MPSC queue. See the module documentation.
+pub(crate) struct Inbox<T> {
+    /// Next index the consumer reads; written by the consumer only,
+    /// published once per batch (statistics and drain accounting).
+    head: CachePadded<AtomicUsize>,
+    /// `next index to claim << 1 | closed`.
+    tail: CachePadded<AtomicUsize>,
+    /// Sends that found the inbox full (shared by the senders; touched only
+    /// on that slow path).
+    full: CachePadded<AtomicU64>,
+    /// Senders parked waiting for space.
+    waiters: CachePadded<AtomicUsize>,
+    lock: Mutex<()>,
+    space: Condvar,
+    /// Consumer-private mirror of `head`.
+    consumer_head: UnsafeCell<usize>,
+    mask: usize,
+    buf: Box<[Slot<T>]>,
+}
+
+// SAFETY: values move from producer threads to the consumer thread; every
+// slot is handed over by its stamp (release/acquire), so `T: Send` suffices.
+unsafe impl<T: Send> Send for Inbox<T> {}
+// SAFETY: as above. `consumer_head` is only touched by the one consumer
+// (the methods that use it are documented as consumer-only).
+unsafe impl<T: Send> Sync for Inbox<T> {}
+
+const CLOSED: usize = 1;
+
+/// The stamp of a slot that is free for index `i`.
+#[inline]
+fn free_stamp(i: usize) -> usize {
+    i.wrapping_mul(2)
+}
+
+/// The stamp of a slot that holds the message of index `i`.
+#[inline]
+fn written_stamp(i: usize) -> usize {
+    i.wrapping_mul(2).wrapping_add(1)
+}
+
+impl<T> Inbox<T> {
+    /// An inbox with room for `capacity` messages, rounded up to a power of
+    /// two (at least 1).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1).next_power_of_two();
+        Inbox {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            full: CachePadded::new(AtomicU64::new(0)),
+            waiters: CachePadded::new(AtomicUsize::new(0)),
+            lock: Mutex::new(()),
+            space: Condvar::new(),
+            consumer_head: UnsafeCell::new(0),
+            mask: capacity - 1,
+            buf: (0..capacity)
+                .map(|i| Slot {
+                    stamp: AtomicUsize::new(free_stamp(i)),
+                    value: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Claims a slot and writes `value`, or hands it back. Never blocks.
+    pub(crate) fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err(PushError::Closed(value));
+            }
+            let index = tail >> 1;
+            let slot = &self.buf[index & self.mask];
+            let stamp = slot.stamp.load(Acquire);
+            let lag = stamp.wrapping_sub(free_stamp(index)) as isize;
+            if lag == 0 {
+                // The slot is free for `index`: claim it.
+                match self
+                    .tail
+                    .compare_exchange_weak(tail, tail + 2, SeqCst, Relaxed)
+                {
+                    Ok(_) => {
+                        // SAFETY: claiming `index` gave us the slot alone
+                        // until we store the new stamp; the consumer freed
+                        // it (stamp == index, loaded with acquire).
+                        slot.value
+                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        slot.stamp.store(written_stamp(index), Release);
+                        return Ok(());
+                    }
+                    Err(current) => {
+                        tail = current;
+                        backoff.spin();
+                    }
+                }
+            } else if lag < 0 {
+                // The slot still holds the message from one lap ago: full.
+                let current = self.tail.load(Relaxed);
+                if current == tail {
+                    return Err(PushError::Full(value));
+                }
+                tail = current;
+            } else {
+                // Another producer claimed `index` already.
+                backoff.spin();
+                tail = self.tail.load(Relaxed);
+            }
+        }
+    }
+
+    /// Pushes `value`, waiting for space while the inbox is full: spins
+    /// briefly, then parks until the consumer frees a slot. Counts one `full`
+    /// when it had to wait.
+    pub(crate) fn push_blocking(&self, mut value: T) -> Result<(), PushError<T>> {
+        let mut counted = false;
+        let backoff = Backoff::new();
+        loop {
+            match self.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(v)) => return Err(PushError::Closed(v)),
+                Err(PushError::Full(v)) => value = v,
+            }
+            if !counted {
+                counted = true;
+                self.count_full();
+            }
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            // Park. Registering as a waiter (SeqCst) before the re-check
+            // pairs with the consumer's fence after it frees slots: either
+            // our re-check sees the free slot or the consumer sees us.
+            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiters.fetch_add(1, SeqCst);
+            let result = self.try_push(value);
+            let guard = match result {
+                Err(PushError::Full(v)) => {
+                    value = v;
+                    Some(self.space.wait(guard).unwrap_or_else(|e| e.into_inner()))
+                }
+                other => {
+                    self.waiters.fetch_sub(1, SeqCst);
+                    return other;
+                }
+            };
+            self.waiters.fetch_sub(1, SeqCst);
+            drop(guard);
+        }
+    }
+
+    /// Counts a send that found the inbox full.
+    pub(crate) fn count_full(&self) {
+        self.full.fetch_add(1, Relaxed);
+    }
+
+    /// Consumer only: takes up to `max` messages in FIFO order and passes
+    /// each to `f`; publishes the head once and wakes parked senders if any.
+    ///
+    /// # Safety
+    /// Only one thread may ever call the consumer methods of an inbox.
+    #[inline]
+    pub(crate) unsafe fn pop_batch(&self, max: usize, mut f: impl FnMut(T)) -> usize {
+        struct Commit<'a, T> {
+            inbox: &'a Inbox<T>,
+            head: usize,
+            taken: usize,
+        }
+        impl<T> Drop for Commit<'_, T> {
+            fn drop(&mut self) {
+                if self.taken == 0 {
+                    return;
+                }
+                let head = self.head;
+                // SAFETY: consumer-only field, and we are the consumer.
+                self.inbox.consumer_head.with_mut(|p| unsafe { *p = head });
+                self.inbox.head.store(head, Release);
+                // Pairs with the SeqCst waiter registration in
+                // `push_blocking`: see the module documentation.
+                fence(SeqCst);
+                if self.inbox.waiters.load(Relaxed) > 0 {
+                    self.inbox.wake_senders();
+                }
+            }
+        }
+        // SAFETY: consumer-only field, and we are the consumer.
+        let head = self.consumer_head.with(|p| unsafe { *p });
+        let mut commit = Commit {
+            inbox: self,
+            head,
+            taken: 0,
+        };
+        while commit.taken < max {
+            let index = commit.head;
+            let slot = &self.buf[index & self.mask];
+            if slot.stamp.load(Acquire) != written_stamp(index) {
+                break; // empty, or the claim at `index` is still writing
+            }
+            // SAFETY: the stamp says the producer finished writing index
+            // `index` (acquire); we are the only consumer, so we move the
+            // value out once, then free the slot for the next lap.
+            let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+            slot.stamp
+                .store(free_stamp(index.wrapping_add(self.capacity())), Release);
+            commit.head = index.wrapping_add(1);
+            commit.taken += 1;
+            f(value);
+        }
+        commit.taken
+    }
+
+    /// Consumer only: whether the next message is ready.
+    ///
+    /// # Safety
+    /// Only the consumer thread may call this.
+    #[inline]
+    pub(crate) unsafe fn has_pending(&self) -> bool {
+        // SAFETY: consumer-only field, and we are the consumer.
+        let head = self.consumer_head.with(|p| unsafe { *p });
+        self.buf[head & self.mask].stamp.load(Acquire) == written_stamp(head)
+    }
+
+    #[cold]
+    fn wake_senders(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.space.notify_all();
+    }
+
+    /// Refuses every later push; wakes parked senders (they get `Closed`).
+    /// Returns the final number of claimed indices: once `received()` reaches
+    /// it, the inbox is drained for good.
+    pub(crate) fn close(&self) -> u64 {
+        let tail = self.tail.fetch_or(CLOSED, SeqCst);
+        self.wake_senders();
+        (tail >> 1) as u64
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tail.load(Acquire) & CLOSED != 0
+    }
+
+    /// Messages claimed by senders so far (a statistic).
+    pub(crate) fn sent(&self) -> u64 {
+        (self.tail.load(Acquire) >> 1) as u64
+    }
+
+    /// Messages taken by the consumer so far (a statistic).
+    pub(crate) fn received(&self) -> u64 {
+        self.head.load(Acquire) as u64
+    }
+
+    /// Sends that found the inbox full.
+    pub(crate) fn full_count(&self) -> u64 {
+        self.full.load(Relaxed)
+    }
+}
+
+impl<T> Drop for Inbox<T> {
+    fn drop(&mut self) {
+        // Drop every written, untaken message. Claims are always completed
+        // (a claimer writes right after its CAS), and `&mut self` means no
+        // producer is mid-write.
+        // SAFETY: `&mut self`: no consumer runs concurrently.
+        let mut index = self.consumer_head.with(|p| unsafe { *p });
+        loop {
+            let slot = &mut self.buf[index & self.mask];
+            if crate::sync::load_mut(&mut slot.stamp) != written_stamp(index) {
+                break;
+            }
+            // SAFETY: the stamp says the slot holds an untaken message; we
+            // have exclusive access.
+            slot.value.with_mut(|p| unsafe { (*p).assume_init_drop() });
+            index = index.wrapping_add(1);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn pop_all(q: &Inbox<u64>) -> Vec<u64> {
+        let mut v = vec![];
+        // SAFETY: the test thread is the only consumer.
+        unsafe { q.pop_batch(usize::MAX, |m| v.push(m)) };
+        v
+    }
+
+    #[test]
+    fn fifo_full_and_capacity() {
+        let q = Inbox::new(3);
+        assert_eq!(q.capacity(), 4);
+        for i in 0..4 {
+            q.try_push(i).unwrap();
+        }
+        assert_eq!(q.try_push(9), Err(PushError::Full(9)));
+        assert_eq!(pop_all(&q), [0, 1, 2, 3]);
+        assert_eq!(q.sent(), 4);
+        assert_eq!(q.received(), 4);
+        q.try_push(4).unwrap();
+        assert_eq!(pop_all(&q), [4]);
+    }
+
+    #[test]
+    fn close_refuses_and_reports_final_tail() {
+        let q = Inbox::new(4);
+        q.try_push(1).unwrap();
+        q.try_push(2).unwrap();
+        assert_eq!(q.close(), 2);
+        assert!(q.is_closed());
+        assert_eq!(q.try_push(3), Err(PushError::Closed(3)));
+        assert_eq!(q.push_blocking(3), Err(PushError::Closed(3)));
+        assert_eq!(pop_all(&q), [1, 2], "messages sent before close stay");
+    }
+
+    #[test]
+    fn blocked_sender_is_woken_by_consumer() {
+        let q = Arc::new(Inbox::new(1));
+        q.try_push(0).unwrap();
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.push_blocking(1));
+        // Wait until the sender is parked (or at least has counted `full`).
+        while q.full_count() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(pop_all(&q), [0]);
+        t.join().unwrap().unwrap();
+        assert_eq!(pop_all(&q), [1]);
+        assert_eq!(q.full_count(), 1);
+    }
+
+    #[test]
+    fn blocked_sender_is_released_by_close() {
+        let q = Arc::new(Inbox::new(1));
+        q.try_push(0).unwrap();
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || q2.push_blocking(7));
+        while q.full_count() == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        q.close();
+        assert_eq!(t.join().unwrap(), Err(PushError::Closed(7)));
+    }
+
+    #[test]
+    fn many_producers_exact_accounting() {
+        const P: u64 = 4;
+        const N: u64 = 50_000;
+        let q = Arc::new(Inbox::new(16));
+        let handles: Vec<_> = (0..P)
+            .map(|p| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for i in 0..N {
+                        q.push_blocking(p << 32 | i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u64; P as usize];
+        let mut total = 0;
+        while total < P * N {
+            // SAFETY: this thread is the only consumer.
+            total += unsafe {
+                q.pop_batch(8, |m| {
+                    let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+                    assert_eq!(next[p], i, "FIFO per producer");
+                    next[p] += 1;
+                })
+            } as u64;
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(next, [N; P as usize]);
+    }
+
+    #[test]
+    fn drop_releases_untaken_messages() {
+        let item = Arc::new(());
+        let q = Inbox::new(4);
+        for _ in 0..3 {
+            q.try_push(item.clone()).unwrap();
+        }
+        // SAFETY: this thread is the only consumer.
+        unsafe { q.pop_batch(1, drop) };
+        assert_eq!(Arc::strong_count(&item), 3);
+        drop(q);
+        assert_eq!(Arc::strong_count(&item), 1);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::{thread, Arc};
+
+    /// Two producers and a consumer on a 1-slot inbox: each message arrives
+    /// exactly once and per-producer FIFO holds.
+    #[test]
+    fn mpsc_exactly_once() {
+        loom::model(|| {
+            let q = Arc::new(Inbox::new(1));
+            let producers: Vec<_> = (0..2u32)
+                .map(|p| {
+                    let q = q.clone();
+                    thread::spawn(move || {
+                        let mut sent = 0;
+                        let mut v = p;
+                        while sent < 1 {
+                            match q.try_push(v) {
+                                Ok(()) => sent += 1,
+                                Err(PushError::Full(back)) => {
+                                    v = back;
+                                    thread::yield_now();
+                                }
+                                Err(PushError::Closed(_)) => unreachable!(),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let mut got = vec![];
+            while got.len() < 2 {
+                // SAFETY: this thread is the only consumer.
+                if unsafe { q.pop_batch(2, |m| got.push(m)) } == 0 {
+                    thread::yield_now();
+                }
+            }
+            for p in producers {
+                p.join().unwrap();
+            }
+            got.sort();
+            assert_eq!(got, [0, 1]);
+        });
+    }
+
+    /// A sender blocked on a full inbox is woken when the consumer frees the
+    /// slot: no lost wake-up (loom reports a deadlock otherwise).
+    #[test]
+    fn blocked_sender_wakes() {
+        loom::model(|| {
+            let q = Arc::new(Inbox::new(1));
+            q.try_push(0u32).unwrap();
+            let q2 = q.clone();
+            let t = thread::spawn(move || q2.push_blocking(1).unwrap());
+            let mut got = vec![];
+            while got.len() < 2 {
+                // SAFETY: this thread is the only consumer.
+                if unsafe { q.pop_batch(1, |m| got.push(m)) } == 0 {
+                    thread::yield_now();
+                }
+            }
+            t.join().unwrap();
+            assert_eq!(got, [0, 1]);
+        });
+    }
+
+    /// Close races a push: the push either lands before the final tail (and
+    /// is drained) or is refused; nothing is lost or duplicated.
+    #[test]
+    fn close_races_push() {
+        loom::model(|| {
+            let q = Arc::new(Inbox::new(2));
+            let q2 = q.clone();
+            let t = thread::spawn(move || q2.try_push(5u32).is_ok());
+            let final_tail = q.close();
+            let pushed = t.join().unwrap();
+            assert_eq!(final_tail == 1, pushed);
+            let mut got = vec![];
+            // SAFETY: this thread is the only consumer.
+            unsafe { q.pop_batch(2, |m| got.push(m)) };
+            assert_eq!(got.len() as u64, final_tail);
+        });
+    }
+}

@@ -1,0 +1,101 @@
+//! # shardpool
+//!
+//! Shared-nothing, thread-per-core workers. A [`Pool`] pins one [`Worker`]
+//! per core; every ordered pair of workers has its own bounded SPSC ring
+//! (the *mesh*), and every worker has a bounded MPSC inbox for threads
+//! outside the pool. Each worker runs one loop: drain a batch from each
+//! inbound queue, `handle` each message, publish what it sent, `tick`, and
+//! sleep when there is nothing to do.
+//!
+//! ```text
+//!   external threads ──PoolSender──▶ inbox(w0)  inbox(w1)  inbox(w2)
+//!                                      │           │          │
+//!                                      ▼           ▼          ▼
+//!                                    ┌────┐ ring ┌────┐ ring ┌────┐
+//!                                    │ w0 │◀────▶│ w1 │◀────▶│ w2 │
+//!                                    └────┘      └────┘      └────┘
+//!                                      ▲  ring[0][2], ring[2][0]  ▲
+//!                                      └──────────────────────────┘
+//! ```
+//!
+//! A user's job is three steps: implement [`Worker`], configure a
+//! [`PoolConfig`] (affinity, queue capacity), and read per-channel
+//! [`PoolStats`].
+//!
+//! ```
+//! use shardpool::prelude::*;
+//! use std::collections::HashMap;
+//!
+//! #[derive(Default)]
+//! struct WordCount { counts: HashMap<String, u64> }
+//!
+//! impl Worker for WordCount {
+//!     type Msg = String;
+//!     fn handle(&mut self, word: String, _ctx: &mut Context<'_, String>) {
+//!         *self.counts.entry(word).or_default() += 1;
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let config = PoolConfig::default()
+//!         .affinity(Affinity::PhysicalCores)
+//!         .queue_capacity(4096);
+//!     let pool = Pool::start(config, |_id: WorkerId| WordCount::default())?;
+//!     let tx = pool.sender();
+//!     for w in "a b a c".split_whitespace() {
+//!         tx.send_keyed(&w, w.to_string())?;        // same key -> same worker
+//!     }
+//!     println!("{}", pool.stats());                 // per-channel table
+//!     let workers: Vec<WordCount> = pool.shutdown()?; // drains, joins, id order
+//!     assert_eq!(workers.iter().map(|w| w.counts.values().sum::<u64>()).sum::<u64>(), 4);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Guarantees
+//! - Every message accepted by a send is handled exactly once (unless its
+//!   worker panicked), in FIFO order per (sender, receiver) pair.
+//! - A worker never blocks on a peer: a full ring spills into a per-pair
+//!   overflow that the loop flushes first.
+//! - [`Pool::shutdown`] drains every queue until the pool is quiescent,
+//!   even while workers keep sending to each other.
+//! - Every failed send hands the message back in a [`SendError`].
+//! - A panic stays in its worker: it is caught, the worker is marked
+//!   failed, and `shutdown` reports [`Error::WorkerPanicked`].
+
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+mod config;
+mod error;
+mod inbox;
+mod mesh;
+pub mod placement;
+mod pool;
+mod ring;
+mod runtime;
+mod shutdown;
+mod signal;
+mod stats;
+mod sync;
+mod worker;
+
+/// Key-to-worker partitioners (the `shardpool-partitioners` crate).
+pub use shardpool_partitioners as partitioners;
+
+pub use config::{
+    Affinity, IdleStrategy, NumaFill, PoolConfig, DEFAULT_BATCH_SIZE, DEFAULT_CAPACITY,
+    DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
+};
+pub use error::{Error, SendError};
+pub use pool::{Pool, PoolSender};
+pub use stats::{ChannelStats, Endpoint, PoolStats, WorkerStats};
+pub use worker::{Context, Worker, WorkerId};
+
+/// Everything a typical user needs: `use shardpool::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Affinity, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill, Pool, PoolConfig,
+        PoolSender, PoolStats, SendError, Worker, WorkerId, WorkerStats,
+    };
+}

@@ -1,0 +1,292 @@
+//! The bounded single-producer single-consumer ring that connects one worker
+//! to another.
+//!
+//! One [`Ring`] per ordered pair of workers. The producer side
+//! ([`Producer`]) and the consumer side ([`Consumer`]) each own a cached copy
+//! of the other side's index, so the shared cache lines holding `head` and
+//! `tail` are touched only when the cached view runs out. Both sides batch:
+//! the producer stages several slots and publishes its tail once
+//! ([`Producer::publish`]); the consumer pops up to a batch with one acquire
+//! load of the tail and one release store of its head
+//! ([`Consumer::pop_batch`]).
+//!
+//! Indices are free-running `usize` counters (slot = index & mask), so
+//! `tail - head` is the number of published, unconsumed messages and the
+//! indices double as the `sent`/`received` statistics of the pair.
+
+mod consumer;
+mod producer;
+
+pub(crate) use consumer::Consumer;
+pub(crate) use producer::Producer;
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering::Acquire;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{load_mut, Arc, AtomicUsize, Counter, UnsafeCell};
+
+/// Statistics written only by the producer's thread.
+#[derive(Debug, Default)]
+pub(crate) struct TxCounters {
+    /// Messages accepted by `send_to` for this pair (ring or overflow).
+    pub(crate) sent: Counter,
+    /// Sends that found the ring full.
+    pub(crate) full: Counter,
+    /// Messages that went through the pair's overflow.
+    pub(crate) overflowed: Counter,
+}
+
+/// The buffer and the two indices shared by a [`Producer`] and a
+/// [`Consumer`].
+pub(crate) struct Ring<T> {
+    /// Next index the consumer reads. Written by the consumer only.
+    head: CachePadded<AtomicUsize>,
+    /// One past the last index the producer published. Written by the
+    /// producer only.
+    tail: CachePadded<AtomicUsize>,
+    /// Producer-side statistics, on their own cache line.
+    pub(crate) tx: CachePadded<TxCounters>,
+    mask: usize,
+    buf: Box<[UnsafeCell<MaybeUninit<T>>]>,
+}
+
+// SAFETY: the ring moves `T`s from the producer's thread to the consumer's;
+// each slot is accessed by one side at a time, as handed over by the
+// release/acquire pairs on `head` and `tail`. `T: Send` is all that needs.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: as above; shared access never hands out `&T` to both sides.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+/// Creates a ring with room for `capacity` messages, rounded up to a power of
+/// two (at least 1).
+pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    let capacity = capacity.max(1).next_power_of_two();
+    let buf = (0..capacity)
+        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .collect();
+    let ring = Arc::new(Ring {
+        head: CachePadded::new(AtomicUsize::new(0)),
+        tail: CachePadded::new(AtomicUsize::new(0)),
+        tx: CachePadded::new(TxCounters::default()),
+        mask: capacity - 1,
+        buf,
+    });
+    (Producer::new(ring.clone()), Consumer::new(ring))
+}
+
+impl<T> Ring<T> {
+    /// The number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Messages the consumer has taken so far (a statistic).
+    pub(crate) fn received(&self) -> u64 {
+        self.head.load(Acquire) as u64
+    }
+
+    /// The slot of free-running index `i`.
+    #[inline]
+    fn slot(&self, i: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // `mask` keeps the index in bounds; the compiler drops the check.
+        &self.buf[i & self.mask]
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // Both sides are gone (they hold the `Arc`), and the producer
+        // published everything it staged when it was dropped, so
+        // `head..tail` is exactly the undelivered messages.
+        let mut i = load_mut(&mut self.head);
+        let tail = load_mut(&mut self.tail);
+        while i != tail {
+            // SAFETY: slots in head..tail were written by the producer and
+            // not taken by the consumer; we have exclusive access (`&mut`).
+            self.slot(i)
+                .with_mut(|p| unsafe { (*p).assume_init_drop() });
+            i = i.wrapping_add(1);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+    use std::sync::Arc as StdArc;
+
+    #[test]
+    fn capacity_rounds_up() {
+        let (p, _c) = ring::<u8>(3);
+        assert_eq!(p.capacity(), 4);
+        let (p, _c) = ring::<u8>(0);
+        assert_eq!(p.capacity(), 1);
+    }
+
+    #[test]
+    fn push_pop_fifo_and_full() {
+        let (mut p, mut c) = ring(4);
+        for i in 0..4 {
+            p.push(i).unwrap();
+        }
+        assert_eq!(p.push(99), Err(99), "a full ring hands the value back");
+        let mut got = vec![];
+        assert_eq!(c.pop_batch(3, |v| got.push(v)), 3);
+        assert_eq!(got, [0, 1, 2]);
+        p.push(4).unwrap();
+        p.push(5).unwrap();
+        assert_eq!(c.pop_batch(10, |v| got.push(v)), 3);
+        assert_eq!(got, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(c.pop(), None);
+    }
+
+    #[test]
+    fn staged_messages_are_invisible_until_published() {
+        let (mut p, mut c) = ring(8);
+        p.try_stage(1).unwrap();
+        p.try_stage(2).unwrap();
+        assert_eq!(p.staged(), 2);
+        assert!(!c.has_pending());
+        assert!(p.publish());
+        assert!(!p.publish(), "nothing new to publish");
+        assert!(c.has_pending());
+        assert_eq!(c.pop(), Some(1));
+        assert_eq!(c.pop(), Some(2));
+    }
+
+    #[test]
+    fn indices_wrap_many_times() {
+        let (mut p, mut c) = ring(2);
+        for i in 0..10_000u32 {
+            p.push(i).unwrap();
+            assert_eq!(c.pop(), Some(i));
+        }
+        assert_eq!(c.ring().received(), 10_000);
+    }
+
+    #[derive(Debug)]
+    struct Tracked(StdArc<StdAtomicUsize>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn undelivered_and_staged_messages_are_dropped_once() {
+        let drops = StdArc::new(StdAtomicUsize::new(0));
+        {
+            let (mut p, mut c) = ring(8);
+            for _ in 0..5 {
+                p.push(Tracked(drops.clone())).unwrap();
+            }
+            p.try_stage(Tracked(drops.clone())).unwrap(); // staged, unpublished
+            drop(c.pop()); // one delivered and dropped by us
+            assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 1);
+        }
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn panicking_callback_commits_what_it_took() {
+        let drops = StdArc::new(StdAtomicUsize::new(0));
+        let (mut p, mut c) = ring(8);
+        for _ in 0..4 {
+            p.push(Tracked(drops.clone())).unwrap();
+        }
+        let mut seen = 0;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.pop_batch(4, |_v| {
+                seen += 1;
+                if seen == 2 {
+                    panic!("in the middle of a batch");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // Two were taken (and dropped); the other two are still queued.
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(c.ring().received(), 2);
+        assert_eq!(c.pop_batch(8, drop), 2);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn two_threads_exact_fifo() {
+        const N: u64 = 200_000;
+        let (mut p, mut c) = ring(64);
+        let t = std::thread::spawn(move || {
+            let mut i = 0;
+            while i < N {
+                match p.try_stage(i) {
+                    Ok(()) => i += 1,
+                    Err(_) => {
+                        p.publish();
+                        std::hint::spin_loop();
+                    }
+                }
+                if i % 7 == 0 {
+                    p.publish();
+                }
+            }
+            p.publish();
+        });
+        let mut next = 0;
+        while next < N {
+            c.pop_batch(16, |v| {
+                assert_eq!(v, next);
+                next += 1;
+            });
+        }
+        t.join().unwrap();
+        assert_eq!(c.pop(), None);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::thread;
+
+    /// Producer pushes 3 values through a 2-slot ring while the consumer
+    /// pops: every value arrives once, in order, and undelivered values are
+    /// dropped with the ring.
+    #[test]
+    fn spsc_fifo_and_drop() {
+        loom::model(|| {
+            let (mut p, mut c) = ring::<Arc<u32>>(2);
+            let t = thread::spawn(move || {
+                for i in 0..3 {
+                    let mut v = Arc::new(i);
+                    loop {
+                        match p.try_stage(v) {
+                            Ok(()) => break,
+                            Err(back) => {
+                                v = back;
+                                p.publish();
+                                thread::yield_now();
+                            }
+                        }
+                    }
+                    p.publish();
+                }
+            });
+            let mut next = 0;
+            for _ in 0..2 {
+                c.pop_batch(2, |v| {
+                    assert_eq!(*v, next);
+                    next += 1;
+                });
+            }
+            t.join().unwrap();
+            c.pop_batch(3, |v| {
+                assert_eq!(*v, next);
+                next += 1;
+            });
+            assert_eq!(next, 3);
+        });
+    }
+}

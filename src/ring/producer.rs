@@ -1,0 +1,96 @@
+//! The producing side of a [`Ring`](super::Ring).
+
+use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering::{Acquire, Release};
+
+use super::Ring;
+use crate::sync::Arc;
+
+/// Writes into a ring. Owned by exactly one thread at a time.
+pub(crate) struct Producer<T> {
+    ring: Arc<Ring<T>>,
+    /// Next index to write (published or only staged).
+    tail: usize,
+    /// The tail the consumer can see.
+    published: usize,
+    /// Last seen consumer head: `tail - head_cache` never understates the
+    /// number of occupied slots.
+    head_cache: usize,
+}
+
+impl<T> Producer<T> {
+    pub(super) fn new(ring: Arc<Ring<T>>) -> Self {
+        Producer {
+            ring,
+            tail: 0,
+            published: 0,
+            head_cache: 0,
+        }
+    }
+
+    /// The ring's capacity.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// The shared ring (for statistics).
+    pub(crate) fn ring(&self) -> &Ring<T> {
+        &self.ring
+    }
+
+    /// Writes `value` into the next slot without publishing it; hands it back
+    /// when the ring is full. Refreshes the cached head only when the cached
+    /// view says full.
+    #[inline]
+    pub(crate) fn try_stage(&mut self, value: T) -> Result<(), T> {
+        if self.tail.wrapping_sub(self.head_cache) == self.ring.capacity() {
+            self.head_cache = self.ring.head.load(Acquire);
+            if self.tail.wrapping_sub(self.head_cache) == self.ring.capacity() {
+                return Err(value);
+            }
+        }
+        // SAFETY: the slot at `tail` is free: the consumer released it (its
+        // head, loaded with acquire, is past `tail - capacity`), and the
+        // consumer does not read it until we publish a tail beyond it.
+        self.ring
+            .slot(self.tail)
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Makes every staged message visible to the consumer. Returns whether
+    /// there was anything to publish.
+    #[inline]
+    pub(crate) fn publish(&mut self) -> bool {
+        if self.tail == self.published {
+            return false;
+        }
+        self.ring.tail.store(self.tail, Release);
+        self.published = self.tail;
+        true
+    }
+
+    /// Stages and publishes one message.
+    #[cfg(test)]
+    pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
+        self.try_stage(value)?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Messages staged and not yet published.
+    #[cfg(test)]
+    pub(crate) fn staged(&self) -> usize {
+        self.tail.wrapping_sub(self.published)
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Publish what is staged so the ring drops it (the consumer may be
+        // gone already; the ring drops head..tail when the last side goes).
+        self.publish();
+    }
+}
