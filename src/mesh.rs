@@ -1,0 +1,162 @@
+//! The sending half of one worker's place in the mesh: its producers into
+//! the N rings `ring[me][dst]`, the per-peer overflow in front of each, and
+//! the batching of publications.
+//!
+//! `send_to` stages a message in the ring (no shared store); the loop
+//! publishes every ring it staged into once per iteration ([`Outbound::flush`])
+//! with a single SeqCst fence before checking which peers need waking. A
+//! full ring never blocks: the message goes to that pair's overflow, and
+//! everything after it for that pair follows it there until the loop has
+//! moved the overflow into the ring ([`Outbound::flush_overflow`]), so FIFO
+//! per pair holds. The overflow is the only allocation on the send path and
+//! happens only when a ring is full.
+
+use std::collections::VecDeque;
+use std::hash::Hash;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use crate::partitioners::key_hash;
+use crate::pool::Shared;
+use crate::ring::Producer;
+use crate::sync::{fence, Arc};
+use crate::{SendError, WorkerId};
+
+/// One worker's outbound side of the mesh.
+pub(crate) struct Outbound<M> {
+    id: usize,
+    tx: Box<[Producer<M>]>,
+    overflow: Box<[VecDeque<M>]>,
+    /// Peers whose overflow is not empty.
+    overflow_pending: usize,
+    /// Peers with staged, unpublished messages.
+    dirty: Box<[bool]>,
+    dirty_list: Vec<usize>,
+    /// Sends refused (`on_stop`, or after this worker stopped).
+    pub(crate) closed: bool,
+    shared: Arc<Shared<M>>,
+}
+
+impl<M> Outbound<M> {
+    pub(crate) fn id(&self) -> WorkerId {
+        WorkerId::from(self.id)
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+impl<M: Send + 'static> Outbound<M> {
+    pub(crate) fn new(id: usize, tx: Vec<Producer<M>>, shared: Arc<Shared<M>>) -> Self {
+        let n = tx.len();
+        Outbound {
+            id,
+            tx: tx.into_boxed_slice(),
+            overflow: (0..n).map(|_| VecDeque::new()).collect(),
+            overflow_pending: 0,
+            dirty: vec![false; n].into_boxed_slice(),
+            dirty_list: Vec::with_capacity(n),
+            closed: false,
+            shared,
+        }
+    }
+
+    pub(crate) fn worker_for<K: Hash + ?Sized>(&self, key: &K) -> WorkerId {
+        self.shared.worker_for(key_hash(key))
+    }
+
+    /// Whether some peer's overflow still holds messages.
+    pub(crate) fn has_overflow(&self) -> bool {
+        self.overflow_pending > 0
+    }
+
+    #[inline]
+    pub(crate) fn send_to(&mut self, peer: usize, msg: M) -> Result<(), SendError<M>> {
+        if self.closed {
+            return Err(SendError::Closed(msg));
+        }
+        if peer >= self.tx.len() {
+            return Err(SendError::NoSuchWorker(msg));
+        }
+        if self.shared.workers[peer].failed.load(Relaxed) {
+            return Err(SendError::Closed(msg));
+        }
+        let tx = &mut self.tx[peer];
+        tx.ring().tx.sent.add(1);
+        let overflow = &mut self.overflow[peer];
+        if !overflow.is_empty() {
+            tx.ring().tx.overflowed.add(1);
+            overflow.push_back(msg);
+            return Ok(());
+        }
+        match tx.try_stage(msg) {
+            Ok(()) => {
+                if !self.dirty[peer] {
+                    self.dirty[peer] = true;
+                    self.dirty_list.push(peer);
+                }
+                Ok(())
+            }
+            Err(msg) => {
+                // Full: publish what is staged so the peer can drain it, then
+                // queue behind it.
+                tx.ring().tx.full.add(1);
+                tx.ring().tx.overflowed.add(1);
+                if tx.publish() {
+                    self.shared.workers[peer].signal.notify();
+                }
+                overflow.push_back(msg);
+                self.overflow_pending += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves overflowed messages into their rings, oldest first, as far as
+    /// they fit. Runs at the top of every loop iteration.
+    pub(crate) fn flush_overflow(&mut self) {
+        if self.overflow_pending == 0 {
+            return;
+        }
+        for peer in 0..self.tx.len() {
+            let overflow = &mut self.overflow[peer];
+            if overflow.is_empty() {
+                continue;
+            }
+            let tx = &mut self.tx[peer];
+            let mut moved = false;
+            while let Some(msg) = overflow.pop_front() {
+                if let Err(msg) = tx.try_stage(msg) {
+                    overflow.push_front(msg);
+                    break;
+                }
+                moved = true;
+            }
+            if overflow.is_empty() {
+                self.overflow_pending -= 1;
+            }
+            if moved && !self.dirty[peer] {
+                self.dirty[peer] = true;
+                self.dirty_list.push(peer);
+            }
+        }
+    }
+
+    /// Publishes every ring with staged messages, then (one fence for all)
+    /// wakes the peers that are not running.
+    #[inline]
+    pub(crate) fn flush(&mut self) {
+        if self.dirty_list.is_empty() {
+            return;
+        }
+        for &peer in &self.dirty_list {
+            self.dirty[peer] = false;
+            self.tx[peer].publish();
+        }
+        fence(SeqCst);
+        for &peer in &self.dirty_list {
+            self.shared.workers[peer].signal.notify_after_fence();
+        }
+        self.dirty_list.clear();
+    }
+}

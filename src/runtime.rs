@@ -1,0 +1,346 @@
+//! The loop each worker thread runs.
+//!
+//! ```text
+//! loop {
+//!     control word changed?  -> freeze (ack, wait) / stop
+//!     move overflow into rings (oldest first)
+//!     drain <= batch_size from the inbox, then from each inbound ring -> handle
+//!     publish staged sends (one fence), tick, publish again
+//!     nothing arrived? -> idle: spin on the bell, yield, park until a
+//!                         message, a control change or the next tick
+//! }
+//! ```
+//!
+//! Panics in `on_start`, `handle` and `tick` are caught here. The failed
+//! worker keeps its thread: it goes on draining its queues, dropping and
+//! counting what arrives, so no sender ever waits on it and shutdown still
+//! sees every message accounted for.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::time::{Duration, Instant};
+
+use crate::config::IdleStrategy;
+use crate::inbox::Inbox;
+use crate::mesh::Outbound;
+use crate::pool::{control, Shared};
+use crate::ring::Consumer;
+use crate::sync::Arc;
+use crate::{Context, Worker, WorkerId};
+
+/// What a worker thread hands back when it ends.
+pub(crate) struct WorkerExit<W> {
+    /// The worker, unless it failed or never started.
+    pub(crate) worker: Option<W>,
+    /// The first panic message, if the worker panicked.
+    pub(crate) panic: Option<String>,
+}
+
+/// Settings the loop reads on every iteration.
+#[derive(Clone, Copy)]
+pub(crate) struct LoopConfig {
+    pub(crate) batch: usize,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) tick_interval: Duration,
+}
+
+/// Local copies of the single-writer statistics, published once per
+/// iteration.
+#[derive(Default)]
+struct Local {
+    handled: u64,
+    ticks: u64,
+    parks: u64,
+}
+
+pub(crate) struct Runtime<W: Worker> {
+    me: usize,
+    worker: W,
+    out: Outbound<W::Msg>,
+    inbox: Arc<Inbox<W::Msg>>,
+    rx: Box<[Consumer<W::Msg>]>,
+    shared: Arc<Shared<W::Msg>>,
+    cfg: LoopConfig,
+    panic: Option<String>,
+    control_seen: u64,
+    local: Local,
+    /// When the worker last started being idle, and when its next idle tick
+    /// is due.
+    tick_due: Option<Instant>,
+    /// The last park ended by its timeout: the next idle period goes
+    /// straight to parking instead of spinning.
+    skip_spin: bool,
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("(a panic payload that is not a string)")
+    }
+}
+
+impl<W: Worker> Runtime<W> {
+    pub(crate) fn new(
+        me: usize,
+        worker: W,
+        out: Outbound<W::Msg>,
+        inbox: Arc<Inbox<W::Msg>>,
+        rx: Vec<Consumer<W::Msg>>,
+        shared: Arc<Shared<W::Msg>>,
+        cfg: LoopConfig,
+    ) -> Self {
+        Runtime {
+            me,
+            worker,
+            out,
+            inbox,
+            rx: rx.into_boxed_slice(),
+            shared,
+            cfg,
+            panic: None,
+            control_seen: 0,
+            local: Local::default(),
+            tick_due: None,
+            skip_spin: false,
+        }
+    }
+
+    /// Runs the worker until the pool stops it.
+    pub(crate) fn run(mut self) -> WorkerExit<W> {
+        let id = WorkerId::from(self.me);
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context { out: &mut self.out };
+            self.worker.on_start(&mut ctx);
+        }));
+        if let Err(payload) = started {
+            self.fail(payload);
+        }
+        self.out.flush();
+        loop {
+            let c = self.shared.control.load(Acquire);
+            if c != self.control_seen && self.on_control(c) {
+                break;
+            }
+            let work = self.iteration();
+            if work > 0 {
+                self.tick_due = None;
+                self.skip_spin = false;
+            } else if self.out.has_overflow() {
+                // A peer's ring is full; it will drain it. Give it the CPU.
+                std::thread::yield_now();
+            } else {
+                self.idle();
+            }
+        }
+        // Stopped: the pool is quiescent. Sends from on_stop are refused.
+        self.out.closed = true;
+        if self.panic.is_none() {
+            let stopped = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context { out: &mut self.out };
+                self.worker.on_stop(&mut ctx);
+            }));
+            if let Err(payload) = stopped {
+                self.fail(payload);
+            }
+        }
+        self.publish_counters();
+        tracing::debug!(worker = %id, "worker stopped");
+        let worker = if self.panic.is_none() {
+            Some(self.worker)
+        } else {
+            None
+        };
+        WorkerExit {
+            worker,
+            panic: self.panic,
+        }
+    }
+
+    /// Marks the worker failed: from now on it drops what it receives.
+    fn fail(&mut self, payload: Box<dyn std::any::Any + Send>) {
+        let message = panic_message(payload);
+        tracing::error!(worker = self.me, panic = %message, "worker panicked");
+        let slot = &self.shared.workers[self.me];
+        *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        slot.failed.store(true, Release);
+        if self.panic.is_none() {
+            self.panic = Some(message);
+        }
+    }
+
+    /// One pass over every inbound queue. Returns how many messages it took.
+    fn iteration(&mut self) -> usize {
+        self.out.flush_overflow();
+        let work = if self.panic.is_none() {
+            let batch = self.cfg.batch;
+            let (worker, out, inbox, rx) =
+                (&mut self.worker, &mut self.out, &*self.inbox, &mut self.rx);
+            let handled = &mut self.local.handled;
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context { out };
+                let mut handle = |msg| {
+                    worker.handle(msg, &mut ctx);
+                    *handled += 1;
+                };
+                // SAFETY: this thread is the inbox's only consumer.
+                let mut n = unsafe { inbox.pop_batch(batch, &mut handle) };
+                for c in rx.iter_mut() {
+                    n += c.pop_batch(batch, &mut handle);
+                }
+                n
+            }));
+            match result {
+                Ok(n) => n,
+                Err(payload) => {
+                    self.fail(payload);
+                    1
+                }
+            }
+        } else {
+            self.drain_and_drop()
+        };
+        self.out.flush();
+        if work > 0 {
+            self.tick();
+        }
+        self.publish_counters();
+        work
+    }
+
+    /// A failed worker's iteration: take everything, drop it, count it.
+    fn drain_and_drop(&mut self) -> usize {
+        let batch = self.cfg.batch;
+        // SAFETY: this thread is the inbox's only consumer.
+        let mut n = unsafe { self.inbox.pop_batch(batch, drop) };
+        for c in self.rx.iter_mut() {
+            n += c.pop_batch(batch, drop);
+        }
+        self.shared.workers[self.me].counters.dropped.add(n as u64);
+        n
+    }
+
+    fn tick(&mut self) {
+        if self.panic.is_some() {
+            return;
+        }
+        self.local.ticks += 1;
+        let ticked = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context { out: &mut self.out };
+            self.worker.tick(&mut ctx);
+        }));
+        if let Err(payload) = ticked {
+            self.fail(payload);
+        }
+        self.out.flush();
+    }
+
+    fn publish_counters(&self) {
+        let c = &self.shared.workers[self.me].counters;
+        c.handled.set(self.local.handled);
+        c.ticks.set(self.local.ticks);
+        c.parks.set(self.local.parks);
+    }
+
+    /// Whether anything is waiting: a message in any inbound queue, or a
+    /// control change.
+    fn has_pending(&mut self) -> bool {
+        // SAFETY: this thread is the inbox's only consumer.
+        (unsafe { self.inbox.has_pending() })
+            || self.rx.iter_mut().any(|c| c.has_pending())
+            || self.shared.control.load(Acquire) != self.control_seen
+    }
+
+    /// Nothing arrived in the last iteration.
+    fn idle(&mut self) {
+        let now = Instant::now();
+        let due = *self.tick_due.get_or_insert(now + self.cfg.tick_interval);
+        if now >= due {
+            self.tick();
+            self.publish_counters();
+            self.tick_due = Some(now + self.cfg.tick_interval);
+            return;
+        }
+        match self.cfg.idle {
+            IdleStrategy::BusyPoll => std::hint::spin_loop(),
+            IdleStrategy::Backoff { spins, yields } => self.sleep(spins, yields, due),
+        }
+    }
+
+    /// Spin, yield, then park until rung or `due`.
+    fn sleep(&mut self, spins: u32, yields: u32, due: Instant) {
+        let shared = self.shared.clone();
+        let signal = &shared.workers[self.me].signal;
+        signal.begin_watch();
+        if self.has_pending() {
+            signal.wake();
+            return;
+        }
+        if !self.skip_spin {
+            for i in 0..spins {
+                if signal.rung() {
+                    signal.wake();
+                    return;
+                }
+                if i % 64 == 63 && Instant::now() >= due {
+                    signal.wake();
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+            for _ in 0..yields {
+                if signal.rung() {
+                    signal.wake();
+                    return;
+                }
+                std::thread::yield_now();
+            }
+        }
+        self.skip_spin = false;
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                self.skip_spin = true;
+                break;
+            }
+            self.local.parks += 1;
+            self.publish_counters();
+            signal.park(Some(due - now));
+            if signal.rung() {
+                break;
+            }
+        }
+        signal.wake();
+    }
+
+    /// Reacts to a new control word. Returns whether to stop.
+    fn on_control(&mut self, c: u64) -> bool {
+        self.control_seen = c;
+        match control::phase(c) {
+            control::STOP => true,
+            control::FREEZE => {
+                // At the loop top everything staged is published. Ack the
+                // freeze and wait for the pool's verdict.
+                self.publish_counters();
+                let slot = &self.shared.workers[self.me];
+                slot.counters.ack.set_release(control::epoch(c));
+                let shared = self.shared.clone();
+                let signal = &shared.workers[self.me].signal;
+                loop {
+                    signal.begin_watch();
+                    let next = shared.control.load(Acquire);
+                    if next != c {
+                        signal.wake();
+                        return self.on_control(next);
+                    }
+                    signal.park(Some(Duration::from_millis(10)));
+                    signal.wake();
+                }
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The user's side of the contract: the [`Worker`] trait, the [`Context`]
+//! it is handed, and [`WorkerId`].
+
+use std::fmt;
+use std::hash::Hash;
+
+use crate::mesh::Outbound;
+use crate::SendError;
+
+/// The index of a worker, `0..workers`.
+///
+/// ```
+/// use shardpool::WorkerId;
+/// let id = WorkerId::from(3);
+/// assert_eq!(usize::from(id), 3);
+/// assert_eq!(id.to_string(), "3");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct WorkerId(usize);
+
+impl WorkerId {
+    /// The index as a `usize`.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self.0
+    }
+}
+
+impl From<usize> for WorkerId {
+    #[inline]
+    fn from(index: usize) -> Self {
+        WorkerId(index)
+    }
+}
+
+impl From<WorkerId> for usize {
+    #[inline]
+    fn from(id: WorkerId) -> usize {
+        id.0
+    }
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A shard of the application: its state lives here, on one pinned thread,
+/// and messages for it arrive in [`handle`](Worker::handle).
+///
+/// ```
+/// use shardpool::prelude::*;
+///
+/// /// Sums the numbers it receives.
+/// #[derive(Default)]
+/// struct Sum(u64);
+///
+/// impl Worker for Sum {
+///     type Msg = u64;
+///     fn handle(&mut self, n: u64, _ctx: &mut Context<'_, u64>) {
+///         self.0 += n;
+///     }
+/// }
+/// ```
+pub trait Worker: Send + 'static {
+    /// The message type every worker of the pool receives.
+    type Msg: Send + 'static;
+
+    /// One message. FIFO per (sender, receiver) pair.
+    fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<'_, Self::Msg>);
+
+    /// Once per loop iteration after a batch, and at least every
+    /// `PoolConfig::tick_interval` while idle.
+    fn tick(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
+
+    /// On the worker's own pinned thread, before the first message.
+    fn on_start(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
+
+    /// After the drain at shutdown, before the worker is handed back. Sends
+    /// from here return `Err(SendError::Closed(msg))`.
+    fn on_stop(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
+}
+
+/// What a worker can do from inside its callbacks: learn who it is and send
+/// to its peers (itself included) without ever blocking.
+pub struct Context<'a, M> {
+    pub(crate) out: &'a mut Outbound<M>,
+}
+
+impl<M: Send + 'static> Context<'_, M> {
+    /// This worker's id.
+    #[inline]
+    pub fn id(&self) -> WorkerId {
+        self.out.id()
+    }
+
+    /// The number of workers in the pool.
+    #[inline]
+    pub fn workers(&self) -> usize {
+        self.out.workers()
+    }
+
+    /// Sends `msg` to `peer` over this worker's ring to it. Never blocks:
+    /// when the ring is full the message waits in the pair's overflow and the
+    /// loop flushes it, in order. Sending to yourself is allowed.
+    ///
+    /// Errors: `NoSuchWorker` for an id out of range; `Closed` when `peer`
+    /// has failed, or when called from `on_stop`. The message is handed back.
+    #[inline]
+    pub fn send_to(&mut self, peer: WorkerId, msg: M) -> Result<(), SendError<M>> {
+        self.out.send_to(peer.index(), msg)
+    }
+
+    /// Sends `msg` to the worker that owns `key` under the pool's
+    /// partitioner (the same worker `PoolSender::worker_for` names).
+    #[inline]
+    pub fn send_keyed<K: Hash + ?Sized>(&mut self, key: &K, msg: M) -> Result<(), SendError<M>> {
+        let peer = self.worker_for(key);
+        self.send_to(peer, msg)
+    }
+
+    /// The worker that owns `key`.
+    #[inline]
+    pub fn worker_for<K: Hash + ?Sized>(&self, key: &K) -> WorkerId {
+        self.out.worker_for(key)
+    }
+
+    /// Sends a clone of `msg` to every worker, itself included, in id order.
+    /// Stops at the first failure and hands that worker's copy back.
+    pub fn broadcast(&mut self, msg: M) -> Result<(), SendError<M>>
+    where
+        M: Clone,
+    {
+        let n = self.workers();
+        for peer in 0..n - 1 {
+            self.out.send_to(peer, msg.clone())?;
+        }
+        self.out.send_to(n - 1, msg)
+    }
+}
+
+impl<M> fmt::Debug for Context<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("id", &self.out.id())
+            .field("workers", &self.out.workers())
+            .finish_non_exhaustive()
+    }
+}
