@@ -134,37 +134,49 @@ fn park_current(_timeout: Option<std::time::Duration>) {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::{Arc, AtomicBool};
+    use crate::sync::{Arc, AtomicBool, Condvar, Mutex};
 
-    /// A producer publishes a flag and notifies; the worker (the main
-    /// thread here) goes idle with the full protocol and parks without a
-    /// timeout. loom explores every interleaving: if a wake-up could be lost,
-    /// the worker would park forever and loom would report a deadlock.
+    /// A worker thread goes idle with the full protocol (watch, re-check,
+    /// park without a timeout) while the main thread publishes a flag and
+    /// notifies. loom explores every interleaving: if a wake-up could be
+    /// lost, the worker would park forever and loom would report a deadlock.
     #[test]
     fn no_lost_wakeup() {
         loom::model(|| {
-            let signal = Arc::new(Signal::new(thread::current()));
             let data = Arc::new(AtomicBool::new(false));
-            let (d, s) = (data.clone(), signal.clone());
-            let producer = thread::spawn(move || {
-                d.store(true, Release);
-                s.notify();
-            });
-            loop {
-                if data.load(Acquire) {
-                    break;
-                }
-                signal.begin_watch();
-                if data.load(Acquire) {
+            let slot = Arc::new((Mutex::new(None::<Arc<Signal>>), Condvar::new()));
+            let (d, sl) = (data.clone(), slot.clone());
+            let worker = thread::spawn(move || {
+                let signal = Arc::new(Signal::new(thread::current()));
+                *sl.0.lock().unwrap() = Some(signal.clone());
+                sl.1.notify_one();
+                loop {
+                    if d.load(Acquire) {
+                        break;
+                    }
+                    signal.begin_watch();
+                    if d.load(Acquire) {
+                        signal.wake();
+                        break;
+                    }
+                    if !signal.rung() {
+                        signal.park(None);
+                    }
                     signal.wake();
-                    break;
                 }
-                if !signal.rung() {
-                    signal.park(None);
+            });
+            let signal = {
+                let mut guard = slot.0.lock().unwrap();
+                loop {
+                    if let Some(s) = guard.clone() {
+                        break s;
+                    }
+                    guard = slot.1.wait(guard).unwrap();
                 }
-                signal.wake();
-            }
-            producer.join().unwrap();
+            };
+            data.store(true, Release);
+            signal.notify();
+            worker.join().unwrap();
         });
     }
 }
