@@ -61,6 +61,39 @@ impl Default for IdleStrategy {
     }
 }
 
+/// What happens to a worker whose `on_start`, `handle` or `tick` panics.
+///
+/// The default is [`PanicPolicy::Stop`]: a panic means the worker's state may
+/// be half-updated, and silently replacing it with a fresh one would lose
+/// that state without anyone deciding to. Choose `Restart` when the worker's
+/// state is a cache or can be rebuilt by its factory.
+///
+/// Panics are caught with `catch_unwind`: with `panic = "abort"` in the
+/// profile, a panic aborts the process and none of this applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PanicPolicy {
+    /// The worker is marked failed: sends to it return
+    /// [`SendError::Closed`](crate::SendError::Closed), messages already
+    /// queued to it are dropped and counted in
+    /// [`WorkerStats::dropped`](crate::WorkerStats::dropped), and
+    /// [`Pool::shutdown`](crate::Pool::shutdown) returns
+    /// [`Error::WorkerPanicked`]. The default.
+    #[default]
+    Stop,
+    /// The factory builds a fresh worker on the same pinned thread and its
+    /// `on_start` runs; its queues are kept, so messages queued behind the
+    /// one that panicked are not lost (that one is). Restarts are counted in
+    /// [`WorkerStats::restarts`](crate::WorkerStats::restarts). More than
+    /// `max_restarts` panics within `within` (or a panicking factory) falls
+    /// back to `Stop`.
+    Restart {
+        /// Restarts allowed within the window.
+        max_restarts: u32,
+        /// The sliding window.
+        within: Duration,
+    },
+}
+
 /// A shared, type-erased [`Partitioner`] as stored in a [`PoolConfig`].
 #[derive(Clone)]
 pub(crate) struct SharedPartitioner(pub(crate) Arc<dyn Partitioner>);
@@ -101,6 +134,8 @@ pub struct PoolConfig {
     pub(crate) tick_interval: Duration,
     pub(crate) partitioner: SharedPartitioner,
     pub(crate) name: String,
+    pub(crate) on_panic: PanicPolicy,
+    pub(crate) overflow_limit: Option<usize>,
 }
 
 /// Default inbox and ring capacity.
@@ -123,6 +158,8 @@ impl Default for PoolConfig {
             tick_interval: DEFAULT_TICK_INTERVAL,
             partitioner: SharedPartitioner(Arc::new(HashPartitioner)),
             name: String::from("shardpool"),
+            on_panic: PanicPolicy::Stop,
+            overflow_limit: None,
         }
     }
 }
@@ -203,6 +240,25 @@ impl PoolConfig {
         self
     }
 
+    /// What happens when a worker panics. Default: [`PanicPolicy::Stop`].
+    pub fn on_panic(mut self, policy: PanicPolicy) -> Self {
+        self.on_panic = policy;
+        self
+    }
+
+    /// Caps each (sender, receiver) pair's overflow at `limit` messages.
+    /// When a ring is full and its overflow holds `limit` messages,
+    /// `ctx.send_to` returns [`SendError::Full`](crate::SendError::Full) with
+    /// the message instead of queueing it — the worker still never blocks,
+    /// and decides itself (drop, retry on a later tick, handle locally).
+    /// `0` means no overflow at all. Default: unbounded, which can never
+    /// deadlock two workers that send to each other but lets memory grow
+    /// while a receiver is slower than its senders.
+    pub fn overflow_limit(mut self, limit: usize) -> Self {
+        self.overflow_limit = Some(limit);
+        self
+    }
+
     /// The configured ring capacity, rounded up to a power of two as the
     /// pool will use it (0 stays 0 and is refused at start).
     pub fn get_ring_capacity(&self) -> usize {
@@ -235,6 +291,14 @@ impl PoolConfig {
         }
         if self.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        if let PanicPolicy::Restart { within, .. } = self.on_panic {
+            if within.is_zero() {
+                return Err(Error::invalid(
+                    "on_panic",
+                    "the restart window `within` must be longer than zero",
+                ));
+            }
         }
         if self.tick_interval.is_zero() {
             return Err(Error::invalid("tick_interval", "must be longer than zero"));
@@ -310,6 +374,13 @@ mod tests {
         assert_eq!(
             field_of(PoolConfig::default().tick_interval(Duration::ZERO)),
             "tick_interval"
+        );
+        assert_eq!(
+            field_of(PoolConfig::default().on_panic(PanicPolicy::Restart {
+                max_restarts: 1,
+                within: Duration::ZERO
+            })),
+            "on_panic"
         );
         assert_eq!(
             field_of(PoolConfig::default().affinity(Affinity::Cpus(vec![]))),

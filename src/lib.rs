@@ -70,6 +70,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 mod inbox;
+#[cfg(all(test, not(loom)))]
+mod model_tests;
 mod ring;
 mod signal;
 mod sync;
@@ -98,7 +100,7 @@ pub use shardpool_partitioners as partitioners;
 
 #[cfg(not(loom))]
 pub use config::{
-    Affinity, IdleStrategy, NumaFill, PoolConfig, DEFAULT_BATCH_SIZE, DEFAULT_CAPACITY,
+    Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE, DEFAULT_CAPACITY,
     DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
 };
 #[cfg(not(loom))]
@@ -114,7 +116,7 @@ pub use worker::{Context, Worker, WorkerId};
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
-        Affinity, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill, Pool, PoolConfig,
-        PoolSender, PoolStats, SendError, Worker, WorkerId, WorkerStats,
+        Affinity, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill, PanicPolicy,
+        Pool, PoolConfig, PoolSender, PoolStats, SendError, Worker, WorkerId, WorkerStats,
     };
 }

@@ -33,6 +33,8 @@ pub(crate) struct Outbound<M> {
     dirty_list: Vec<usize>,
     /// Sends refused (`on_stop`, or after this worker stopped).
     pub(crate) closed: bool,
+    /// Most messages one pair's overflow may hold (`None`: unbounded).
+    overflow_limit: usize,
     shared: Arc<Shared<M>>,
 }
 
@@ -47,7 +49,12 @@ impl<M> Outbound<M> {
 }
 
 impl<M: Send + 'static> Outbound<M> {
-    pub(crate) fn new(id: usize, tx: Vec<Producer<M>>, shared: Arc<Shared<M>>) -> Self {
+    pub(crate) fn new(
+        id: usize,
+        tx: Vec<Producer<M>>,
+        shared: Arc<Shared<M>>,
+        overflow_limit: Option<usize>,
+    ) -> Self {
         let n = tx.len();
         Outbound {
             id,
@@ -57,6 +64,7 @@ impl<M: Send + 'static> Outbound<M> {
             dirty: vec![false; n].into_boxed_slice(),
             dirty_list: Vec::with_capacity(n),
             closed: false,
+            overflow_limit: overflow_limit.unwrap_or(usize::MAX),
             shared,
         }
     }
@@ -82,15 +90,20 @@ impl<M: Send + 'static> Outbound<M> {
             return Err(SendError::Closed(msg));
         }
         let tx = &mut self.tx[peer];
-        tx.ring().tx.sent.add(1);
         let overflow = &mut self.overflow[peer];
         if !overflow.is_empty() {
+            if overflow.len() >= self.overflow_limit {
+                tx.ring().tx.full.add(1);
+                return Err(SendError::Full(msg));
+            }
+            tx.ring().tx.sent.add(1);
             tx.ring().tx.overflowed.add(1);
             overflow.push_back(msg);
             return Ok(());
         }
         match tx.try_stage(msg) {
             Ok(()) => {
+                tx.ring().tx.sent.add(1);
                 if !self.dirty[peer] {
                     self.dirty[peer] = true;
                     self.dirty_list.push(peer);
@@ -99,12 +112,16 @@ impl<M: Send + 'static> Outbound<M> {
             }
             Err(msg) => {
                 // Full: publish what is staged so the peer can drain it, then
-                // queue behind it.
+                // queue behind it (unless the overflow is capped at 0).
                 tx.ring().tx.full.add(1);
-                tx.ring().tx.overflowed.add(1);
                 if tx.publish() {
                     self.shared.workers[peer].signal.notify();
                 }
+                if self.overflow_limit == 0 {
+                    return Err(SendError::Full(msg));
+                }
+                tx.ring().tx.sent.add(1);
+                tx.ring().tx.overflowed.add(1);
                 overflow.push_back(msg);
                 self.overflow_pending += 1;
                 Ok(())

@@ -15,7 +15,7 @@ use crate::mesh::Outbound;
 use crate::partitioners::key_hash;
 use crate::placement::{self, Slot, Topology};
 use crate::ring::{self, Producer, Ring};
-use crate::runtime::{panic_message, LoopConfig, Runtime, WorkerExit};
+use crate::runtime::{panic_message, Factory, LoopConfig, Runtime, WorkerExit};
 use crate::signal::Signal;
 use crate::stats::PoolStats;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
@@ -46,6 +46,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) ticks: Counter,
     pub(crate) parks: Counter,
     pub(crate) dropped: Counter,
+    pub(crate) restarts: Counter,
     /// The last FREEZE epoch this worker acknowledged.
     pub(crate) ack: Counter,
 }
@@ -146,7 +147,9 @@ impl<W: Worker> Pool<W> {
             batch: config.batch_size,
             idle: config.idle,
             tick_interval: config.tick_interval,
+            on_panic: config.on_panic,
         };
+        let overflow_limit = config.overflow_limit;
 
         let (setup_tx, setup_rx) = mpsc::channel::<(usize, Result<Setup<W::Msg>, StartFailure>)>();
         let mut wiring_txs = Vec::with_capacity(n);
@@ -200,8 +203,24 @@ impl<W: Worker> Pool<W> {
                         return WorkerExit { worker: None, panic: None };
                     };
                     tracing::debug!(worker = me, cpu = ?slot.cpu, node = ?slot.numa_node, "worker started");
-                    let out = Outbound::new(me, wiring.producers, wiring.shared.clone());
-                    Runtime::new(me, worker, out, inbox, consumers, wiring.shared, loop_config).run()
+                    let out = Outbound::new(
+                        me,
+                        wiring.producers,
+                        wiring.shared.clone(),
+                        overflow_limit,
+                    );
+                    let factory: Factory<W> = factory;
+                    Runtime::new(
+                        me,
+                        worker,
+                        out,
+                        inbox,
+                        consumers,
+                        wiring.shared,
+                        factory,
+                        loop_config,
+                    )
+                    .run()
                 });
             match spawned {
                 Ok(handle) => threads.push(handle),

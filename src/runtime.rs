@@ -16,11 +16,12 @@
 //! counting what arrives, so no sender ever waits on it and shutdown still
 //! sees every message accounted for.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::{Duration, Instant};
 
-use crate::config::IdleStrategy;
+use crate::config::{IdleStrategy, PanicPolicy};
 use crate::inbox::Inbox;
 use crate::mesh::Outbound;
 use crate::pool::{control, Shared};
@@ -36,12 +37,16 @@ pub(crate) struct WorkerExit<W> {
     pub(crate) panic: Option<String>,
 }
 
+/// Builds a worker (the pool's factory, shared by all worker threads).
+pub(crate) type Factory<W> = Arc<dyn Fn(WorkerId) -> W + Send + Sync>;
+
 /// Settings the loop reads on every iteration.
 #[derive(Clone, Copy)]
 pub(crate) struct LoopConfig {
     pub(crate) batch: usize,
     pub(crate) idle: IdleStrategy,
     pub(crate) tick_interval: Duration,
+    pub(crate) on_panic: PanicPolicy,
 }
 
 /// Local copies of the single-writer statistics, published once per
@@ -60,8 +65,11 @@ pub(crate) struct Runtime<W: Worker> {
     inbox: Arc<Inbox<W::Msg>>,
     rx: Box<[Consumer<W::Msg>]>,
     shared: Arc<Shared<W::Msg>>,
+    factory: Factory<W>,
     cfg: LoopConfig,
     panic: Option<String>,
+    /// When the recent restarts happened (for the restart budget).
+    restarts: VecDeque<Instant>,
     control_seen: u64,
     local: Local,
     /// When the worker last started being idle, and when its next idle tick
@@ -91,6 +99,7 @@ impl<W: Worker> Runtime<W> {
         inbox: Arc<Inbox<W::Msg>>,
         rx: Vec<Consumer<W::Msg>>,
         shared: Arc<Shared<W::Msg>>,
+        factory: Factory<W>,
         cfg: LoopConfig,
     ) -> Self {
         Runtime {
@@ -100,8 +109,10 @@ impl<W: Worker> Runtime<W> {
             inbox,
             rx: rx.into_boxed_slice(),
             shared,
+            factory,
             cfg,
             panic: None,
+            restarts: VecDeque::new(),
             control_seen: 0,
             local: Local::default(),
             tick_due: None,
@@ -112,14 +123,7 @@ impl<W: Worker> Runtime<W> {
     /// Runs the worker until the pool stops it.
     pub(crate) fn run(mut self) -> WorkerExit<W> {
         let id = WorkerId::from(self.me);
-        let started = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context { out: &mut self.out };
-            self.worker.on_start(&mut ctx);
-        }));
-        if let Err(payload) = started {
-            self.fail(payload);
-        }
-        self.out.flush();
+        self.start_worker();
         loop {
             let c = self.shared.control.load(Acquire);
             if c != self.control_seen && self.on_control(c) {
@@ -160,10 +164,61 @@ impl<W: Worker> Runtime<W> {
         }
     }
 
-    /// Marks the worker failed: from now on it drops what it receives.
+    /// Runs `on_start` (after the first start or a restart).
+    fn start_worker(&mut self) {
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context { out: &mut self.out };
+            self.worker.on_start(&mut ctx);
+        }));
+        self.out.flush();
+        if let Err(payload) = started {
+            self.fail(payload);
+        }
+    }
+
+    /// Handles a caught panic: restarts the worker if the policy and its
+    /// budget allow, else marks it failed — from then on it drops what it
+    /// receives.
     fn fail(&mut self, payload: Box<dyn std::any::Any + Send>) {
-        let message = panic_message(payload);
+        let mut message = panic_message(payload);
         tracing::error!(worker = self.me, panic = %message, "worker panicked");
+        if let PanicPolicy::Restart {
+            max_restarts,
+            within,
+        } = self.cfg.on_panic
+        {
+            let now = Instant::now();
+            while self
+                .restarts
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= within)
+            {
+                self.restarts.pop_front();
+            }
+            if self.restarts.len() < max_restarts as usize {
+                self.restarts.push_back(now);
+                let factory = self.factory.clone();
+                let id = WorkerId::from(self.me);
+                match catch_unwind(AssertUnwindSafe(|| factory(id))) {
+                    Ok(fresh) => {
+                        let old = std::mem::replace(&mut self.worker, fresh);
+                        // A Drop that panics must not take the thread down.
+                        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+                        self.shared.workers[self.me].counters.restarts.add(1);
+                        tracing::warn!(worker = self.me, "worker restarted");
+                        self.start_worker();
+                        return;
+                    }
+                    Err(p) => {
+                        message = format!("{message} (restart failed: {})", panic_message(p));
+                    }
+                }
+            } else {
+                message = format!(
+                    "{message} (restart budget of {max_restarts} within {within:?} used up)"
+                );
+            }
+        }
         let slot = &self.shared.workers[self.me];
         *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
         slot.failed.store(true, Release);

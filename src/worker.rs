@@ -15,6 +15,7 @@ use crate::SendError;
 /// assert_eq!(usize::from(id), 3);
 /// assert_eq!(id.to_string(), "3");
 /// ```
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct WorkerId(usize);
 
@@ -106,7 +107,10 @@ impl<M: Send + 'static> Context<'_, M> {
     /// loop flushes it, in order. Sending to yourself is allowed.
     ///
     /// Errors: `NoSuchWorker` for an id out of range; `Closed` when `peer`
-    /// has failed, or when called from `on_stop`. The message is handed back.
+    /// has failed, or when called from `on_stop`; `Full` only when
+    /// [`PoolConfig::overflow_limit`](crate::PoolConfig::overflow_limit) is
+    /// set and the pair's overflow is at the limit. The message is handed
+    /// back.
     #[inline]
     pub fn send_to(&mut self, peer: WorkerId, msg: M) -> Result<(), SendError<M>> {
         self.out.send_to(peer.index(), msg)

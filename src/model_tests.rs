@@ -1,0 +1,136 @@
+//! Model-based property tests: random operation sequences on the ring and
+//! the inbox, checked step by step against a `VecDeque` model (the
+//! "fuzzing against a model" of the reliability requirements).
+
+use std::collections::VecDeque;
+
+use proptest::prelude::*;
+
+use crate::inbox::{Inbox, PushError};
+use crate::ring::ring;
+
+#[derive(Debug, Clone)]
+enum RingOp {
+    Stage(u16),
+    Publish,
+    Pop(usize),
+}
+
+fn ring_op() -> impl Strategy<Value = RingOp> {
+    prop_oneof![
+        4 => any::<u16>().prop_map(RingOp::Stage),
+        2 => Just(RingOp::Publish),
+        3 => (1usize..6).prop_map(RingOp::Pop),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum InboxOp {
+    Push(u16),
+    Pop(usize),
+    Close,
+}
+
+fn inbox_op() -> impl Strategy<Value = InboxOp> {
+    prop_oneof![
+        5 => any::<u16>().prop_map(InboxOp::Push),
+        4 => (1usize..6).prop_map(InboxOp::Pop),
+        1 => Just(InboxOp::Close),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Staged values are invisible until published; pops return published
+    /// values in order, at most the batch asked; a full ring hands the value
+    /// back; the indices count exactly what went through.
+    #[test]
+    fn ring_matches_model(cap_log in 0u32..4, ops in proptest::collection::vec(ring_op(), 1..200)) {
+        let cap = 1usize << cap_log;
+        let (mut p, mut c) = ring::<u16>(cap);
+        let mut published: VecDeque<u16> = VecDeque::new();
+        let mut staged: VecDeque<u16> = VecDeque::new();
+        let mut popped = 0u64;
+        for op in ops {
+            match op {
+                RingOp::Stage(v) => {
+                    let full = published.len() + staged.len() == cap;
+                    match p.try_stage(v) {
+                        Ok(()) => { prop_assert!(!full); staged.push_back(v); }
+                        Err(back) => { prop_assert!(full); prop_assert_eq!(back, v); }
+                    }
+                }
+                RingOp::Publish => {
+                    prop_assert_eq!(p.publish(), !staged.is_empty());
+                    published.extend(staged.drain(..));
+                }
+                RingOp::Pop(max) => {
+                    let mut got = vec![];
+                    let n = c.pop_batch(max, |v| got.push(v));
+                    let expect: Vec<u16> = (0..max.min(published.len()))
+                        .map(|_| published.pop_front().unwrap())
+                        .collect();
+                    prop_assert_eq!(n, expect.len());
+                    prop_assert_eq!(got, expect);
+                    popped += n as u64;
+                }
+            }
+            prop_assert_eq!(c.has_pending(), !published.is_empty());
+            prop_assert_eq!(c.ring().received(), popped);
+        }
+    }
+
+    /// Pushes succeed exactly while there is room and the inbox is open;
+    /// pops return values in order; close reports the exact final count and
+    /// keeps what was queued.
+    #[test]
+    fn inbox_matches_model(cap_log in 0u32..4, ops in proptest::collection::vec(inbox_op(), 1..200)) {
+        let cap = 1usize << cap_log;
+        let q = Inbox::<u16>::new(cap);
+        let mut model: VecDeque<u16> = VecDeque::new();
+        let mut closed = false;
+        let mut pushed = 0u64;
+        let mut popped = 0u64;
+        for op in ops {
+            match op {
+                InboxOp::Push(v) => match q.try_push(v) {
+                    Ok(()) => {
+                        prop_assert!(!closed && model.len() < cap);
+                        model.push_back(v);
+                        pushed += 1;
+                    }
+                    Err(PushError::Full(back)) => {
+                        prop_assert!(!closed && model.len() == cap);
+                        prop_assert_eq!(back, v);
+                    }
+                    Err(PushError::Closed(back)) => {
+                        prop_assert!(closed);
+                        prop_assert_eq!(back, v);
+                    }
+                },
+                InboxOp::Pop(max) => {
+                    let mut got = vec![];
+                    // SAFETY: this test thread is the only consumer.
+                    let n = unsafe { q.pop_batch(max, |v| got.push(v)) };
+                    let expect: Vec<u16> = (0..max.min(model.len()))
+                        .map(|_| model.pop_front().unwrap())
+                        .collect();
+                    prop_assert_eq!(n, expect.len());
+                    prop_assert_eq!(got, expect);
+                    popped += n as u64;
+                }
+                InboxOp::Close => {
+                    let final_tail = q.close();
+                    prop_assert_eq!(final_tail, pushed);
+                    closed = true;
+                }
+            }
+            prop_assert_eq!(q.sent(), pushed);
+            prop_assert_eq!(q.received(), popped);
+            prop_assert_eq!(q.is_closed(), closed);
+            // SAFETY: this test thread is the only consumer.
+            prop_assert_eq!(unsafe { q.has_pending() }, !model.is_empty());
+        }
+    }
+}
