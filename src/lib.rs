@@ -100,8 +100,8 @@ pub use shardpool_partitioners as partitioners;
 
 #[cfg(not(loom))]
 pub use config::{
-    Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE, DEFAULT_CAPACITY,
-    DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
+    Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,
+    DEFAULT_CAPACITY, DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
 };
 #[cfg(not(loom))]
 pub use error::{Error, SendError};

@@ -15,7 +15,7 @@ use crate::mesh::Outbound;
 use crate::partitioners::key_hash;
 use crate::placement::{self, Slot, Topology};
 use crate::ring::{self, Producer, Ring};
-use crate::runtime::{panic_message, Factory, LoopConfig, Runtime, WorkerExit};
+use crate::runtime::{panic_message, Factory, Inbound, LoopConfig, Runtime, WorkerExit};
 use crate::signal::Signal;
 use crate::stats::PoolStats;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
@@ -210,12 +210,15 @@ impl<W: Worker> Pool<W> {
                         overflow_limit,
                     );
                     let factory: Factory<W> = factory;
+                    let inbound = Inbound {
+                        inbox,
+                        rings: consumers,
+                    };
                     Runtime::new(
                         me,
                         worker,
                         out,
-                        inbox,
-                        consumers,
+                        inbound,
                         wiring.shared,
                         factory,
                         loop_config,

@@ -37,6 +37,13 @@ pub(crate) struct WorkerExit<W> {
     pub(crate) panic: Option<String>,
 }
 
+/// The queues a worker consumes: its inbox and `ring[src][me]` for every
+/// `src`, allocated on the worker's own thread.
+pub(crate) struct Inbound<M> {
+    pub(crate) inbox: Arc<Inbox<M>>,
+    pub(crate) rings: Vec<Consumer<M>>,
+}
+
 /// Builds a worker (the pool's factory, shared by all worker threads).
 pub(crate) type Factory<W> = Arc<dyn Fn(WorkerId) -> W + Send + Sync>;
 
@@ -96,8 +103,7 @@ impl<W: Worker> Runtime<W> {
         me: usize,
         worker: W,
         out: Outbound<W::Msg>,
-        inbox: Arc<Inbox<W::Msg>>,
-        rx: Vec<Consumer<W::Msg>>,
+        inbound: Inbound<W::Msg>,
         shared: Arc<Shared<W::Msg>>,
         factory: Factory<W>,
         cfg: LoopConfig,
@@ -106,8 +112,8 @@ impl<W: Worker> Runtime<W> {
             me,
             worker,
             out,
-            inbox,
-            rx: rx.into_boxed_slice(),
+            inbox: inbound.inbox,
+            rx: inbound.rings.into_boxed_slice(),
             shared,
             factory,
             cfg,

@@ -10,7 +10,9 @@ use common::watchdog;
 use shardpool::prelude::*;
 
 fn unpinned(workers: usize) -> PoolConfig {
-    PoolConfig::default().workers(workers).affinity(Affinity::None)
+    PoolConfig::default()
+        .workers(workers)
+        .affinity(Affinity::None)
 }
 
 /// Panics on every multiple of 10; counts the rest. `generation` tells
@@ -50,7 +52,9 @@ fn restart_keeps_the_queue_and_counts_restarts() {
         for m in 1..=35 {
             tx.send_to(WorkerId::from(0), m).unwrap();
         }
-        let ws = pool.shutdown().expect("restarted workers do not fail shutdown");
+        let ws = pool
+            .shutdown()
+            .expect("restarted workers do not fail shutdown");
         // Three panics (10, 20, 30): three restarts, and the messages queued
         // behind each panic were handled by the next instance.
         assert_eq!(builds.load(SeqCst), 4);
@@ -76,7 +80,10 @@ fn restart_stats_and_budget_exhaustion_fall_back_to_stop() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let s = pool.stats();
-        assert_eq!(s.workers[0].dropped, 1, "31 arrived after the worker stopped");
+        assert_eq!(
+            s.workers[0].dropped, 1,
+            "31 arrived after the worker stopped"
+        );
         assert!(tx.send_to(WorkerId::from(0), 1).unwrap_err().is_closed());
         match pool.shutdown() {
             Err(Error::WorkerPanicked { worker, message }) => {
@@ -103,7 +110,10 @@ fn a_factory_that_panics_on_restart_stops_the_worker() {
             if b2.fetch_add(1, SeqCst) > 0 {
                 panic!("no second instance");
             }
-            Flaky { generation: 0, handled: vec![] }
+            Flaky {
+                generation: 0,
+                handled: vec![],
+            }
         })
         .unwrap();
         pool.sender().send_to(WorkerId::from(0), 10).unwrap();
@@ -193,7 +203,11 @@ fn overflow_limit_refuses_with_full_and_loses_nothing() {
         // Worker 1 holds at most one message in `handle` while blocked, so at
         // most ring (4) + overflow (3) + 1 were accepted.
         assert!(got.len() <= 8, "accepted {}", got.len());
-        assert_eq!(got.len() + refused.len(), 100, "each message accepted or handed back");
+        assert_eq!(
+            got.len() + refused.len(),
+            100,
+            "each message accepted or handed back"
+        );
         assert_eq!(ring.sent as usize, got.len());
         assert_eq!(ring.full as usize, refused.len() + 1, "{ring:?}");
         // Accepted messages arrive in order.

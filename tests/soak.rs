@@ -68,7 +68,8 @@ impl Worker for Soaker {
             m.from = usize::from(ctx.id()) as u32;
             m.seq = self.next_to[usize::from(dst)];
             self.next_to[usize::from(dst)] += 1;
-            ctx.send_to(dst, m).expect("mesh sends never fail in a running pool");
+            ctx.send_to(dst, m)
+                .expect("mesh sends never fail in a running pool");
         }
     }
 }
@@ -105,7 +106,12 @@ fn round(seed: u64, messages: u64) -> u64 {
                     let id = (p as u64) << 40 | i;
                     let hops = rng.below(8) as u32;
                     let dst = tx.worker_for(&rng.next());
-                    let m = Msg { id, hops, from: EXTERNAL + p as u32, seq: next_to[usize::from(dst)] };
+                    let m = Msg {
+                        id,
+                        hops,
+                        from: EXTERNAL + p as u32,
+                        seq: next_to[usize::from(dst)],
+                    };
                     match tx.send_to(dst, m) {
                         Ok(()) => {
                             next_to[usize::from(dst)] += 1;
@@ -142,14 +148,20 @@ fn round(seed: u64, messages: u64) -> u64 {
 
 fn check(ws: &[Soaker], expected_handles: &AtomicU64) {
     let handled: u64 = ws.iter().map(|w| w.handled).sum();
-    assert_eq!(handled, expected_handles.load(SeqCst), "exactly-once accounting");
+    assert_eq!(
+        handled,
+        expected_handles.load(SeqCst),
+        "exactly-once accounting"
+    );
 }
 
 fn soak(total: u64, per_round: u64) {
     let mut seed = 0x5eed_u64;
     let mut done = 0;
     while done < total {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         round(seed, per_round.min(total - done));
         done += per_round;
     }
