@@ -87,6 +87,31 @@ pub(crate) struct Runtime<W: Worker> {
     skip_spin: bool,
 }
 
+/// Up to this many inbound rings, a spinning worker polls its queues
+/// directly instead of only its bell.
+const POLL_LIMIT: usize = 8;
+
+/// Polls of the queues an idle worker makes before it announces that it is
+/// watching (and producers start paying to wake it).
+const HOT_POLLS: u32 = 64;
+
+/// Whether a message waits in the inbox or any inbound ring, or the control
+/// word changed. Takes the fields it needs, so callers can hold other
+/// borrows of the runtime.
+#[inline]
+fn pending<M>(
+    inbox: &Inbox<M>,
+    rx: &mut [Consumer<M>],
+    shared: &Shared<M>,
+    control_seen: u64,
+) -> bool {
+    // SAFETY: only the worker thread calls this, and it is the inbox's only
+    // consumer.
+    (unsafe { inbox.has_pending() })
+        || rx.iter_mut().any(|c| c.has_pending())
+        || shared.control.load(Acquire) != control_seen
+}
+
 /// The message of a caught panic.
 pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -306,17 +331,18 @@ impl<W: Worker> Runtime<W> {
         c.parks.set(self.local.parks);
     }
 
-    /// Whether anything is waiting: a message in any inbound queue, or a
-    /// control change.
-    fn has_pending(&mut self) -> bool {
-        // SAFETY: this thread is the inbox's only consumer.
-        (unsafe { self.inbox.has_pending() })
-            || self.rx.iter_mut().any(|c| c.has_pending())
-            || self.shared.control.load(Acquire) != self.control_seen
-    }
-
     /// Nothing arrived in the last iteration.
     fn idle(&mut self) {
+        // Hot poll first: still marked running, so producers pay nothing to
+        // wake us, and no clock read or fence on the way to the next message.
+        if self.rx.len() < POLL_LIMIT && !self.skip_spin {
+            for _ in 0..HOT_POLLS {
+                if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+        }
         let now = Instant::now();
         let due = *self.tick_due.get_or_insert(now + self.cfg.tick_interval);
         if now >= due {
@@ -331,18 +357,25 @@ impl<W: Worker> Runtime<W> {
         }
     }
 
-    /// Spin, yield, then park until rung or `due`.
+    /// Spin, yield, then park until a message, a control change or `due`.
+    ///
+    /// While spinning, a worker with few inbound queues polls them directly,
+    /// so a message wakes it without an extra cache line on the path; with
+    /// more than [`POLL_LIMIT`] it watches only its bell (one line), so idle
+    /// cost does not grow with the number of peers.
     fn sleep(&mut self, spins: u32, yields: u32, due: Instant) {
-        let shared = self.shared.clone();
-        let signal = &shared.workers[self.me].signal;
+        let signal = &self.shared.workers[self.me].signal;
         signal.begin_watch();
-        if self.has_pending() {
+        if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
             signal.wake();
             return;
         }
+        let poll = self.rx.len() < POLL_LIMIT;
         if !self.skip_spin {
             for i in 0..spins {
-                if signal.rung() {
+                if signal.rung()
+                    || (poll && pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen))
+                {
                     signal.wake();
                     return;
                 }
@@ -368,7 +401,10 @@ impl<W: Worker> Runtime<W> {
                 break;
             }
             self.local.parks += 1;
-            self.publish_counters();
+            self.shared.workers[self.me]
+                .counters
+                .parks
+                .set(self.local.parks);
             signal.park(Some(due - now));
             if signal.rung() {
                 break;
