@@ -666,3 +666,20 @@ fn idle_workers_park() {
         assert_eq!(ws[1].0, [5]);
     });
 }
+
+/// `PoolSender` is `Clone + Send + Sync` for any `Send` message (also one
+/// that is not `Sync`), and the stats and config types are `Clone + Debug`.
+#[test]
+fn auto_traits_hold() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    fn clone_debug<T: Clone + std::fmt::Debug>() {}
+    send_sync_clone::<PoolSender<String>>();
+    send_sync_clone::<PoolSender<std::cell::Cell<u64>>>();
+    clone_debug::<PoolConfig>();
+    clone_debug::<PoolStats>();
+    clone_debug::<ChannelStats>();
+    clone_debug::<WorkerStats>();
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<Error>();
+    error::<SendError<String>>();
+}
