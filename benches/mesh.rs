@@ -1,1 +1,50 @@
-fn main() {}
+//! Worker → worker u64 messages through the pool's mesh (`ctx.send_to`)
+//! vs rtrb (push/pop and chunks), crossbeam `ArrayQueue` and
+//! crossbeam-channel `bounded`, capacity 1024, producer and consumer pinned
+//! to different CPUs.
+//!
+//! `cargo bench --bench mesh`. Each criterion iteration is 1000 messages
+//! counted on the consumer; pool start and thread spawn/pinning happen once
+//! per sample, outside the timed region (see `examples/bench.rs`, whose
+//! workloads this reuses). For interleaved, ratio-based numbers use
+//! `cargo run --release --example bench`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+
+#[path = "../examples/bench.rs"]
+mod harness;
+
+use harness::MeshCfg;
+
+const PER_ITER: u64 = 1000;
+const CAP: usize = 1024;
+
+fn mesh(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mesh_u64_cap1024");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(PER_ITER));
+    g.bench_function("shardpool_send_to", |b| {
+        b.iter_custom(|iters| harness::mesh_shardpool(iters * PER_ITER, MeshCfg::default()))
+    });
+    g.bench_function("rtrb_push_pop", |b| {
+        b.iter_custom(|iters| harness::mesh_rtrb(iters * PER_ITER, CAP))
+    });
+    g.bench_function("rtrb_chunks", |b| {
+        b.iter_custom(|iters| harness::mesh_rtrb_chunks(iters * PER_ITER, CAP))
+    });
+    g.bench_function("crossbeam_arrayqueue", |b| {
+        b.iter_custom(|iters| harness::mesh_arrayqueue(iters * PER_ITER, CAP))
+    });
+    g.bench_function("crossbeam_channel_bounded", |b| {
+        b.iter_custom(|iters| harness::mesh_crossbeam_channel(iters * PER_ITER, CAP))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mesh);
+criterion_main!(benches);

@@ -1,0 +1,47 @@
+//! 1 and 2 external producers → 1 worker through `PoolSender::send_to`
+//! vs crossbeam `ArrayQueue`, crossbeam-channel `bounded` and flume
+//! `bounded`, capacity 1024. The consumer is pinned to the second CPU and
+//! the producers to the first (on a 2-CPU machine the two producers share
+//! one CPU).
+//!
+//! `cargo bench --bench inbox`. Each criterion iteration is 1000 messages
+//! counted on the consumer; setup is outside the timed region.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+
+#[path = "../examples/bench.rs"]
+mod harness;
+
+const PER_ITER: u64 = 1000;
+const CAP: usize = 1024;
+
+fn inbox(c: &mut Criterion) {
+    for producers in [1usize, 2] {
+        let mut g = c.benchmark_group(format!("inbox_{producers}p_u64_cap1024"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sampling_mode(SamplingMode::Flat)
+            .throughput(Throughput::Elements(PER_ITER));
+        g.bench_function("shardpool_send_to", |b| {
+            b.iter_custom(|iters| harness::inbox_shardpool(iters * PER_ITER, producers, CAP))
+        });
+        g.bench_function("crossbeam_arrayqueue", |b| {
+            b.iter_custom(|iters| harness::inbox_arrayqueue(iters * PER_ITER, producers, CAP))
+        });
+        g.bench_function("crossbeam_channel_bounded", |b| {
+            b.iter_custom(|iters| {
+                harness::inbox_crossbeam_channel(iters * PER_ITER, producers, CAP)
+            })
+        });
+        g.bench_function("flume_bounded", |b| {
+            b.iter_custom(|iters| harness::inbox_flume(iters * PER_ITER, producers, CAP))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, inbox);
+criterion_main!(benches);

@@ -1,0 +1,1541 @@
+//! Headline benchmarks of shardpool against its peers, interleaved.
+//!
+//! ```text
+//! cargo run --release --example bench                 # headline table (~15 s)
+//! cargo run --release --example bench -- --reps 9     # more repetitions
+//! cargo run --release --example bench -- --sweep      # mesh batch/capacity sweep
+//! ```
+//!
+//! Every comparison runs shardpool and its peer alternately (A B A B ...,
+//! `--reps` times each) in one process and reports medians and the median of
+//! the paired ratios (shardpool / peer), because on a small VM the absolute
+//! numbers drift 2-4x from minute to minute while adjacent runs stay
+//! comparable. The cross-CPU round-trip floor is measured at the start and
+//! the end of the run so the reader knows which regime the machine was in.
+//!
+//! Setup (pool start, thread spawn and pinning) and teardown (shutdown,
+//! join, result checks) are outside every timed region: threads wait on a
+//! "go" (a flag, or a message for pool workers), the clock starts right
+//! before "go" and stops when the consumer has counted the last message and
+//! woken the timing thread.
+//!
+//! This file is also included as a module by the criterion benches in
+//! `benches/`, which reuse its workloads.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::{Backoff, CachePadded};
+use shardpool::partitioners::{key_hash, HashPartitioner, Partitioner};
+use shardpool::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Plumbing
+// ---------------------------------------------------------------------------
+
+/// The two CPUs every two-sided workload uses: (producer side, consumer side).
+pub fn cpus() -> (usize, usize) {
+    let allowed = shardpool::placement::allowed_cpus();
+    assert!(
+        allowed.len() >= 2,
+        "the benchmarks need two CPUs, this process may use {allowed:?}"
+    );
+    (allowed[0], allowed[1])
+}
+
+pub fn pin(cpu: usize) {
+    let _ = shardpool::placement::pin_current_thread(cpu);
+}
+
+/// Completion signal: the consumer sets it, the timing thread parks on it.
+pub struct Latch {
+    done: AtomicBool,
+    waiter: Thread,
+}
+
+impl Latch {
+    /// A latch whose waiter is the calling thread.
+    pub fn new() -> Arc<Latch> {
+        Arc::new(Latch {
+            done: AtomicBool::new(false),
+            waiter: thread::current(),
+        })
+    }
+    pub fn set(&self) {
+        self.done.store(true, Release);
+        self.waiter.unpark();
+    }
+    pub fn wait(&self) {
+        while !self.done.load(Acquire) {
+            thread::park();
+        }
+    }
+}
+
+/// Start gate for plain threads: they announce themselves, then spin
+/// (yielding, so the timing thread can run) until opened.
+#[derive(Default)]
+pub struct Gate {
+    ready: AtomicUsize,
+    go: AtomicBool,
+}
+
+impl Gate {
+    pub fn arrive_and_wait(&self) {
+        self.ready.fetch_add(1, Release);
+        while !self.go.load(Acquire) {
+            thread::yield_now();
+        }
+    }
+    pub fn wait_ready(&self, n: usize) {
+        while self.ready.load(Acquire) < n {
+            thread::yield_now();
+        }
+    }
+    pub fn open(&self) {
+        self.go.store(true, Release);
+    }
+}
+
+fn sum_to(n: u64) -> u64 {
+    n * (n.saturating_sub(1)) / 2
+}
+
+/// Runs `producers` (each pinned to its CPU) and `consumer` (pinned), starts
+/// the clock when all are ready, stops it when the consumer returns. Returns
+/// the time and the consumer's result.
+type Job = Box<dyn FnOnce() + Send>;
+type ConsumerJob = Box<dyn FnOnce() -> u64 + Send>;
+
+pub fn run_threads(
+    producers: Vec<(usize, Job)>,
+    consumer: (usize, ConsumerJob),
+) -> (Duration, u64) {
+    let gate = Arc::new(Gate::default());
+    let latch = Latch::new();
+    let n = producers.len() + 1;
+    let mut handles: Vec<JoinHandle<u64>> = Vec::new();
+    for (cpu, job) in producers {
+        let gate = gate.clone();
+        handles.push(thread::spawn(move || {
+            pin(cpu);
+            gate.arrive_and_wait();
+            job();
+            0
+        }));
+    }
+    let (ccpu, cjob) = consumer;
+    let (g, l) = (gate.clone(), latch.clone());
+    let ch = thread::spawn(move || {
+        pin(ccpu);
+        g.arrive_and_wait();
+        let r = cjob();
+        l.set();
+        r
+    });
+    gate.wait_ready(n);
+    let t0 = Instant::now();
+    gate.open();
+    latch.wait();
+    let dt = t0.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    (dt, ch.join().unwrap())
+}
+
+/// A Worker-side completion counter shared by several workers.
+pub struct Finish {
+    finished: AtomicUsize,
+    of: usize,
+    latch: Arc<Latch>,
+}
+
+impl Finish {
+    pub fn new(of: usize) -> Arc<Finish> {
+        Arc::new(Finish {
+            finished: AtomicUsize::new(0),
+            of,
+            latch: Latch::new(),
+        })
+    }
+    pub fn one_done(&self) {
+        if self.finished.fetch_add(1, Relaxed) + 1 == self.of {
+            self.latch.set();
+        }
+    }
+}
+
+fn pool_config(cpus: Vec<usize>) -> PoolConfig {
+    PoolConfig::default().affinity(Affinity::Cpus(cpus))
+}
+
+// ---------------------------------------------------------------------------
+// 1. Mesh: worker 0 -> worker 1 over the pool's SPSC ring, vs SPSC/MPMC peers
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+pub struct MeshCfg {
+    pub capacity: usize,
+    pub batch: usize,
+    /// Messages worker 0 sends per loop iteration (at most).
+    pub burst: u64,
+}
+
+impl Default for MeshCfg {
+    fn default() -> Self {
+        MeshCfg {
+            capacity: 1024,
+            batch: shardpool::DEFAULT_BATCH_SIZE,
+            burst: 256,
+        }
+    }
+}
+
+struct MeshShared {
+    target: u64,
+    window: u64,
+    burst: u64,
+    /// Worker 1's count, published once per loop iteration (its `tick`).
+    /// Worker 0 keeps at most `window` (= ring capacity) messages in flight,
+    /// so the ring never overflows: the same back-pressure a spinning SPSC
+    /// producer has.
+    consumed: CachePadded<AtomicU64>,
+    latch: Arc<Latch>,
+}
+
+struct MeshWorker {
+    id: usize,
+    sh: Arc<MeshShared>,
+    sent: u64,
+    consumed_cache: u64,
+    count: u64,
+    sum: u64,
+    fired: bool,
+}
+
+impl Worker for MeshWorker {
+    type Msg = u64;
+
+    #[inline]
+    fn handle(&mut self, msg: u64, ctx: &mut Context<'_, u64>) {
+        if self.id == 1 {
+            self.count += 1;
+            self.sum = self.sum.wrapping_add(msg);
+            return;
+        }
+        // Worker 0: a "go" from the inbox or its own "continue": send a burst.
+        let sh = &*self.sh;
+        let mut credit = sh.window - (self.sent - self.consumed_cache);
+        if credit < sh.burst {
+            self.consumed_cache = sh.consumed.load(Acquire);
+            credit = sh.window - (self.sent - self.consumed_cache);
+        }
+        let k = credit.min(sh.burst).min(sh.target - self.sent);
+        for _ in 0..k {
+            let _ = ctx.send_to(WorkerId::from(1), self.sent);
+            self.sent += 1;
+        }
+        if self.sent < sh.target {
+            let _ = ctx.send_to(WorkerId::from(0), 0);
+        }
+    }
+
+    #[inline]
+    fn tick(&mut self, _ctx: &mut Context<'_, u64>) {
+        if self.id == 1 {
+            self.sh.consumed.store(self.count, Release);
+            if !self.fired && self.count >= self.sh.target {
+                self.fired = true;
+                self.sh.latch.set();
+            }
+        }
+    }
+}
+
+/// `n` u64 messages worker 0 → worker 1 (`ctx.send_to`), timed from the
+/// "go" message until worker 1 has handled the last one.
+pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
+    let (c0, c1) = cpus();
+    let sh = Arc::new(MeshShared {
+        target: n,
+        window: cfg.capacity.next_power_of_two() as u64,
+        burst: cfg.burst.min(cfg.capacity as u64).max(1),
+        consumed: CachePadded::new(AtomicU64::new(0)),
+        latch: Latch::new(),
+    });
+    let s2 = sh.clone();
+    let pool = Pool::start(
+        pool_config(vec![c0, c1])
+            .ring_capacity(cfg.capacity)
+            .batch_size(cfg.batch),
+        move |id| MeshWorker {
+            id: id.index(),
+            sh: s2.clone(),
+            sent: 0,
+            consumed_cache: 0,
+            count: 0,
+            sum: 0,
+            fired: false,
+        },
+    )
+    .expect("pool start");
+    let tx = pool.sender();
+    let t0 = Instant::now();
+    tx.send_to(WorkerId::from(0), 0).unwrap();
+    sh.latch.wait();
+    let dt = t0.elapsed();
+    let workers = pool.shutdown().expect("shutdown");
+    assert_eq!(workers[1].count, n);
+    assert_eq!(workers[1].sum, sum_to(n));
+    dt
+}
+
+pub fn mesh_rtrb(n: u64, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(capacity);
+    let prod: Job = Box::new(move || {
+        for i in 0..n {
+            let mut v = i;
+            loop {
+                match p.push(v) {
+                    Ok(()) => break,
+                    Err(rtrb::PushError::Full(back)) => {
+                        v = back;
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    });
+    let cons: ConsumerJob = Box::new(move || {
+        let mut sum = 0u64;
+        let mut count = 0;
+        while count < n {
+            match c.pop() {
+                Ok(v) => {
+                    sum = sum.wrapping_add(v);
+                    count += 1;
+                }
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(vec![(c0, prod)], (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+pub fn mesh_rtrb_chunks(n: u64, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(capacity);
+    let prod: Job = Box::new(move || {
+        let mut i = 0u64;
+        while i < n {
+            let want = (p.slots() as u64).min(n - i) as usize;
+            if want == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let chunk = p.write_chunk_uninit(want).unwrap();
+            let start = i;
+            let written = chunk.fill_from_iter(start..start + want as u64);
+            i += written as u64;
+        }
+    });
+    let cons: ConsumerJob = Box::new(move || {
+        let mut sum = 0u64;
+        let mut count = 0u64;
+        while count < n {
+            let avail = c.slots();
+            if avail == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let chunk = c.read_chunk(avail).unwrap();
+            for v in chunk.into_iter() {
+                sum = sum.wrapping_add(v);
+            }
+            count += avail as u64;
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(vec![(c0, prod)], (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+pub fn mesh_arrayqueue(n: u64, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let q = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(capacity));
+    let qp = q.clone();
+    let prod: Job = Box::new(move || {
+        for i in 0..n {
+            let mut v = i;
+            while let Err(back) = qp.push(v) {
+                v = back;
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let cons: ConsumerJob = Box::new(move || {
+        let mut sum = 0u64;
+        let mut count = 0;
+        while count < n {
+            match q.pop() {
+                Some(v) => {
+                    sum = sum.wrapping_add(v);
+                    count += 1;
+                }
+                None => std::hint::spin_loop(),
+            }
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(vec![(c0, prod)], (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+pub fn mesh_crossbeam_channel(n: u64, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(capacity);
+    let prod: Job = Box::new(move || {
+        for i in 0..n {
+            tx.send(i).unwrap();
+        }
+    });
+    let cons: ConsumerJob = Box::new(move || {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(rx.recv().unwrap());
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(vec![(c0, prod)], (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+// ---------------------------------------------------------------------------
+// 2. Inbox: P external producers -> 1 worker
+// ---------------------------------------------------------------------------
+
+struct CountShared {
+    target: u64,
+    latch: Arc<Latch>,
+}
+
+struct CountWorker {
+    sh: Arc<CountShared>,
+    count: u64,
+    sum: u64,
+    fired: bool,
+}
+
+impl Worker for CountWorker {
+    type Msg = u64;
+    #[inline]
+    fn handle(&mut self, msg: u64, _ctx: &mut Context<'_, u64>) {
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(msg);
+    }
+    #[inline]
+    fn tick(&mut self, _ctx: &mut Context<'_, u64>) {
+        if !self.fired && self.count >= self.sh.target {
+            self.fired = true;
+            self.sh.latch.set();
+        }
+    }
+}
+
+/// The values producer `p` of `producers` sends: an interleaved share of
+/// `0..n`, so the consumer's sum is `sum_to(n)` whatever the split.
+fn share(p: usize, producers: usize, n: u64) -> impl Iterator<Item = u64> {
+    (p as u64..n).step_by(producers)
+}
+
+/// `producers` threads (all pinned to the first CPU) → one worker (pinned to
+/// the second) through `PoolSender::send_to` (blocking when the inbox is full).
+pub fn inbox_shardpool(n: u64, producers: usize, capacity: usize) -> Duration {
+    inbox_shardpool_idle(n, producers, capacity, IdleStrategy::default())
+}
+
+/// [`inbox_shardpool`] with the worker's idle strategy chosen (`BusyPoll`
+/// keeps the worker "running", so senders never have to ring it).
+pub fn inbox_shardpool_idle(
+    n: u64,
+    producers: usize,
+    capacity: usize,
+    idle: IdleStrategy,
+) -> Duration {
+    let (c0, c1) = cpus();
+    let sh = Arc::new(CountShared {
+        target: n,
+        latch: Latch::new(),
+    });
+    let s2 = sh.clone();
+    let pool = Pool::start(
+        pool_config(vec![c1]).inbox_capacity(capacity).idle(idle),
+        move |_| CountWorker {
+            sh: s2.clone(),
+            count: 0,
+            sum: 0,
+            fired: false,
+        },
+    )
+    .expect("pool start");
+    let gate = Arc::new(Gate::default());
+    let handles: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = pool.sender();
+            let gate = gate.clone();
+            thread::spawn(move || {
+                pin(c0);
+                gate.arrive_and_wait();
+                for v in share(p, producers, n) {
+                    tx.send_to(WorkerId::from(0), v).unwrap();
+                }
+            })
+        })
+        .collect();
+    gate.wait_ready(producers);
+    let t0 = Instant::now();
+    gate.open();
+    sh.latch.wait();
+    let dt = t0.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let w = pool.shutdown().expect("shutdown");
+    assert_eq!((w[0].count, w[0].sum), (n, sum_to(n)));
+    dt
+}
+
+pub fn inbox_arrayqueue(n: u64, producers: usize, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let q = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(capacity));
+    let prods = (0..producers)
+        .map(|p| {
+            let q = q.clone();
+            let job: Job = Box::new(move || {
+                for v in share(p, producers, n) {
+                    let backoff = Backoff::new();
+                    let mut v = v;
+                    while let Err(back) = q.push(v) {
+                        v = back;
+                        backoff.snooze();
+                    }
+                }
+            });
+            (c0, job)
+        })
+        .collect();
+    let cons: ConsumerJob = Box::new(move || {
+        let (mut sum, mut count) = (0u64, 0u64);
+        while count < n {
+            match q.pop() {
+                Some(v) => {
+                    sum = sum.wrapping_add(v);
+                    count += 1;
+                }
+                None => std::hint::spin_loop(),
+            }
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(prods, (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+pub fn inbox_crossbeam_channel(n: u64, producers: usize, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(capacity);
+    let prods = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            let job: Job = Box::new(move || {
+                for v in share(p, producers, n) {
+                    tx.send(v).unwrap();
+                }
+            });
+            (c0, job)
+        })
+        .collect();
+    drop(tx);
+    let cons: ConsumerJob = Box::new(move || {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(rx.recv().unwrap());
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(prods, (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+pub fn inbox_flume(n: u64, producers: usize, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let (tx, rx) = flume::bounded::<u64>(capacity);
+    let prods = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            let job: Job = Box::new(move || {
+                for v in share(p, producers, n) {
+                    tx.send(v).unwrap();
+                }
+            });
+            (c0, job)
+        })
+        .collect();
+    drop(tx);
+    let cons: ConsumerJob = Box::new(move || {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(rx.recv().unwrap());
+        }
+        sum
+    });
+    let (dt, sum) = run_threads(prods, (c1, cons));
+    assert_eq!(sum, sum_to(n));
+    dt
+}
+
+// ---------------------------------------------------------------------------
+// 3. Keyed aggregation: (key, value) routed by key to per-key HashMap counters
+// ---------------------------------------------------------------------------
+
+/// Distinct keys in the keyed workloads.
+pub const KEYS: u64 = 4096;
+/// Marks the end of a producer's stream (never a real key).
+const END: u64 = u64::MAX;
+
+#[inline]
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+/// The worker a key goes to: exactly what `send_keyed` computes.
+#[inline]
+pub fn route(key: u64, shards: usize) -> usize {
+    HashPartitioner.shard(key_hash(&key), shards)
+}
+
+struct KeyedWorker {
+    map: HashMap<u64, u64>,
+    fin: Arc<Finish>,
+}
+
+impl Worker for KeyedWorker {
+    type Msg = (u64, u64);
+    #[inline]
+    fn handle(&mut self, (k, v): (u64, u64), _ctx: &mut Context<'_, (u64, u64)>) {
+        if k == END {
+            self.fin.one_done();
+        } else {
+            *self.map.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// Two workers; the timing thread (unpinned) sends `n` keyed messages with
+/// `send_keyed`, then an end marker to each worker.
+pub fn keyed_shardpool(n: u64) -> Duration {
+    let (c0, c1) = cpus();
+    let fin = Finish::new(2);
+    let f2 = fin.clone();
+    let pool = Pool::start(pool_config(vec![c0, c1]), move |_| KeyedWorker {
+        map: HashMap::with_capacity(KEYS as usize),
+        fin: f2.clone(),
+    })
+    .expect("pool start");
+    let tx = pool.sender();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let k = xorshift(&mut rng) % KEYS;
+        tx.send_keyed(&k, (k, 1)).unwrap();
+    }
+    tx.broadcast((END, 0)).unwrap();
+    fin.latch.wait();
+    let dt = t0.elapsed();
+    let w = pool.shutdown().expect("shutdown");
+    let total: u64 = w.iter().flat_map(|w| w.map.values()).sum();
+    assert_eq!(total, n);
+    dt
+}
+
+/// The hand-rolled pool: one pinned thread per worker, each with a
+/// crossbeam-channel bounded inbox, routed by the same hash.
+pub fn keyed_handrolled(n: u64) -> Duration {
+    let (c0, c1) = cpus();
+    let fin = Finish::new(2);
+    let mut txs = Vec::new();
+    let mut handles = Vec::new();
+    for cpu in [c0, c1] {
+        let (tx, rx) = crossbeam_channel::bounded::<(u64, u64)>(1024);
+        txs.push(tx);
+        let fin = fin.clone();
+        handles.push(thread::spawn(move || {
+            pin(cpu);
+            let mut map: HashMap<u64, u64> = HashMap::with_capacity(KEYS as usize);
+            while let Ok((k, v)) = rx.recv() {
+                if k == END {
+                    fin.one_done();
+                    break;
+                }
+                *map.entry(k).or_default() += v;
+            }
+            map.values().sum::<u64>()
+        }));
+    }
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let k = xorshift(&mut rng) % KEYS;
+        txs[route(k, 2)].send((k, 1)).unwrap();
+    }
+    for tx in &txs {
+        tx.send((END, 0)).unwrap();
+    }
+    fin.latch.wait();
+    let dt = t0.elapsed();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, n);
+    dt
+}
+
+/// tokio multi-thread runtime (2 workers, pinned), one task per shard, each
+/// owning a bounded `tokio::sync::mpsc` receiver; the producer uses
+/// `blocking_send`.
+pub fn keyed_tokio(n: u64) -> Duration {
+    let (c0, c1) = cpus();
+    let started = Arc::new(AtomicUsize::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_start(move || {
+            let i = started.fetch_add(1, Relaxed);
+            pin(if i % 2 == 0 { c0 } else { c1 });
+        })
+        .build()
+        .expect("tokio runtime");
+    let fin = Finish::new(2);
+    let mut txs = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64)>(1024);
+        txs.push(tx);
+        let fin = fin.clone();
+        handles.push(rt.spawn(async move {
+            let mut map: HashMap<u64, u64> = HashMap::with_capacity(KEYS as usize);
+            while let Some((k, v)) = rx.recv().await {
+                if k == END {
+                    fin.one_done();
+                    break;
+                }
+                *map.entry(k).or_default() += v;
+            }
+            map.values().sum::<u64>()
+        }));
+    }
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let k = xorshift(&mut rng) % KEYS;
+        txs[route(k, 2)].blocking_send((k, 1)).unwrap();
+    }
+    for tx in &txs {
+        tx.blocking_send((END, 0)).unwrap();
+    }
+    fin.latch.wait();
+    let dt = t0.elapsed();
+    let total: u64 = rt.block_on(async {
+        let mut t = 0;
+        for h in handles {
+            t += h.await.unwrap();
+        }
+        t
+    });
+    assert_eq!(total, n);
+    drop(rt);
+    dt
+}
+
+// --- Shuffle: the workers generate keyed traffic to each other --------------
+
+#[derive(Clone, Debug)]
+pub enum Shuf {
+    Go,
+    Cont,
+    Data(u64, u64),
+    End,
+}
+
+/// Keyed messages a shuffle worker generates per loop iteration.
+pub const SHUFFLE_BURST: u64 = 64;
+
+struct ShufWorker {
+    id: usize,
+    per_worker: u64,
+    remaining: u64,
+    rng: u64,
+    ends: usize,
+    map: HashMap<u64, u64>,
+    fin: Arc<Finish>,
+}
+
+impl Worker for ShufWorker {
+    type Msg = Shuf;
+    #[inline]
+    fn handle(&mut self, msg: Shuf, ctx: &mut Context<'_, Shuf>) {
+        match msg {
+            Shuf::Data(k, v) => *self.map.entry(k).or_default() += v,
+            Shuf::Go | Shuf::Cont => {
+                if matches!(msg, Shuf::Go) {
+                    self.remaining = self.per_worker;
+                }
+                let k = SHUFFLE_BURST.min(self.remaining);
+                for _ in 0..k {
+                    let key = xorshift(&mut self.rng) % KEYS;
+                    let _ = ctx.send_keyed(&key, Shuf::Data(key, 1));
+                }
+                self.remaining -= k;
+                if self.remaining > 0 {
+                    let _ = ctx.send_to(WorkerId::from(self.id), Shuf::Cont);
+                } else {
+                    let _ = ctx.broadcast(Shuf::End);
+                }
+            }
+            Shuf::End => {
+                self.ends += 1;
+                if self.ends == ctx.workers() {
+                    self.fin.one_done();
+                }
+            }
+        }
+    }
+}
+
+/// Each of the 2 workers generates `per_worker` keyed messages and sends
+/// each with `ctx.send_keyed` (half of them to itself, half to the peer).
+pub fn shuffle_shardpool(per_worker: u64) -> Duration {
+    let (c0, c1) = cpus();
+    let fin = Finish::new(2);
+    let f2 = fin.clone();
+    let pool = Pool::start(pool_config(vec![c0, c1]), move |id| ShufWorker {
+        id: id.index(),
+        per_worker,
+        remaining: 0,
+        rng: 0x2545_f491_4f6c_dd1d ^ (id.index() as u64 + 1).wrapping_mul(0x9e37_79b9),
+        ends: 0,
+        map: HashMap::with_capacity(KEYS as usize),
+        fin: f2.clone(),
+    })
+    .expect("pool start");
+    let tx = pool.sender();
+    let t0 = Instant::now();
+    tx.broadcast(Shuf::Go).unwrap();
+    fin.latch.wait();
+    let dt = t0.elapsed();
+    let w = pool.shutdown().expect("shutdown");
+    let total: u64 = w.iter().flat_map(|w| w.map.values()).sum();
+    assert_eq!(total, 2 * per_worker);
+    dt
+}
+
+struct HandShuf {
+    me: usize,
+    rx: crossbeam_channel::Receiver<Shuf>,
+    txs: Vec<crossbeam_channel::Sender<Shuf>>,
+    map: HashMap<u64, u64>,
+    ends: usize,
+    batch: usize,
+}
+
+impl HandShuf {
+    #[inline]
+    fn handle(&mut self, m: Shuf) {
+        match m {
+            Shuf::Data(k, v) => *self.map.entry(k).or_default() += v,
+            Shuf::End => self.ends += 1,
+            _ => {}
+        }
+    }
+    fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while n < self.batch {
+            match self.rx.try_recv() {
+                Ok(m) => {
+                    self.handle(m);
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        n
+    }
+    /// Never blocks on a full peer (that could deadlock two workers sending
+    /// to each other): drains its own inbox while waiting.
+    fn send(&mut self, dst: usize, mut m: Shuf) {
+        loop {
+            match self.txs[dst].try_send(m) {
+                Ok(()) => return,
+                Err(crossbeam_channel::TrySendError::Full(back)) => {
+                    m = back;
+                    if self.drain() == 0 {
+                        std::hint::spin_loop();
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+/// The hand-rolled pool doing the shuffle through its channels.
+pub fn shuffle_handrolled(per_worker: u64) -> Duration {
+    let (c0, c1) = cpus();
+    let fin = Finish::new(2);
+    let gate = Arc::new(Gate::default());
+    let chans: Vec<_> = (0..2)
+        .map(|_| crossbeam_channel::bounded::<Shuf>(1024))
+        .collect();
+    let txs: Vec<_> = chans.iter().map(|c| c.0.clone()).collect();
+    let mut handles = Vec::new();
+    for (me, cpu) in [c0, c1].into_iter().enumerate() {
+        let mut w = HandShuf {
+            me,
+            rx: chans[me].1.clone(),
+            txs: txs.clone(),
+            map: HashMap::with_capacity(KEYS as usize),
+            ends: 0,
+            batch: shardpool::DEFAULT_BATCH_SIZE,
+        };
+        let (fin, gate) = (fin.clone(), gate.clone());
+        handles.push(thread::spawn(move || {
+            pin(cpu);
+            gate.arrive_and_wait();
+            let mut rng = 0x2545_f491_4f6c_dd1d ^ (w.me as u64 + 1).wrapping_mul(0x9e37_79b9);
+            let mut remaining = per_worker;
+            while remaining > 0 {
+                w.drain();
+                let k = SHUFFLE_BURST.min(remaining);
+                for _ in 0..k {
+                    let key = xorshift(&mut rng) % KEYS;
+                    w.send(route(key, 2), Shuf::Data(key, 1));
+                }
+                remaining -= k;
+            }
+            for d in 0..2 {
+                w.send(d, Shuf::End);
+            }
+            while w.ends < 2 {
+                let m = w.rx.recv().unwrap();
+                w.handle(m);
+            }
+            fin.one_done();
+            w.map.values().sum::<u64>()
+        }));
+    }
+    drop(chans);
+    gate.wait_ready(2);
+    let t0 = Instant::now();
+    gate.open();
+    fin.latch.wait();
+    let dt = t0.elapsed();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 2 * per_worker);
+    dt
+}
+
+// ---------------------------------------------------------------------------
+// 4. Latency: request/response between two pinned workers vs the floor
+// ---------------------------------------------------------------------------
+
+const PING_GO: u64 = u64::MAX;
+
+struct PingWorker {
+    id: usize,
+    target: usize,
+    sent_at: Instant,
+    seq: u64,
+    samples: Vec<u32>,
+    latch: Arc<Latch>,
+}
+
+impl Worker for PingWorker {
+    type Msg = u64;
+    #[inline]
+    fn handle(&mut self, msg: u64, ctx: &mut Context<'_, u64>) {
+        if self.id == 1 {
+            let _ = ctx.send_to(WorkerId::from(0), msg); // pong
+            return;
+        }
+        if msg != PING_GO {
+            let now = Instant::now();
+            self.samples.push((now - self.sent_at).as_nanos() as u32);
+            if self.samples.len() == self.target {
+                self.latch.set();
+                return;
+            }
+        }
+        self.seq += 1;
+        self.sent_at = Instant::now();
+        let _ = ctx.send_to(WorkerId::from(1), self.seq); // ping
+    }
+}
+
+/// `rtts` ping/pong round trips worker 0 ⇄ worker 1; nanoseconds per RTT.
+pub fn rtt_shardpool(rtts: usize, idle: IdleStrategy) -> Vec<u32> {
+    let (c0, c1) = cpus();
+    let latch = Latch::new();
+    let l2 = latch.clone();
+    let pool = Pool::start(pool_config(vec![c0, c1]).idle(idle), move |id| PingWorker {
+        id: id.index(),
+        target: rtts,
+        sent_at: Instant::now(),
+        seq: 0,
+        samples: Vec::with_capacity(if id.index() == 0 { rtts } else { 0 }),
+        latch: l2.clone(),
+    })
+    .expect("pool start");
+    pool.sender().send_to(WorkerId::from(0), PING_GO).unwrap();
+    latch.wait();
+    let mut w = pool.shutdown().expect("shutdown");
+    std::mem::take(&mut w[0].samples)
+}
+
+/// The floor: one cache-padded atomic bounced between the same two CPUs,
+/// timed per round trip the same way.
+pub fn rtt_floor(rtts: usize) -> Vec<u32> {
+    let (c0, c1) = cpus();
+    let flag = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let f1 = flag.clone();
+    let ponger: Job = Box::new(move || {
+        for i in 0..rtts as u64 {
+            while f1.load(Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            f1.store(2 * i + 2, Release);
+        }
+    });
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = samples.clone();
+    let pinger: ConsumerJob = Box::new(move || {
+        let mut v = Vec::with_capacity(rtts);
+        for i in 0..rtts as u64 {
+            let t = Instant::now();
+            flag.store(2 * i + 1, Release);
+            while flag.load(Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+            v.push(t.elapsed().as_nanos() as u32);
+        }
+        *s2.lock().unwrap() = v;
+        0
+    });
+    run_threads(vec![(c1, ponger)], (c0, pinger));
+    let v = std::mem::take(&mut *samples.lock().unwrap());
+    v
+}
+
+// ---------------------------------------------------------------------------
+// 5. Idle: CPU of an idle pool, wake-up latency of a parked worker
+// ---------------------------------------------------------------------------
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_SELF
+    // is always valid.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+struct Nop;
+impl Worker for Nop {
+    type Msg = u64;
+    fn handle(&mut self, _: u64, _: &mut Context<'_, u64>) {}
+}
+
+/// Process CPU time over `window` while a 2-worker pool (default config)
+/// sits idle, as a fraction of one core.
+pub fn idle_cpu(window: Duration) -> f64 {
+    let (c0, c1) = cpus();
+    let pool = Pool::start(pool_config(vec![c0, c1]), |_| Nop).expect("pool start");
+    thread::sleep(Duration::from_millis(200));
+    let (u0, t0) = (cpu_time(), Instant::now());
+    thread::sleep(window);
+    let (u1, dt) = (cpu_time(), t0.elapsed());
+    drop(pool);
+    (u1 - u0).as_secs_f64() / dt.as_secs_f64()
+}
+
+struct WakeWorker {
+    samples: Vec<u32>,
+}
+impl Worker for WakeWorker {
+    type Msg = Instant;
+    fn handle(&mut self, sent: Instant, _: &mut Context<'_, Instant>) {
+        self.samples.push(sent.elapsed().as_nanos() as u32);
+    }
+}
+
+/// Wake-up latency (send → `handle` runs) of a worker idle for 11-17 ms,
+/// interleaved sample by sample with a thread blocked in a
+/// crossbeam-channel `recv` (the OS wake-up floor). Returns
+/// (shardpool ns, channel ns).
+pub fn wakeup(samples: usize) -> (Vec<u32>, Vec<u32>) {
+    let (c0, c1) = cpus();
+    let pool = Pool::start(pool_config(vec![c1]), |_| WakeWorker {
+        samples: Vec::new(),
+    })
+    .expect("pool start");
+    let tx = pool.sender();
+    let (ctx, crx) = crossbeam_channel::bounded::<Instant>(16);
+    let peer = thread::spawn(move || {
+        pin(c1);
+        let mut v = Vec::new();
+        while let Ok(sent) = crx.recv() {
+            v.push(sent.elapsed().as_nanos() as u32);
+        }
+        v
+    });
+    // The sender sits on the other CPU, so the wake-up crosses CPUs.
+    thread::spawn(move || {
+        pin(c0);
+        for i in 0..samples {
+            thread::sleep(Duration::from_millis(11 + (i % 7) as u64));
+            tx.send_to(WorkerId::from(0), Instant::now()).unwrap();
+            thread::sleep(Duration::from_millis(11 + ((i + 3) % 7) as u64));
+            ctx.send(Instant::now()).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let mut w = pool.shutdown().expect("shutdown");
+    let chan = peer.join().unwrap();
+    (std::mem::take(&mut w[0].samples), chan)
+}
+
+// ---------------------------------------------------------------------------
+// Statistics and the report
+// ---------------------------------------------------------------------------
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// The `q` quantile (0..=1) of nanosecond samples.
+pub fn percentile(v: &mut [u32], q: f64) -> f64 {
+    v.sort_unstable();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i] as f64
+}
+
+fn mps(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64() / 1e6
+}
+
+struct Row {
+    workload: String,
+    ours: String,
+    peer: String,
+    peer_value: String,
+    ratio: f64,
+    /// (target, whether the ratio counts as higher-is-better)
+    target: Option<(f64, bool)>,
+}
+
+impl Row {
+    fn met(&self) -> &'static str {
+        match self.target {
+            None => "",
+            Some((t, true)) if self.ratio >= t => "met",
+            Some((_, true)) => "MISSED",
+            Some((t, false)) if self.ratio <= t => "met",
+            Some((_, false)) => "MISSED",
+        }
+    }
+    fn target_text(&self) -> String {
+        match self.target {
+            None => String::new(),
+            Some((t, true)) => format!(">= {t}x"),
+            Some((t, false)) => format!("<= {t}x"),
+        }
+    }
+}
+
+/// Runs `a` and `b` alternately `reps` times (after one untimed warm-up
+/// each); returns (a values, b values, paired ratios a/b).
+fn interleave(
+    reps: usize,
+    mut a: impl FnMut() -> f64,
+    mut b: impl FnMut() -> f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    a();
+    b();
+    let (mut va, mut vb, mut r) = (vec![], vec![], vec![]);
+    for i in 0..reps {
+        // Alternate which goes first, so neither always runs "second".
+        let (x, y) = if i % 2 == 0 {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        va.push(x);
+        vb.push(y);
+        r.push(x / y);
+    }
+    (va, vb, r)
+}
+
+fn throughput_row(
+    rows: &mut Vec<Row>,
+    reps: usize,
+    (workload, peer): (&str, &str),
+    n: u64,
+    target: Option<f64>,
+    mut ours: impl FnMut() -> Duration,
+    mut theirs: impl FnMut() -> Duration,
+) {
+    let (a, b, r) = interleave(reps, || mps(n, ours()), || mps(n, theirs()));
+    let row = Row {
+        workload: workload.to_string(),
+        ours: format!("{:.1} M/s", median(&a)),
+        peer: peer.to_string(),
+        peer_value: format!("{:.1} M/s", median(&b)),
+        ratio: median(&r),
+        target: target.map(|t| (t, true)),
+    };
+    eprintln!(
+        "  {workload} vs {peer}: shardpool {a:.1?} | peer {b:.1?} | ratios {r:.2?} -> {:.2}x",
+        row.ratio
+    );
+    rows.push(row);
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| {:<34} | {:>12} | {:<26} | {:>12} | {:>7} | {:>8} | {:<6} |",
+        "workload", "shardpool", "peer", "peer value", "ratio", "target", ""
+    );
+    println!(
+        "|{:-<36}|{:->14}|{:-<28}|{:->14}|{:->9}|{:->10}|{:-<8}|",
+        "", "", "", "", "", "", ""
+    );
+    for r in rows {
+        println!(
+            "| {:<34} | {:>12} | {:<26} | {:>12} | {:>6.2}x | {:>8} | {:<6} |",
+            r.workload,
+            r.ours,
+            r.peer,
+            r.peer_value,
+            r.ratio,
+            r.target_text(),
+            r.met()
+        );
+    }
+}
+
+fn floor_p50() -> f64 {
+    let mut v = rtt_floor(20_000);
+    percentile(&mut v, 0.5)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn headline(reps: usize) {
+    let floor_start = floor_p50();
+    println!(
+        "shardpool headline benchmarks: {reps} interleaved reps each, loadavg {}, \
+         cross-CPU RTT floor p50 at start {floor_start:.0} ns",
+        loadavg()
+    );
+    let mut rows = Vec::new();
+
+    eprintln!("mesh (worker -> worker, u64, capacity 1024)");
+    let n = 2_000_000;
+    let cfg = MeshCfg::default();
+    throughput_row(
+        &mut rows,
+        reps,
+        ("mesh w0->w1 (ctx.send_to)", "rtrb push/pop"),
+        n,
+        Some(1.0),
+        || mesh_shardpool(n, cfg),
+        || mesh_rtrb(n, 1024),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("mesh w0->w1 (ctx.send_to)", "rtrb chunks"),
+        n,
+        Some(0.9),
+        || mesh_shardpool(n, cfg),
+        || mesh_rtrb_chunks(n, 1024),
+    );
+
+    eprintln!("inbox (external producers -> 1 worker, capacity 1024)");
+    let n = 1_000_000;
+    for p in [1, 2] {
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("inbox {p} producer(s) (send_to)"),
+                "crossbeam ArrayQueue",
+            ),
+            n,
+            Some(1.5),
+            || inbox_shardpool(n, p, 1024),
+            || inbox_arrayqueue(n, p, 1024),
+        );
+    }
+
+    // Diagnostic: the same with a worker that never advertises idleness.
+    throughput_row(
+        &mut rows,
+        reps,
+        ("inbox 1 producer, BusyPoll worker", "crossbeam ArrayQueue"),
+        n,
+        None,
+        || inbox_shardpool_idle(n, 1, 1024, IdleStrategy::BusyPoll),
+        || inbox_arrayqueue(n, 1, 1024),
+    );
+
+    eprintln!("keyed aggregation (external producer -> 2 workers)");
+    let n = 1_000_000;
+    throughput_row(
+        &mut rows,
+        reps,
+        ("keyed (send_keyed, HashMap)", "hand-rolled (crossbeam-ch)"),
+        n,
+        Some(3.0),
+        || keyed_shardpool(n),
+        || keyed_handrolled(n),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("keyed (send_keyed, HashMap)", "tokio mpsc per task"),
+        n,
+        Some(5.0),
+        || keyed_shardpool(n),
+        || keyed_tokio(n),
+    );
+    let per = 500_000;
+    throughput_row(
+        &mut rows,
+        reps,
+        ("shuffle (ctx.send_keyed)", "hand-rolled (crossbeam-ch)"),
+        2 * per,
+        None,
+        || shuffle_shardpool(per),
+        || shuffle_handrolled(per),
+    );
+
+    eprintln!("latency (round trip w0 <-> w1)");
+    let rtts = 50_000;
+    let (mut all_sp, mut all_busy, mut all_fl) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut r_sp, mut r_busy) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let mut fl = rtt_floor(rtts);
+        let mut sp = rtt_shardpool(rtts, IdleStrategy::default());
+        let mut busy = rtt_shardpool(rtts, IdleStrategy::BusyPoll);
+        let f50 = percentile(&mut fl, 0.5);
+        r_sp.push(percentile(&mut sp, 0.5) / f50);
+        r_busy.push(percentile(&mut busy, 0.5) / f50);
+        all_fl.extend(fl);
+        all_sp.extend(sp);
+        all_busy.extend(busy);
+    }
+    let pct = |v: &mut Vec<u32>| {
+        format!(
+            "{:.0}/{:.0}/{:.0}",
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            percentile(v, 0.999)
+        )
+    };
+    let fl_text = pct(&mut all_fl);
+    for (name, v, r) in [
+        ("RTT p50/p99/p99.9 ns (Backoff)", &mut all_sp, &r_sp),
+        ("RTT p50/p99/p99.9 ns (BusyPoll)", &mut all_busy, &r_busy),
+    ] {
+        eprintln!("  {name}: per-rep p50 ratios {r:.2?}");
+        rows.push(Row {
+            workload: name.to_string(),
+            ours: pct(v),
+            peer: "atomic ping-pong (floor)".to_string(),
+            peer_value: fl_text.clone(),
+            ratio: median(r),
+            target: Some((1.5, false)),
+        });
+    }
+
+    eprintln!("idle");
+    let idle = idle_cpu(Duration::from_secs(1));
+    rows.push(Row {
+        workload: "idle 2-worker pool, CPU over 1 s".to_string(),
+        ours: format!("{:.3}%", idle * 100.0),
+        peer: "(target: 1% of one core)".to_string(),
+        peer_value: "1%".to_string(),
+        ratio: idle / 0.01,
+        target: Some((1.0, false)),
+    });
+    let (mut sp, mut ch) = wakeup(200);
+    let (s50, c50) = (percentile(&mut sp, 0.5), percentile(&mut ch, 0.5));
+    rows.push(Row {
+        workload: "parked wake-up p50/p99 (idle>10ms)".to_string(),
+        ours: format!("{:.1}/{:.1} us", s50 / 1e3, percentile(&mut sp, 0.99) / 1e3),
+        peer: "thread in crossbeam recv".to_string(),
+        peer_value: format!("{:.1}/{:.1} us", c50 / 1e3, percentile(&mut ch, 0.99) / 1e3),
+        ratio: s50 / c50,
+        target: None,
+    });
+
+    print_table(&rows);
+    println!();
+    println!(
+        "parked wake-up p50 {:.1} us (target < 20 us: {}); ratio = shardpool / peer \
+         (median of paired per-rep ratios; for RTT and wake-up, lower is better)",
+        s50 / 1e3,
+        if s50 < 20_000.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "cross-CPU RTT floor p50: start {floor_start:.0} ns, end {:.0} ns; loadavg at end {}",
+        floor_p50(),
+        loadavg()
+    );
+}
+
+fn sweep(reps: usize) {
+    println!(
+        "mesh sweep: worker->worker u64, 2M messages, {reps} interleaved reps, \
+         loadavg {}, RTT floor p50 {:.0} ns",
+        loadavg(),
+        floor_p50()
+    );
+    let n = 2_000_000;
+    let mut rows = Vec::new();
+    for batch in [1, 16, 64, 256] {
+        let cfg = MeshCfg {
+            batch,
+            ..MeshCfg::default()
+        };
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("mesh cap 1024 batch {batch}"),
+                "rtrb push/pop cap 1024",
+            ),
+            n,
+            None,
+            || mesh_shardpool(n, cfg),
+            || mesh_rtrb(n, 1024),
+        );
+    }
+    for capacity in [64, 1024, 16384] {
+        let cfg = MeshCfg {
+            capacity,
+            ..MeshCfg::default()
+        };
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("mesh cap {capacity} batch 64"),
+                &format!("rtrb push/pop cap {capacity}"),
+            ),
+            n,
+            None,
+            || mesh_shardpool(n, cfg),
+            || mesh_rtrb(n, capacity),
+        );
+    }
+    for burst in [16, 64, 1024] {
+        let cfg = MeshCfg {
+            burst,
+            ..MeshCfg::default()
+        };
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("mesh cap 1024 batch 64 burst {burst}"),
+                "rtrb push/pop cap 1024",
+            ),
+            n,
+            None,
+            || mesh_shardpool(n, cfg),
+            || mesh_rtrb(n, 1024),
+        );
+    }
+    print_table(&rows);
+    println!(
+        "RTT floor p50 at end {:.0} ns, loadavg {}",
+        floor_p50(),
+        loadavg()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut reps = 5;
+    let mut mode = "headline";
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--reps" => {
+                i += 1;
+                reps = args.get(i).and_then(|s| s.parse().ok()).expect("--reps N");
+            }
+            "--sweep" => mode = "sweep",
+            "--bench" => {} // passed by `cargo bench`; ignore
+            other => {
+                eprintln!("usage: bench [--reps N] [--sweep]   (unknown argument {other})");
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    match mode {
+        "sweep" => sweep(reps),
+        _ => headline(reps),
+    }
+}
