@@ -13,16 +13,18 @@
 //! including claims that were mid-write when the inbox closed.
 //!
 //! A blocking [`Inbox::send`] spins, then parks on a condition variable.
-//! The consumer, after freeing slots, checks a waiter count behind a SeqCst
-//! fence (one load on its fast path) and wakes parked senders only when
-//! there are some — no fixed-interval polling.
+//! The consumer, after freeing slots, checks a waiter count behind a light
+//! barrier (one load on its fast path) and wakes parked senders only when
+//! there are some — no fixed-interval polling. The sender pays the heavy
+//! barrier when it registers ([`crate::barrier`]).
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use crate::sync::{fence, AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
+use crate::barrier;
+use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
 
 /// Why a push did not happen; carries the message back.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,8 +55,9 @@ pub(crate) struct Inbox<T> {
     waiters: CachePadded<AtomicUsize>,
     lock: Mutex<()>,
     space: Condvar,
-    /// Consumer-private mirror of `head`.
-    consumer_head: UnsafeCell<usize>,
+    /// Consumer-private mirror of `head`, on its own line: it is written
+    /// after every batch, while `mask` and `buf` are read by every sender.
+    consumer_head: CachePadded<UnsafeCell<usize>>,
     mask: usize,
     buf: Box<[Slot<T>]>,
 }
@@ -92,7 +95,7 @@ impl<T> Inbox<T> {
             waiters: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
             space: Condvar::new(),
-            consumer_head: UnsafeCell::new(0),
+            consumer_head: CachePadded::new(UnsafeCell::new(0)),
             mask: capacity - 1,
             buf: (0..capacity)
                 .map(|i| Slot {
@@ -182,10 +185,12 @@ impl<T> Inbox<T> {
             // our re-check sees the free slot or the consumer sees us.
             let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.waiters.fetch_add(1, SeqCst);
-            // The re-check's loads are not SeqCst: without this fence they
+            // The re-check's loads are not SeqCst: without a barrier they
             // could be satisfied before the registration is visible, and both
-            // sides would miss each other (found by the loom model).
-            fence(SeqCst);
+            // sides would miss each other (found by the loom model). This is
+            // the cold side: it pays the heavy barrier so the consumer's
+            // check after every batch costs only a light one.
+            barrier::heavy();
             let result = self.try_push(value);
             let guard = match result {
                 Err(PushError::Full(v)) => {
@@ -228,9 +233,9 @@ impl<T> Inbox<T> {
                 // SAFETY: consumer-only field, and we are the consumer.
                 self.inbox.consumer_head.with_mut(|p| unsafe { *p = head });
                 self.inbox.head.store(head, Release);
-                // Pairs with the SeqCst waiter registration in
+                // Pairs with the waiter registration and heavy barrier in
                 // `push_blocking`: see the module documentation.
-                fence(SeqCst);
+                barrier::light();
                 if self.inbox.waiters.load(Relaxed) > 0 {
                     self.inbox.wake_senders();
                 }

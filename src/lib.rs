@@ -69,6 +69,7 @@
 // their model tests (`RUSTFLAGS="--cfg loom" cargo test --lib -- loom`).
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
+mod barrier;
 mod inbox;
 #[cfg(all(test, not(loom)))]
 mod model_tests;

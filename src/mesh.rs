@@ -4,7 +4,7 @@
 //!
 //! `send_to` stages a message in the ring (no shared store); the loop
 //! publishes every ring it staged into once per iteration ([`Outbound::flush`])
-//! with a single SeqCst fence before checking which peers need waking. A
+//! with a single light barrier before checking which peers need waking. A
 //! full ring never blocks: the message goes to that pair's overflow, and
 //! everything after it for that pair follows it there until the loop has
 //! moved the overflow into the ring ([`Outbound::flush_overflow`]), so FIFO
@@ -13,12 +13,13 @@
 
 use std::collections::VecDeque;
 use std::hash::Hash;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 
+use crate::barrier;
 use crate::partitioners::key_hash;
 use crate::pool::Shared;
 use crate::ring::Producer;
-use crate::sync::{fence, Arc};
+use crate::sync::Arc;
 use crate::{SendError, WorkerId};
 
 /// One worker's outbound side of the mesh.
@@ -78,8 +79,37 @@ impl<M: Send + 'static> Outbound<M> {
         self.overflow_pending > 0
     }
 
+    /// Stages `msg` for `peer`. The common case (open, in range, peer alive,
+    /// no overflow, room in the ring) is small enough to inline into the
+    /// caller's loop; everything else is in [`send_unusual`](Self::send_unusual).
     #[inline]
     pub(crate) fn send_to(&mut self, peer: usize, msg: M) -> Result<(), SendError<M>> {
+        if self.closed
+            || peer >= self.tx.len()
+            || !self.overflow[peer].is_empty()
+            || self.shared.workers[peer].failed.load(Relaxed)
+        {
+            return self.send_unusual(peer, msg);
+        }
+        let tx = &mut self.tx[peer];
+        match tx.try_stage(msg) {
+            Ok(()) => {
+                tx.ring().tx.sent.add(1);
+                if !self.dirty[peer] {
+                    self.dirty[peer] = true;
+                    self.dirty_list.push(peer);
+                }
+                Ok(())
+            }
+            Err(msg) => self.send_unusual(peer, msg),
+        }
+    }
+
+    /// Every case of `send_to` but the common one: refused sends, a full
+    /// ring, a non-empty overflow.
+    #[cold]
+    #[inline(never)]
+    fn send_unusual(&mut self, peer: usize, msg: M) -> Result<(), SendError<M>> {
         if self.closed {
             return Err(SendError::Closed(msg));
         }
@@ -170,9 +200,9 @@ impl<M: Send + 'static> Outbound<M> {
             self.dirty[peer] = false;
             self.tx[peer].publish();
         }
-        fence(SeqCst);
+        barrier::light();
         for &peer in &self.dirty_list {
-            self.shared.workers[peer].signal.notify_after_fence();
+            self.shared.workers[peer].signal.notify_after_barrier();
         }
         self.dirty_list.clear();
     }

@@ -125,6 +125,7 @@ impl<W: Worker> Pool<W> {
         F: Fn(WorkerId) -> W + Send + Sync + 'static,
     {
         config.validate()?;
+        crate::barrier::init();
         let topology = Topology::discover();
         let allowed = placement::allowed_cpus();
         let slots = placement::plan(
@@ -137,6 +138,7 @@ impl<W: Worker> Pool<W> {
         let n = slots.len();
         tracing::info!(
             workers = n,
+            asymmetric_barriers = crate::barrier::is_asymmetric(),
             placement = ?slots.iter().map(|s| (s.cpu, s.numa_node)).collect::<Vec<_>>(),
             "starting shardpool"
         );

@@ -359,22 +359,23 @@ impl<W: Worker> Runtime<W> {
 
     /// Spin, yield, then park until a message, a control change or `due`.
     ///
-    /// While spinning, a worker with few inbound queues polls them directly,
-    /// so a message wakes it without an extra cache line on the path; with
-    /// more than [`POLL_LIMIT`] it watches only its bell (one line), so idle
-    /// cost does not grow with the number of peers.
+    /// While spinning, a worker with few inbound queues polls them directly
+    /// and stays marked running, so producers pay nothing to wake it; with
+    /// more than [`POLL_LIMIT`] it watches only its bell (one line) and
+    /// re-checks its queues every 64 spins, so idle cost does not grow with
+    /// the number of peers. Parking is the only step that pays the heavy
+    /// barrier.
     fn sleep(&mut self, spins: u32, yields: u32, due: Instant) {
         let signal = &self.shared.workers[self.me].signal;
-        signal.begin_watch();
-        if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
-            signal.wake();
-            return;
-        }
         let poll = self.rx.len() < POLL_LIMIT;
         if !self.skip_spin {
+            if !poll {
+                signal.begin_watch();
+            }
             for i in 0..spins {
-                if signal.rung()
-                    || (poll && pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen))
+                let rescan = poll || i % 64 == 0;
+                if (rescan && pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen))
+                    || (!poll && signal.rung())
                 {
                     signal.wake();
                     return;
@@ -386,7 +387,7 @@ impl<W: Worker> Runtime<W> {
                 std::hint::spin_loop();
             }
             for _ in 0..yields {
-                if signal.rung() {
+                if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
                     signal.wake();
                     return;
                 }
@@ -394,23 +395,25 @@ impl<W: Worker> Runtime<W> {
             }
         }
         self.skip_spin = false;
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                self.skip_spin = true;
-                break;
-            }
-            self.local.parks += 1;
-            self.shared.workers[self.me]
-                .counters
-                .parks
-                .set(self.local.parks);
-            signal.park(Some(due - now));
-            if signal.rung() {
-                break;
-            }
+        let now = Instant::now();
+        if now >= due {
+            signal.wake();
+            return;
         }
+        signal.prepare_park();
+        if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
+            signal.wake();
+            return;
+        }
+        self.local.parks += 1;
+        self.shared.workers[self.me]
+            .counters
+            .parks
+            .set(self.local.parks);
+        signal.park(Some(due - now));
         signal.wake();
+        // Woken by the timer: the next idle period goes straight to parking.
+        self.skip_spin = Instant::now() >= due;
     }
 
     /// Reacts to a new control word. Returns whether to stop.
@@ -427,7 +430,7 @@ impl<W: Worker> Runtime<W> {
                 let shared = self.shared.clone();
                 let signal = &shared.workers[self.me].signal;
                 loop {
-                    signal.begin_watch();
+                    signal.prepare_park();
                     let next = shared.control.load(Acquire);
                     if next != c {
                         signal.wake();

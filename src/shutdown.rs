@@ -55,7 +55,7 @@ fn wait_until(mut done: impl FnMut() -> bool) {
 fn publish<M>(shared: &Shared<M>, word: u64) {
     shared.control.store(word, SeqCst);
     for w in shared.workers.iter() {
-        w.signal.ring();
+        w.signal.wake_now();
     }
 }
 

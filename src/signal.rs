@@ -2,31 +2,35 @@
 //!
 //! A worker's [`Signal`] has a `state` (running, watching, parked) and a
 //! `bell`. A producer that has just published a message calls
-//! [`Signal::notify`]: a SeqCst fence and one plain load of `state` — while
-//! the worker is running that is all it costs. Only a non-running worker is
-//! rung (bell set) and, if parked, unparked.
+//! [`Signal::notify`]: a [light barrier](crate::barrier::light) (a compiler
+//! fence where membarrier is available) and one plain load of `state`. While
+//! the worker is running, that is all a send costs; the line holding `state`
+//! stays in the producer's cache because a spinning worker does not write
+//! it. A watching worker gets its bell rung; a parked one is unparked.
 //!
-//! The worker going idle does the mirror image (a Dekker handshake):
+//! Going to sleep is a Dekker handshake in which the worker pays for both
+//! sides ([heavy barrier](crate::barrier::heavy)):
 //!
 //! ```text
-//!  worker                              producer
-//!  bell = false                        publish (release store)
-//!  state = WATCHING; fence(SeqCst)     fence(SeqCst)
-//!  re-check every queue ──┐            if state != RUNNING {
-//!  spin/yield on `bell`   │                bell = true; fence(SeqCst)
-//!  state = PARKED; fence  │                if state == PARKED { unpark }
-//!  if !bell { park }      │            }
+//!  worker                                   producer
+//!  state = PARKED                           publish (release store)
+//!  heavy barrier (membarrier / fence)       light barrier
+//!  re-check every queue  ── found? wake     if state == PARKED { unpark }
+//!  park (until unpark or the next tick)
 //! ```
 //!
-//! Either the worker's re-check sees the message or the producer sees the
-//! worker not running and rings; either the parking worker sees the bell or
-//! the producer sees PARKED and unparks (an unpark before the park makes the
-//! park return at once). While watching, the worker polls only its own bell —
-//! one cache line — so idle cost does not grow with the number of peers.
+//! Either the worker's re-check sees the message, or the producer sees
+//! PARKED and unparks. An unpark that comes before the park makes the park
+//! return at once, so no wake-up is lost. While spinning before that, a
+//! worker with few peers polls its queues directly and stays RUNNING. A
+//! worker with many peers announces WATCHING and polls only its bell, one
+//! cache line, plus a full re-check every 64 spins, which catches a bell
+//! missed in the light-barrier race.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use crate::sync::{fence, thread, AtomicBool, AtomicU32};
+use crate::barrier;
+use crate::sync::{thread, AtomicBool, AtomicU32};
 
 const RUNNING: u32 = 0;
 const WATCHING: u32 = 1;
@@ -51,42 +55,49 @@ impl Signal {
     }
 
     /// Producer side, after publishing: wakes the worker if it is not
-    /// running. The fast path is one fence and one load.
+    /// running. The fast path is a light barrier and one load.
     #[inline]
     pub(crate) fn notify(&self) {
-        fence(SeqCst);
-        self.notify_after_fence();
+        barrier::light();
+        self.notify_after_barrier();
     }
 
-    /// [`notify`](Self::notify) for a caller that has already issued a
-    /// SeqCst fence after publishing (to notify several workers with one
-    /// fence).
+    /// [`notify`](Self::notify) for a caller that has already issued
+    /// [`barrier::light`] after publishing (to notify several workers with
+    /// one barrier).
     #[inline]
-    pub(crate) fn notify_after_fence(&self) {
-        if self.state.load(Relaxed) != RUNNING {
-            self.ring();
+    pub(crate) fn notify_after_barrier(&self) {
+        let state = self.state.load(Relaxed);
+        if state != RUNNING {
+            self.ring(state);
         }
     }
 
-    /// Rings the bell and unparks the worker if it is parked. Also used for
-    /// control changes (freeze, stop), where it is called unconditionally.
     #[cold]
-    pub(crate) fn ring(&self) {
-        self.bell.store(true, Release);
-        fence(SeqCst);
-        if self.state.load(Relaxed) == PARKED {
+    fn ring(&self, state: u32) {
+        if !self.bell.load(Relaxed) {
+            self.bell.store(true, Release);
+        }
+        if state == PARKED {
             self.thread.unpark();
         }
     }
 
-    /// Worker side: announces that it is about to go idle. The caller must
-    /// re-check all its queues after this returns, and call
-    /// [`wake`](Self::wake) if it finds anything.
+    /// Wakes the worker unconditionally (control changes: freeze, stop).
+    /// The caller published the change before calling.
+    pub(crate) fn wake_now(&self) {
+        self.bell.store(true, Release);
+        self.thread.unpark();
+    }
+
+    /// Worker side: announces that it watches its bell instead of its
+    /// queues. The caller re-checks its queues afterwards, and again every
+    /// so often while watching.
     #[inline]
     pub(crate) fn begin_watch(&self) {
         self.bell.store(false, Relaxed);
         self.state.store(WATCHING, Relaxed);
-        fence(SeqCst);
+        barrier::light();
     }
 
     /// Worker side: whether the bell has rung since [`begin_watch`](Self::begin_watch).
@@ -95,24 +106,32 @@ impl Signal {
         self.bell.load(Acquire)
     }
 
-    /// Worker side: parks unless the bell rang; returns after a wake-up, a
-    /// timeout or a spurious wake. Returns whether it really parked.
-    pub(crate) fn park(&self, timeout: Option<std::time::Duration>) -> bool {
+    /// Worker side: announces that it is about to park. The caller must
+    /// re-check every queue after this returns, and then either
+    /// [`park`](Self::park) or [`wake`](Self::wake).
+    pub(crate) fn prepare_park(&self) {
+        self.bell.store(false, Relaxed);
         self.state.store(PARKED, Relaxed);
-        fence(SeqCst);
-        if self.bell.load(Relaxed) {
-            self.state.store(WATCHING, Relaxed);
-            return false;
-        }
-        park_current(timeout);
-        self.state.store(WATCHING, Relaxed);
-        true
+        barrier::heavy();
     }
 
-    /// Worker side: back to running.
+    /// Worker side: parks until unparked, the timeout, or a spurious wake-up
+    /// (after [`prepare_park`](Self::prepare_park) and a re-check that found
+    /// nothing).
+    pub(crate) fn park(&self, timeout: Option<std::time::Duration>) {
+        if !self.bell.load(Acquire) {
+            park_current(timeout);
+        }
+    }
+
+    /// Worker side: back to running. Writes only when the state changes:
+    /// every producer reads this line on every send, and a store would take
+    /// it out of their caches each time a hot-polling worker finds work.
     #[inline]
     pub(crate) fn wake(&self) {
-        self.state.store(RUNNING, Relaxed);
+        if self.state.load(Relaxed) != RUNNING {
+            self.state.store(RUNNING, Relaxed);
+        }
     }
 }
 
@@ -136,10 +155,11 @@ mod loom_tests {
     use super::*;
     use crate::sync::{Arc, AtomicBool, Condvar, Mutex};
 
-    /// A worker thread goes idle with the full protocol (watch, re-check,
-    /// park without a timeout) while the main thread publishes a flag and
-    /// notifies. loom explores every interleaving: if a wake-up could be
-    /// lost, the worker would park forever and loom would report a deadlock.
+    /// A worker thread goes to sleep with the full protocol (announce
+    /// PARKED, barrier, re-check, park without a timeout) while the main
+    /// thread publishes a flag and notifies. loom explores every
+    /// interleaving: if a wake-up could be lost, the worker would park
+    /// forever and loom would report a deadlock.
     #[test]
     fn no_lost_wakeup() {
         loom::model(|| {
@@ -154,14 +174,12 @@ mod loom_tests {
                     if d.load(Acquire) {
                         break;
                     }
-                    signal.begin_watch();
+                    signal.prepare_park();
                     if d.load(Acquire) {
                         signal.wake();
                         break;
                     }
-                    if !signal.rung() {
-                        signal.park(None);
-                    }
+                    signal.park(None);
                     signal.wake();
                 }
             });
