@@ -518,6 +518,50 @@ pub fn inbox_shardpool_idle(
     dt
 }
 
+/// One external producer → 1 worker with [`PoolSender::send_batch`] of
+/// `batch` messages at a time (one claim and one wake check per batch).
+pub fn inbox_shardpool_batched(n: u64, batch: usize, capacity: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let sh = Arc::new(CountShared {
+        target: n,
+        latch: Latch::new(),
+    });
+    let s2 = sh.clone();
+    let pool = Pool::start(pool_config(vec![c1]).inbox_capacity(capacity), move |_| {
+        CountWorker {
+            sh: s2.clone(),
+            count: 0,
+            sum: 0,
+            fired: false,
+        }
+    })
+    .expect("pool start");
+    let gate = Arc::new(Gate::default());
+    let tx = pool.sender();
+    let g2 = gate.clone();
+    let producer = thread::spawn(move || {
+        pin(c0);
+        g2.arrive_and_wait();
+        let mut buf = Vec::with_capacity(batch);
+        let mut v = 0;
+        while v < n {
+            let end = (v + batch as u64).min(n);
+            buf.extend(v..end);
+            v = end;
+            tx.send_batch(WorkerId::from(0), &mut buf).unwrap();
+        }
+    });
+    gate.wait_ready(1);
+    let t0 = Instant::now();
+    gate.open();
+    sh.latch.wait();
+    let dt = t0.elapsed();
+    producer.join().unwrap();
+    let w = pool.shutdown().expect("shutdown");
+    assert_eq!((w[0].count, w[0].sum), (n, sum_to(n)));
+    dt
+}
+
 pub fn inbox_arrayqueue(n: u64, producers: usize, capacity: usize) -> Duration {
     let (c0, c1) = cpus();
     let q = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(capacity));
@@ -667,6 +711,36 @@ pub fn keyed_shardpool(n: u64) -> Duration {
         let k = xorshift(&mut rng) % KEYS;
         tx.send_keyed(&k, (k, 1)).unwrap();
     }
+    tx.broadcast((END, 0)).unwrap();
+    fin.latch.wait();
+    let dt = t0.elapsed();
+    let w = pool.shutdown().expect("shutdown");
+    let total: u64 = w.iter().flat_map(|w| w.map.values()).sum();
+    assert_eq!(total, n);
+    dt
+}
+
+/// [`keyed_shardpool`] with the producer buffering per worker in a
+/// [`shardpool::SendBatch`] of `per_worker` messages (one inbox claim and one
+/// wake check per batch instead of per message).
+pub fn keyed_shardpool_batched(n: u64, per_worker: usize) -> Duration {
+    let (c0, c1) = cpus();
+    let fin = Finish::new(2);
+    let f2 = fin.clone();
+    let pool = Pool::start(pool_config(vec![c0, c1]), move |_| KeyedWorker {
+        map: HashMap::with_capacity(KEYS as usize),
+        fin: f2.clone(),
+    })
+    .expect("pool start");
+    let tx = pool.sender();
+    let mut batch = shardpool::SendBatch::new(tx.clone(), per_worker);
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let k = xorshift(&mut rng) % KEYS;
+        batch.send_keyed(&k, (k, 1)).unwrap();
+    }
+    batch.flush().unwrap();
     tx.broadcast((END, 0)).unwrap();
     fin.latch.wait();
     let dt = t0.elapsed();
@@ -1337,6 +1411,18 @@ fn headline(reps: usize) {
         || inbox_arrayqueue(n, 1, 1024),
     );
 
+    throughput_row(
+        &mut rows,
+        reps,
+        (
+            "inbox 1 producer (send_batch of 64)",
+            "crossbeam ArrayQueue",
+        ),
+        n,
+        Some(1.5),
+        || inbox_shardpool_batched(n, 64, 1024),
+        || inbox_arrayqueue(n, 1, 1024),
+    );
     eprintln!("keyed aggregation (external producer -> 2 workers)");
     let n = 1_000_000;
     throughput_row(
@@ -1355,6 +1441,27 @@ fn headline(reps: usize) {
         n,
         Some(5.0),
         || keyed_shardpool(n),
+        || keyed_tokio(n),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        (
+            "keyed (SendBatch of 64, HashMap)",
+            "hand-rolled (crossbeam-ch)",
+        ),
+        n,
+        Some(3.0),
+        || keyed_shardpool_batched(n, 64),
+        || keyed_handrolled(n),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("keyed (SendBatch of 64, HashMap)", "tokio mpsc per task"),
+        n,
+        Some(5.0),
+        || keyed_shardpool_batched(n, 64),
         || keyed_tokio(n),
     );
     let per = 500_000;

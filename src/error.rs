@@ -95,6 +95,15 @@ impl<M> SendError<M> {
         }
     }
 
+    /// The same error with the message mapped by `f`.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> SendError<N> {
+        match self {
+            SendError::Full(m) => SendError::Full(f(m)),
+            SendError::Closed(m) => SendError::Closed(f(m)),
+            SendError::NoSuchWorker(m) => SendError::NoSuchWorker(f(m)),
+        }
+    }
+
     /// True for [`SendError::Full`].
     pub fn is_full(&self) -> bool {
         matches!(self, SendError::Full(_))

@@ -158,6 +158,127 @@ impl<T> Inbox<T> {
         }
     }
 
+    /// Claims up to `batch.len()` slots with one compare-and-swap and moves
+    /// that many messages from the front of `batch` into them, in order.
+    /// Returns how many it moved (0 when full), or `Closed`.
+    pub(crate) fn try_push_batch(&self, batch: &mut Vec<T>) -> Result<usize, PushError<()>> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err(PushError::Closed(()));
+            }
+            let index = tail >> 1;
+            // The consumer frees slots in index order and publishes its head
+            // after freeing them, so `capacity - (index - head)` slots are
+            // free at least; and if the last slot of a claim is free for its
+            // index, all before it are too. Start from that bound (at least
+            // one slot), then check the last slot, halving if needed.
+            let head = self.head.load(Acquire);
+            let known_free = self.capacity().saturating_sub(index.wrapping_sub(head));
+            let mut k = batch.len().min(known_free.max(1));
+            loop {
+                let last = index.wrapping_add(k - 1);
+                let stamp = self.buf[last & self.mask].stamp.load(Acquire);
+                if stamp == free_stamp(last) {
+                    break;
+                }
+                if (stamp.wrapping_sub(free_stamp(last)) as isize) > 0 {
+                    // Another producer claimed past `index`: start over.
+                    k = 0;
+                    break;
+                }
+                k /= 2;
+                if k == 0 {
+                    break;
+                }
+            }
+            if k == 0 {
+                let current = self.tail.load(Relaxed);
+                if current == tail {
+                    return Ok(0); // full (or raced): let the caller wait
+                }
+                tail = current;
+                continue;
+            }
+            match self
+                .tail
+                .compare_exchange_weak(tail, tail + 2 * k, SeqCst, Relaxed)
+            {
+                Ok(_) => {
+                    for (j, value) in batch.drain(..k).enumerate() {
+                        let i = index.wrapping_add(j);
+                        let slot = &self.buf[i & self.mask];
+                        // SAFETY: the claim gave us indices index..index+k
+                        // alone; each slot is free for its index (checked
+                        // above for the last one, and the consumer frees in
+                        // order), so nobody reads or writes it until we store
+                        // its stamp.
+                        slot.value
+                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        slot.stamp.store(written_stamp(i), Release);
+                    }
+                    return Ok(k);
+                }
+                Err(current) => {
+                    tail = current;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// Moves every message of `batch` into the inbox in order, claiming as
+    /// many slots at once as are free and calling `on_claim` after each
+    /// claim (the caller wakes the consumer there); waits like
+    /// [`push_blocking`](Self::push_blocking) while the inbox is full. On
+    /// `Closed`, the messages not sent are still in `batch`.
+    pub(crate) fn push_batch_blocking(
+        &self,
+        batch: &mut Vec<T>,
+        mut on_claim: impl FnMut(),
+    ) -> Result<(), PushError<()>> {
+        let mut counted = false;
+        let backoff = Backoff::new();
+        while !batch.is_empty() {
+            if self.try_push_batch(batch)? > 0 {
+                on_claim();
+                backoff.reset();
+                continue;
+            }
+            if !counted {
+                counted = true;
+                self.count_full();
+            }
+            if !cfg!(loom) && !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiters.fetch_add(1, SeqCst);
+            // The cold side of the waiter handshake: see `push_blocking`.
+            barrier::heavy();
+            let moved = self.try_push_batch(batch);
+            match moved {
+                Ok(0) => {
+                    drop(self.space.wait(guard).unwrap_or_else(|e| e.into_inner()));
+                    self.waiters.fetch_sub(1, SeqCst);
+                }
+                other => {
+                    self.waiters.fetch_sub(1, SeqCst);
+                    drop(guard);
+                    if other? > 0 {
+                        on_claim();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Pushes `value`, waiting for space while the inbox is full: spins
     /// briefly, then parks until the consumer frees a slot. Counts one `full`
     /// when it had to wait.
@@ -414,6 +535,66 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..N {
                         q.push_blocking(p << 32 | i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut next = [0u64; P as usize];
+        let mut total = 0;
+        while total < P * N {
+            // SAFETY: this thread is the only consumer.
+            total += unsafe {
+                q.pop_batch(8, |m| {
+                    let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+                    assert_eq!(next[p], i, "FIFO per producer");
+                    next[p] += 1;
+                })
+            } as u64;
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(next, [N; P as usize]);
+    }
+
+    #[test]
+    fn batch_push_claims_what_fits_in_order() {
+        let q = Inbox::new(8);
+        q.try_push(100).unwrap();
+        let mut batch: Vec<u64> = (0..10).collect();
+        assert_eq!(
+            q.try_push_batch(&mut batch).unwrap(),
+            7,
+            "7 slots were free"
+        );
+        assert_eq!(batch, [7, 8, 9], "the rest stays, in order");
+        assert_eq!(q.try_push_batch(&mut batch).unwrap(), 0);
+        assert_eq!(pop_all(&q), [100, 0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(q.try_push_batch(&mut batch).unwrap(), 3);
+        assert!(batch.is_empty());
+        assert_eq!(pop_all(&q), [7, 8, 9]);
+        q.close();
+        let mut more = vec![1u64];
+        assert_eq!(q.try_push_batch(&mut more), Err(PushError::Closed(())));
+        assert_eq!(more, [1]);
+    }
+
+    #[test]
+    fn blocking_batches_from_many_producers_keep_per_producer_order() {
+        const P: u64 = 3;
+        const N: u64 = 30_000;
+        let q = Arc::new(Inbox::new(16));
+        let handles: Vec<_> = (0..P)
+            .map(|p| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while i < N {
+                        let mut batch: Vec<u64> =
+                            (i..(i + 37).min(N)).map(|v| p << 32 | v).collect();
+                        i = (i + 37).min(N);
+                        q.push_batch_blocking(&mut batch, || {}).unwrap();
+                        assert!(batch.is_empty());
                     }
                 })
             })

@@ -70,6 +70,8 @@
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 mod barrier;
+#[cfg(not(loom))]
+mod batch;
 mod inbox;
 #[cfg(all(test, not(loom)))]
 mod model_tests;
@@ -99,6 +101,8 @@ mod worker;
 /// Key-to-worker partitioners (the `shardpool-partitioners` crate).
 pub use shardpool_partitioners as partitioners;
 
+#[cfg(not(loom))]
+pub use batch::SendBatch;
 #[cfg(not(loom))]
 pub use config::{
     Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,

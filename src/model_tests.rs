@@ -27,6 +27,7 @@ fn ring_op() -> impl Strategy<Value = RingOp> {
 #[derive(Debug, Clone)]
 enum InboxOp {
     Push(u16),
+    PushBatch(Vec<u16>),
     Pop(usize),
     Close,
 }
@@ -34,6 +35,7 @@ enum InboxOp {
 fn inbox_op() -> impl Strategy<Value = InboxOp> {
     prop_oneof![
         5 => any::<u16>().prop_map(InboxOp::Push),
+        2 => proptest::collection::vec(any::<u16>(), 0..12).prop_map(InboxOp::PushBatch),
         4 => (1usize..6).prop_map(InboxOp::Pop),
         1 => Just(InboxOp::Close),
     ]
@@ -109,6 +111,24 @@ proptest! {
                         prop_assert_eq!(back, v);
                     }
                 },
+                InboxOp::PushBatch(values) => {
+                    let mut batch = values.clone();
+                    match q.try_push_batch(&mut batch) {
+                        Ok(k) => {
+                            prop_assert!(!closed || values.is_empty());
+                            let room = cap - model.len();
+                            prop_assert!(k <= room && (k > 0 || room == 0 || values.is_empty()));
+                            prop_assert_eq!(&batch[..], &values[k..], "the rest stays, in order");
+                            model.extend(values[..k].iter().copied());
+                            pushed += k as u64;
+                        }
+                        Err(PushError::Closed(())) => {
+                            prop_assert!(closed);
+                            prop_assert_eq!(batch, values);
+                        }
+                        Err(PushError::Full(())) => prop_assert!(false, "batches never report Full"),
+                    }
+                }
                 InboxOp::Pop(max) => {
                     let mut got = vec![];
                     // SAFETY: this test thread is the only consumer.

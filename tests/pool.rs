@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::watchdog;
 use shardpool::prelude::*;
+use shardpool::SendBatch;
 
 fn unpinned(workers: usize) -> PoolConfig {
     PoolConfig::default()
@@ -682,4 +683,88 @@ fn auto_traits_hold() {
     fn error<T: std::error::Error + Send + Sync + 'static>() {}
     error::<Error>();
     error::<SendError<String>>();
+}
+
+/// Records (producer, seq) and checks FIFO per producer.
+#[derive(Default)]
+struct Ordered {
+    next: std::collections::HashMap<u64, u64>,
+    count: u64,
+}
+impl Worker for Ordered {
+    type Msg = (u64, u64);
+    fn handle(&mut self, (p, seq): (u64, u64), _: &mut Context<'_, (u64, u64)>) {
+        let next = self.next.entry(p).or_default();
+        assert_eq!(seq, *next, "FIFO from producer {p}");
+        *next += 1;
+        self.count += 1;
+    }
+}
+
+#[test]
+fn batched_sends_keep_order_and_lose_nothing() {
+    watchdog(60, || {
+        let pool = Pool::start(unpinned(3).inbox_capacity(8), |_| Ordered::default()).unwrap();
+        let threads: Vec<_> = (0..3u64)
+            .map(|p| {
+                let tx = pool.sender();
+                std::thread::spawn(move || {
+                    if p == 0 {
+                        // Raw batches, bigger than the inbox.
+                        let mut seq = 0;
+                        for _ in 0..200 {
+                            let mut batch: Vec<(u64, u64)> =
+                                (seq..seq + 20).map(|s| (p, s)).collect();
+                            seq += 20;
+                            tx.send_batch(WorkerId::from(1), &mut batch).unwrap();
+                            assert!(batch.is_empty());
+                        }
+                    } else {
+                        // Keyed, buffered per worker: per-worker sequences.
+                        let mut batch = SendBatch::new(tx.clone(), 16);
+                        let mut seq = [0u64; 3];
+                        for k in 0..5000u64 {
+                            let w = usize::from(tx.worker_for(&k));
+                            batch.send_keyed(&k, (p * 10 + w as u64, seq[w])).unwrap();
+                            seq[w] += 1;
+                        }
+                        batch.flush().unwrap();
+                        assert_eq!(batch.buffered(), 0);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let ws = pool.shutdown().unwrap();
+        assert_eq!(ws.iter().map(|w| w.count).sum::<u64>(), 4000 + 2 * 5000);
+    });
+}
+
+#[test]
+fn batch_errors_keep_the_messages() {
+    watchdog(60, || {
+        let pool = Pool::start(unpinned(1), |_| Collect::default()).unwrap();
+        let tx = pool.sender();
+        let mut batch = vec![1, 2, 3];
+        let e = tx.send_batch(WorkerId::from(5), &mut batch).unwrap_err();
+        assert!(matches!(e, SendError::NoSuchWorker(())));
+        assert_eq!(batch, [1, 2, 3]);
+        let mut buffered = SendBatch::new(tx.clone(), 100);
+        buffered.send_to(WorkerId::from(0), 7).unwrap();
+        assert!(matches!(
+            buffered.send_to(WorkerId::from(9), 8),
+            Err(SendError::NoSuchWorker(8))
+        ));
+        drop(buffered); // flushes the 7
+        pool.shutdown().map(|ws| assert_eq!(ws[0].0, [7])).unwrap();
+        let e = tx.send_batch(WorkerId::from(0), &mut batch).unwrap_err();
+        assert!(e.is_closed());
+        assert_eq!(batch, [1, 2, 3], "nothing sent after shutdown, all kept");
+        assert!(tx
+            .try_send_batch(WorkerId::from(0), &mut batch)
+            .unwrap_err()
+            .is_closed());
+    });
 }
