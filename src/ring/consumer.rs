@@ -10,8 +10,6 @@ pub(crate) struct Consumer<T> {
     ring: Arc<Ring<T>>,
     /// Next index to read.
     head: usize,
-    /// Last seen producer tail: `tail_cache - head` messages are known ready.
-    tail_cache: usize,
 }
 
 /// Stores the consumer's head when a batch ends, also when the callback
@@ -30,11 +28,7 @@ impl<T> Drop for Commit<'_, T> {
 
 impl<T> Consumer<T> {
     pub(super) fn new(ring: Arc<Ring<T>>) -> Self {
-        Consumer {
-            ring,
-            head: 0,
-            tail_cache: 0,
-        }
+        Consumer { ring, head: 0 }
     }
 
     /// The shared ring (for statistics).
@@ -48,37 +42,34 @@ impl<T> Consumer<T> {
         self.ring.clone()
     }
 
-    /// Takes up to `max` messages in FIFO order and passes each to `f`.
-    /// Touches the producer's cache line (one acquire load) only when the
-    /// cached tail cannot fill the batch, and stores the head once at the
-    /// end.
+    /// Takes up to `max` published messages in FIFO order and passes each to
+    /// `f`: one acquire load of each slot's stamp, on the line that holds
+    /// the message, and one release store of the head when the batch ends.
     #[inline]
     pub(crate) fn pop_batch(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
-        let mut ready = self.tail_cache.wrapping_sub(self.head);
-        if ready < max {
-            self.tail_cache = self.ring.tail.load(Acquire);
-            ready = self.tail_cache.wrapping_sub(self.head);
-            if ready == 0 {
-                return 0;
-            }
+        if max == 0 || !self.has_pending() {
+            return 0;
         }
-        let n = ready.min(max);
+        let start = self.head;
         let commit = Commit {
             ring: &self.ring,
             head: &mut self.head,
         };
-        for _ in 0..n {
-            // SAFETY: index `head` is below the producer's published tail
-            // (acquired above), so the slot holds an initialized value that
-            // nobody else reads; advancing `head` before calling `f` means
-            // the value is moved out exactly once even if `f` panics.
-            let value = commit
-                .ring
-                .slot(*commit.head)
-                .with(|p| unsafe { (*p).assume_init_read() });
-            *commit.head = commit.head.wrapping_add(1);
+        while commit.head.wrapping_sub(start) < max {
+            let i = *commit.head;
+            let slot = commit.ring.slot(i);
+            if slot.seq.load(Acquire) != i.wrapping_add(1) {
+                break;
+            }
+            // SAFETY: the stamp (acquired) says index `i` is published, so
+            // the slot holds an initialized value that nobody else reads;
+            // advancing `head` before calling `f` means the value is moved
+            // out exactly once even if `f` panics.
+            let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+            *commit.head = i.wrapping_add(1);
             f(value);
         }
+        let n = commit.head.wrapping_sub(start);
         drop(commit);
         n
     }
@@ -91,13 +82,10 @@ impl<T> Consumer<T> {
         out
     }
 
-    /// Whether a message is ready (refreshes the cached tail).
+    /// Whether the next message is published (one acquire load of its
+    /// slot's stamp).
     #[inline]
-    pub(crate) fn has_pending(&mut self) -> bool {
-        if self.tail_cache != self.head {
-            return true;
-        }
-        self.tail_cache = self.ring.tail.load(Acquire);
-        self.tail_cache != self.head
+    pub(crate) fn has_pending(&self) -> bool {
+        self.ring.slot(self.head).seq.load(Acquire) == self.head.wrapping_add(1)
     }
 }
