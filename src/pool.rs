@@ -137,10 +137,9 @@ impl<W: Worker> Pool<W> {
         )?;
         let n = slots.len();
         tracing::info!(
-            workers = n,
             asymmetric_barriers = crate::barrier::is_asymmetric(),
-            placement = ?slots.iter().map(|s| (s.cpu, s.numa_node)).collect::<Vec<_>>(),
-            "starting shardpool"
+            "shardpool starting {}",
+            placement::Placement::new(&slots)
         );
         let factory = Arc::new(factory);
         let inbox_capacity = config.get_inbox_capacity();
@@ -164,10 +163,22 @@ impl<W: Worker> Pool<W> {
             let spawned = std::thread::Builder::new()
                 .name(format!("{}-{me}", config.name))
                 .spawn(move || {
+                    // One span per worker thread: every event it logs
+                    // carries the worker's id and placement.
+                    let span = tracing::info_span!(
+                        "worker",
+                        id = me,
+                        cpu = ?slot.cpu,
+                        node = ?slot.numa_node
+                    );
+                    let _entered = span.enter();
                     if let Some(cpu) = slot.cpu {
                         if !placement::pin_current_thread(cpu) {
                             let _ = report.send((me, Err(StartFailure::Pin(cpu))));
-                            return WorkerExit { worker: None, panic: None };
+                            return WorkerExit {
+                                worker: None,
+                                panic: None,
+                            };
                         }
                     }
                     // Pinned: allocate what this worker consumes here, so it
@@ -188,7 +199,10 @@ impl<W: Worker> Pool<W> {
                         Err(payload) => {
                             let message = panic_message(payload);
                             let _ = report.send((me, Err(StartFailure::Panicked(message))));
-                            return WorkerExit { worker: None, panic: None };
+                            return WorkerExit {
+                                worker: None,
+                                panic: None,
+                            };
                         }
                     };
                     let setup = Setup {
@@ -197,20 +211,27 @@ impl<W: Worker> Pool<W> {
                         rings,
                     };
                     if report.send((me, Ok(setup))).is_err() {
-                        return WorkerExit { worker: None, panic: None };
+                        return WorkerExit {
+                            worker: None,
+                            panic: None,
+                        };
                     }
                     drop(report);
                     let Ok(wiring) = wiring_rx.recv() else {
                         // The pool gave up starting: another worker failed.
-                        return WorkerExit { worker: None, panic: None };
+                        return WorkerExit {
+                            worker: None,
+                            panic: None,
+                        };
                     };
-                    tracing::debug!(worker = me, cpu = ?slot.cpu, node = ?slot.numa_node, "worker started");
-                    let out = Outbound::new(
-                        me,
-                        wiring.producers,
-                        wiring.shared.clone(),
-                        overflow_limit,
+                    tracing::debug!(
+                        worker = me,
+                        cpu = ?slot.cpu,
+                        node = ?slot.numa_node,
+                        "worker started"
                     );
+                    let out =
+                        Outbound::new(me, wiring.producers, wiring.shared.clone(), overflow_limit);
                     let factory: Factory<W> = factory;
                     let inbound = Inbound {
                         inbox,

@@ -410,8 +410,10 @@ impl<W: Worker> Runtime<W> {
             .counters
             .parks
             .set(self.local.parks);
+        tracing::trace!(worker = self.me, "park");
         signal.park(Some(due - now));
         signal.wake();
+        tracing::trace!(worker = self.me, "unpark");
         // Woken by the timer: the next idle period goes straight to parking.
         self.skip_spin = Instant::now() >= due;
     }
