@@ -95,10 +95,7 @@ impl<M: Send + 'static> Outbound<M> {
         match tx.try_stage(msg) {
             Ok(()) => {
                 tx.ring().tx.sent.add(1);
-                if !self.dirty[peer] {
-                    self.dirty[peer] = true;
-                    self.dirty_list.push(peer);
-                }
+                self.mark_dirty(peer);
                 Ok(())
             }
             Err(msg) => self.send_unusual(peer, msg),
@@ -134,10 +131,7 @@ impl<M: Send + 'static> Outbound<M> {
         match tx.try_stage(msg) {
             Ok(()) => {
                 tx.ring().tx.sent.add(1);
-                if !self.dirty[peer] {
-                    self.dirty[peer] = true;
-                    self.dirty_list.push(peer);
-                }
+                self.mark_dirty(peer);
                 Ok(())
             }
             Err(msg) => {
@@ -156,6 +150,15 @@ impl<M: Send + 'static> Outbound<M> {
                 self.overflow_pending += 1;
                 Ok(())
             }
+        }
+    }
+
+    /// Notes that `peer`'s ring has staged messages to publish at `flush`.
+    #[inline]
+    fn mark_dirty(&mut self, peer: usize) {
+        if !self.dirty[peer] {
+            self.dirty[peer] = true;
+            self.dirty_list.push(peer);
         }
     }
 
@@ -182,9 +185,8 @@ impl<M: Send + 'static> Outbound<M> {
             if overflow.is_empty() {
                 self.overflow_pending -= 1;
             }
-            if moved && !self.dirty[peer] {
-                self.dirty[peer] = true;
-                self.dirty_list.push(peer);
+            if moved {
+                self.mark_dirty(peer);
             }
         }
     }
