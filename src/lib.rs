@@ -91,7 +91,6 @@ pub mod placement;
 mod pool;
 #[cfg(not(loom))]
 mod runtime;
-#[cfg(not(loom))]
 mod shutdown;
 #[cfg(not(loom))]
 mod stats;

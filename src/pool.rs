@@ -16,28 +16,11 @@ use crate::partitioners::key_hash;
 use crate::placement::{self, Slot, Topology};
 use crate::ring::{self, Producer, Ring};
 use crate::runtime::{panic_message, Factory, Inbound, LoopConfig, Runtime, WorkerExit};
+pub(crate) use crate::shutdown::control;
 use crate::signal::Signal;
 use crate::stats::PoolStats;
 use crate::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
 use crate::{Error, PoolConfig, SendError, Worker, WorkerId};
-
-/// The control word: `epoch << 2 | phase`, written by the pool, read by
-/// every worker once per loop iteration.
-pub(crate) mod control {
-    pub(crate) const RUN: u64 = 0;
-    pub(crate) const FREEZE: u64 = 1;
-    pub(crate) const STOP: u64 = 2;
-
-    pub(crate) fn word(epoch: u64, phase: u64) -> u64 {
-        epoch << 2 | phase
-    }
-    pub(crate) fn phase(word: u64) -> u64 {
-        word & 3
-    }
-    pub(crate) fn epoch(word: u64) -> u64 {
-        word >> 2
-    }
-}
 
 /// Statistics a worker writes about itself (single writer each).
 #[derive(Default)]
@@ -77,6 +60,36 @@ impl<M> Shared<M> {
         let shard = self.partitioner.0.shard(hash, n);
         debug_assert!(shard < n, "partitioner returned shard {shard} of {n}");
         WorkerId::from(shard)
+    }
+}
+
+impl<M> crate::shutdown::Channels for Shared<M> {
+    fn balanced(&self, finals: &[u64]) -> bool {
+        self.workers.iter().zip(finals).all(|(w, &fin)| {
+            w.inbox.received() >= fin
+                && w.inbound
+                    .iter()
+                    .all(|ring| ring.received() >= ring.tx.sent.get_acquire())
+        })
+    }
+
+    fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn acked(&self, worker: usize) -> u64 {
+        self.workers[worker].counters.ack.get_acquire()
+    }
+
+    fn control(&self) -> u64 {
+        self.control.load(SeqCst)
+    }
+
+    fn set_control(&self, word: u64) {
+        self.control.store(word, SeqCst);
+        for w in self.workers.iter() {
+            w.signal.wake_now();
+        }
     }
 }
 
@@ -377,7 +390,7 @@ impl<W: Worker> Pool<W> {
             .iter()
             .map(|w| w.inbox.close())
             .collect();
-        crate::shutdown::quiesce(&self.shared, &finals, &threads);
+        crate::shutdown::quiesce(&*self.shared, &finals, |w| threads[w].is_finished());
         let mut workers = Vec::with_capacity(threads.len());
         let mut first_panic = None;
         for (me, t) in threads.into_iter().enumerate() {
