@@ -1,19 +1,26 @@
 //! The bounded multi-producer single-consumer inbox through which threads
 //! outside the pool reach a worker.
 //!
-//! An array of slots, each with a sequence stamp (Vyukov's bounded queue):
-//! producers claim an index with one compare-and-swap on `tail` and publish
-//! the slot with a release store of its stamp; the single consumer needs no
+//! An array of slots, each with a sequence stamp. Producers claim an index
+//! with one compare-and-swap on `tail`, write the message and publish the
+//! slot with a release store of its stamp. The single consumer needs no
 //! read-modify-write at all: it checks a slot's stamp (acquire), moves the
-//! value out and frees the slot with a release store, and publishes its
-//! `head` once per batch.
+//! value out, and publishes its `head` once per batch.
 //!
+//! Free space comes from that head, not from per-slot "free" stamps as in
+//! Vyukov's queue: the consumer never writes a slot, so a producer coming
+//! round one lap later does not miss on a line the consumer dirtied.
+//! Producers read a shared cached copy of the head, refreshed only when it
+//! says full, so a send does not touch the line the consumer rewrites after
+//! every batch. Measured: `send_to` from 21–23 to ~30 M messages/s, 0.39×
+//! to 0.55× crossbeam's `ArrayQueue` (PERFORMANCE.md).
+
 //! Closing sets the low bit of `tail`, so every later claim fails and the
 //! final tail is known exactly: a drain waits until `head` reaches it,
 //! including claims that were mid-write when the inbox closed.
 //!
-//! A blocking [`Inbox::send`] spins, then parks on a condition variable.
-//! The consumer, after freeing slots, checks a waiter count behind a light
+//! A blocking [`Inbox::push_blocking`] spins, then parks on a condition
+//! variable. The consumer, after publishing its head, checks a waiter count behind a light
 //! barrier (one load on its fast path) and wakes parked senders only when
 //! there are some — no fixed-interval polling. The sender pays the heavy
 //! barrier when it registers ([`crate::barrier`]).
@@ -34,9 +41,8 @@ pub(crate) enum PushError<T> {
 }
 
 struct Slot<T> {
-    /// `2i` when free for index `i`; `2i + 1` once index `i` is written.
-    /// (Doubling keeps the two states distinct even with one slot, where
-    /// "written for `i`" and "free for `i + capacity`" would otherwise meet.)
+    /// `2i + 1` once the message of index `i` is written (0 initially). Only
+    /// producers write it; an older lap's stamp never equals a newer index's.
     stamp: AtomicUsize,
     value: UnsafeCell<MaybeUninit<T>>,
 }
@@ -48,6 +54,11 @@ pub(crate) struct Inbox<T> {
     head: CachePadded<AtomicUsize>,
     /// `next index to claim << 1 | closed`.
     tail: CachePadded<AtomicUsize>,
+    /// The producers' shared copy of `head`, refreshed only when it says the
+    /// inbox is full, so a send does not read the line the consumer rewrites
+    /// after every batch. It may lag (that only understates free space);
+    /// release/acquire keeps the hand-over from the consumer transitive.
+    head_cache: CachePadded<AtomicUsize>,
     /// Sends that found the inbox full (shared by the senders; touched only
     /// on that slow path).
     full: CachePadded<AtomicU64>,
@@ -71,12 +82,6 @@ unsafe impl<T: Send> Sync for Inbox<T> {}
 
 const CLOSED: usize = 1;
 
-/// The stamp of a slot that is free for index `i`.
-#[inline]
-fn free_stamp(i: usize) -> usize {
-    i.wrapping_mul(2)
-}
-
 /// The stamp of a slot that holds the message of index `i`.
 #[inline]
 fn written_stamp(i: usize) -> usize {
@@ -91,6 +96,7 @@ impl<T> Inbox<T> {
         Inbox {
             head: CachePadded::new(AtomicUsize::new(0)),
             tail: CachePadded::new(AtomicUsize::new(0)),
+            head_cache: CachePadded::new(AtomicUsize::new(0)),
             full: CachePadded::new(AtomicU64::new(0)),
             waiters: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
@@ -98,8 +104,8 @@ impl<T> Inbox<T> {
             consumer_head: CachePadded::new(UnsafeCell::new(0)),
             mask: capacity - 1,
             buf: (0..capacity)
-                .map(|i| Slot {
-                    stamp: AtomicUsize::new(free_stamp(i)),
+                .map(|_| Slot {
+                    stamp: AtomicUsize::new(0),
                     value: UnsafeCell::new(MaybeUninit::uninit()),
                 })
                 .collect(),
@@ -120,42 +126,48 @@ impl<T> Inbox<T> {
                 return Err(PushError::Closed(value));
             }
             let index = tail >> 1;
-            let slot = &self.buf[index & self.mask];
-            let stamp = slot.stamp.load(Acquire);
-            let lag = stamp.wrapping_sub(free_stamp(index)) as isize;
-            if lag == 0 {
-                // The slot is free for `index`: claim it.
-                match self
-                    .tail
-                    .compare_exchange_weak(tail, tail + 2, SeqCst, Relaxed)
-                {
-                    Ok(_) => {
-                        // SAFETY: claiming `index` gave us the slot alone
-                        // until we store the new stamp; the consumer freed
-                        // it (stamp == index, loaded with acquire).
-                        slot.value
-                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
-                        slot.stamp.store(written_stamp(index), Release);
-                        return Ok(());
-                    }
-                    Err(current) => {
-                        tail = current;
-                        backoff.spin();
-                    }
-                }
-            } else if lag < 0 {
-                // The slot still holds the message from one lap ago: full.
+            // Free space from the consumer's published head (it moved every
+            // message below `head` out before publishing it), through the
+            // producers' cached copy while that says there is room.
+            if index.wrapping_sub(self.head_cache.load(Acquire)) >= self.capacity()
+                && index.wrapping_sub(self.refresh_head()) >= self.capacity()
+            {
                 let current = self.tail.load(Relaxed);
                 if current == tail {
                     return Err(PushError::Full(value));
                 }
                 tail = current;
-            } else {
-                // Another producer claimed `index` already.
-                backoff.spin();
-                tail = self.tail.load(Relaxed);
+                continue;
+            }
+            match self
+                .tail
+                .compare_exchange_weak(tail, tail + 2, SeqCst, Relaxed)
+            {
+                Ok(_) => {
+                    let slot = &self.buf[index & self.mask];
+                    // SAFETY: claiming `index` gave us the slot alone; the
+                    // consumer is done with its previous lap (`index - head <
+                    // capacity`, head loaded with acquire) and reads it again
+                    // only after we store its stamp.
+                    slot.value
+                        .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                    slot.stamp.store(written_stamp(index), Release);
+                    return Ok(());
+                }
+                Err(current) => {
+                    tail = current;
+                    backoff.spin();
+                }
             }
         }
+    }
+
+    /// Reads the consumer's head and updates the producers' cached copy.
+    #[cold]
+    fn refresh_head(&self) -> usize {
+        let head = self.head.load(Acquire);
+        self.head_cache.store(head, Release);
+        head
     }
 
     /// Claims up to `batch.len()` slots with one compare-and-swap and moves
@@ -172,34 +184,20 @@ impl<T> Inbox<T> {
                 return Err(PushError::Closed(()));
             }
             let index = tail >> 1;
-            // The consumer frees slots in index order and publishes its head
-            // after freeing them, so `capacity - (index - head)` slots are
-            // free at least; and if the last slot of a claim is free for its
-            // index, all before it are too. Start from that bound (at least
-            // one slot), then check the last slot, halving if needed.
-            let head = self.head.load(Acquire);
-            let known_free = self.capacity().saturating_sub(index.wrapping_sub(head));
-            let mut k = batch.len().min(known_free.max(1));
-            loop {
-                let last = index.wrapping_add(k - 1);
-                let stamp = self.buf[last & self.mask].stamp.load(Acquire);
-                if stamp == free_stamp(last) {
-                    break;
-                }
-                if (stamp.wrapping_sub(free_stamp(last)) as isize) > 0 {
-                    // Another producer claimed past `index`: start over.
-                    k = 0;
-                    break;
-                }
-                k /= 2;
-                if k == 0 {
-                    break;
-                }
+            // Free space from the consumer's published head (see `try_push`).
+            let mut free = self
+                .capacity()
+                .saturating_sub(index.wrapping_sub(self.head_cache.load(Acquire)));
+            if free < batch.len() {
+                free = self
+                    .capacity()
+                    .saturating_sub(index.wrapping_sub(self.refresh_head()));
             }
+            let k = batch.len().min(free);
             if k == 0 {
                 let current = self.tail.load(Relaxed);
                 if current == tail {
-                    return Ok(0); // full (or raced): let the caller wait
+                    return Ok(0); // full: let the caller wait
                 }
                 tail = current;
                 continue;
@@ -213,10 +211,9 @@ impl<T> Inbox<T> {
                         let i = index.wrapping_add(j);
                         let slot = &self.buf[i & self.mask];
                         // SAFETY: the claim gave us indices index..index+k
-                        // alone; each slot is free for its index (checked
-                        // above for the last one, and the consumer frees in
-                        // order), so nobody reads or writes it until we store
-                        // its stamp.
+                        // alone, and all are below head + capacity, so the
+                        // consumer is done with their previous lap and reads
+                        // each only after we store its stamp.
                         slot.value
                             .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
                         slot.stamp.store(written_stamp(i), Release);
@@ -379,8 +376,6 @@ impl<T> Inbox<T> {
             // `index` (acquire); we are the only consumer, so we move the
             // value out once, then free the slot for the next lap.
             let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-            slot.stamp
-                .store(free_stamp(index.wrapping_add(self.capacity())), Release);
             commit.head = index.wrapping_add(1);
             commit.taken += 1;
             f(value);
