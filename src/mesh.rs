@@ -13,7 +13,7 @@
 
 use std::collections::VecDeque;
 use std::hash::Hash;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use crate::barrier;
 use crate::partitioners::key_hash;
@@ -33,7 +33,15 @@ pub(crate) struct Outbound<M> {
     dirty: Box<[bool]>,
     dirty_list: Vec<usize>,
     /// Sends refused (`on_stop`, or after this worker stopped).
-    pub(crate) closed: bool,
+    closed: bool,
+    /// Per peer: whether a send to it must take the slow path (this side
+    /// closed, the peer seen failed, or its overflow not empty). One local
+    /// flag, so the common send reads nothing shared but its ring.
+    unusual: Box<[bool]>,
+    /// Per peer: whether it was seen failed at the last refresh.
+    failed_seen: Box<[bool]>,
+    /// The pool's failure count at the last refresh.
+    failures_seen: u64,
     /// Most messages one pair's overflow may hold (`None`: unbounded).
     overflow_limit: usize,
     shared: Arc<Shared<M>>,
@@ -65,6 +73,9 @@ impl<M: Send + 'static> Outbound<M> {
             dirty: vec![false; n].into_boxed_slice(),
             dirty_list: Vec::with_capacity(n),
             closed: false,
+            unusual: vec![false; n].into_boxed_slice(),
+            failed_seen: vec![false; n].into_boxed_slice(),
+            failures_seen: 0,
             overflow_limit: overflow_limit.unwrap_or(usize::MAX),
             shared,
         }
@@ -79,16 +90,13 @@ impl<M: Send + 'static> Outbound<M> {
         self.overflow_pending > 0
     }
 
-    /// Stages `msg` for `peer`. The common case (open, in range, peer alive,
-    /// no overflow, room in the ring) is small enough to inline into the
-    /// caller's loop; everything else is in [`send_unusual`](Self::send_unusual).
-    #[inline]
+    /// Stages `msg` for `peer`. The common case (a peer with nothing unusual
+    /// about it, room in its ring) reads one local flag and the ring, and is
+    /// small enough to inline into the caller's `handle`; everything else is
+    /// in [`send_unusual`](Self::send_unusual).
+    #[inline(always)]
     pub(crate) fn send_to(&mut self, peer: usize, msg: M) -> Result<(), SendError<M>> {
-        if self.closed
-            || peer >= self.tx.len()
-            || !self.overflow[peer].is_empty()
-            || self.shared.workers[peer].failed.load(Relaxed)
-        {
+        if self.unusual.get(peer) != Some(&false) {
             return self.send_unusual(peer, msg);
         }
         let tx = &mut self.tx[peer];
@@ -100,6 +108,33 @@ impl<M: Send + 'static> Outbound<M> {
             }
             Err(msg) => self.send_unusual(peer, msg),
         }
+    }
+
+    /// Refuses every later send (`on_stop`, or after this worker stopped).
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        self.unusual.fill(true);
+    }
+
+    /// Picks up peers that failed since the last call (one load of the
+    /// pool's failure count when none did). Called once per loop iteration;
+    /// a send racing a peer's failure is accepted and then dropped and
+    /// counted by the failed peer, as one made a moment earlier would be.
+    #[inline]
+    pub(crate) fn refresh_peers(&mut self) {
+        let failures = self.shared.failures.load(Acquire);
+        if failures != self.failures_seen {
+            self.failures_seen = failures;
+            for peer in 0..self.tx.len() {
+                self.failed_seen[peer] = self.shared.workers[peer].failed.load(Relaxed);
+                self.update_unusual(peer);
+            }
+        }
+    }
+
+    fn update_unusual(&mut self, peer: usize) {
+        self.unusual[peer] =
+            self.closed || self.failed_seen[peer] || !self.overflow[peer].is_empty();
     }
 
     /// Every case of `send_to` but the common one: refused sends, a full
@@ -148,6 +183,7 @@ impl<M: Send + 'static> Outbound<M> {
                 tx.ring().tx.overflowed.add(1);
                 overflow.push_back(msg);
                 self.overflow_pending += 1;
+                self.unusual[peer] = true;
                 Ok(())
             }
         }
@@ -184,6 +220,7 @@ impl<M: Send + 'static> Outbound<M> {
             }
             if overflow.is_empty() {
                 self.overflow_pending -= 1;
+                self.update_unusual(peer);
             }
             if moved {
                 self.mark_dirty(peer);

@@ -50,6 +50,8 @@ pub(crate) struct WorkerShared<M> {
 pub(crate) struct Shared<M> {
     pub(crate) workers: Box<[WorkerShared<M>]>,
     pub(crate) control: CachePadded<AtomicU64>,
+    /// How many workers have failed so far (each adds one, once).
+    pub(crate) failures: CachePadded<AtomicU64>,
     partitioner: SharedPartitioner,
 }
 
@@ -332,6 +334,7 @@ impl<W: Worker> Pool<W> {
         let shared = Arc::new(Shared {
             workers,
             control: CachePadded::new(AtomicU64::new(control::word(0, control::RUN))),
+            failures: CachePadded::new(AtomicU64::new(0)),
             partitioner: config.partitioner.clone(),
         });
         for (me, wiring_tx) in wiring_txs.into_iter().enumerate() {

@@ -172,7 +172,7 @@ impl<W: Worker> Runtime<W> {
             }
         }
         // Stopped: the pool is quiescent. Sends from on_stop are refused.
-        self.out.closed = true;
+        self.out.close();
         if self.panic.is_none() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out: &mut self.out };
@@ -253,6 +253,7 @@ impl<W: Worker> Runtime<W> {
         let slot = &self.shared.workers[self.me];
         *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
         slot.failed.store(true, Release);
+        self.shared.failures.fetch_add(1, Release);
         if self.panic.is_none() {
             self.panic = Some(message);
         }
@@ -260,6 +261,7 @@ impl<W: Worker> Runtime<W> {
 
     /// One pass over every inbound queue. Returns how many messages it took.
     fn iteration(&mut self) -> usize {
+        self.out.refresh_peers();
         self.out.flush_overflow();
         let work = if self.panic.is_none() {
             let batch = self.cfg.batch;

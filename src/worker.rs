@@ -111,7 +111,7 @@ impl<M: Send + 'static> Context<'_, M> {
     /// [`PoolConfig::overflow_limit`](crate::PoolConfig::overflow_limit) is
     /// set and the pair's overflow is at the limit. The message is handed
     /// back.
-    #[inline]
+    #[inline(always)]
     pub fn send_to(&mut self, peer: WorkerId, msg: M) -> Result<(), SendError<M>> {
         self.out.send_to(peer.index(), msg)
     }
