@@ -107,7 +107,9 @@ impl<M: Send + 'static> Context<'_, M> {
     /// loop flushes it, in order. Sending to yourself is allowed.
     ///
     /// Errors: `NoSuchWorker` for an id out of range; `Closed` when `peer`
-    /// has failed, or when called from `on_stop`; `Full` only when
+    /// has failed (from this worker's next loop iteration after the failure
+    /// on; a message accepted before that is dropped and counted by the
+    /// failed peer), or when called from `on_stop`; `Full` only when
     /// [`PoolConfig::overflow_limit`](crate::PoolConfig::overflow_limit) is
     /// set and the pair's overflow is at the limit. The message is handed
     /// back.
