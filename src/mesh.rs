@@ -228,7 +228,8 @@ impl<M: Send + 'static> Outbound<M> {
         }
     }
 
-    /// Publishes every ring with staged messages, then (one fence for all)
+    /// Publishes every ring with staged messages, then (one light barrier
+    /// for all)
     /// wakes the peers that are not running.
     #[inline]
     pub(crate) fn flush(&mut self) {

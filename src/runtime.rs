@@ -5,9 +5,9 @@
 //!     control word changed?  -> freeze (ack, wait) / stop
 //!     move overflow into rings (oldest first)
 //!     drain <= batch_size from the inbox, then from each inbound ring -> handle
-//!     publish staged sends (one fence), tick, publish again
-//!     nothing arrived? -> idle: spin on the bell, yield, park until a
-//!                         message, a control change or the next tick
+//!     publish staged sends (one light barrier), tick, publish again
+//!     nothing arrived? -> idle: hot-poll the queues, spin, yield, then park
+//!                         until a message, a control change or the next tick
 //! }
 //! ```
 //!
