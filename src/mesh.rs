@@ -228,9 +228,8 @@ impl<M: Send + 'static> Outbound<M> {
         }
     }
 
-    /// Publishes every ring with staged messages, then (one light barrier
-    /// for all)
-    /// wakes the peers that are not running.
+    /// Publishes every ring with staged messages, then wakes the peers that
+    /// are not running (one light barrier for all of them).
     #[inline]
     pub(crate) fn flush(&mut self) {
         if self.dirty_list.is_empty() {
