@@ -304,32 +304,40 @@ impl PoolConfig {
             return Err(Error::invalid("tick_interval", "must be longer than zero"));
         }
         if let Affinity::Cpus(list) = &self.affinity {
-            if list.is_empty() {
-                return Err(Error::invalid("affinity", "the CPU list is empty"));
-            }
-            if let Some(n) = self.workers {
-                if n != list.len() {
-                    return Err(Error::invalid(
-                        "workers",
-                        format!(
-                            "{n} workers but Affinity::Cpus lists {} CPUs; \
-                             leave `workers` unset or make them equal",
-                            list.len()
-                        ),
-                    ));
-                }
-            }
-            let mut seen = list.clone();
-            seen.sort_unstable();
-            if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
-                return Err(Error::invalid(
-                    "affinity",
-                    format!("CPU {} is listed twice", w[0]),
-                ));
-            }
+            check_cpu_list(list, self.workers)?;
         }
         Ok(())
     }
+}
+
+/// The checks of an [`Affinity::Cpus`] list that need no machine: not
+/// empty, no CPU twice, and as long as `workers` if that is set. Shared by
+/// [`PoolConfig`]'s validation and [`crate::placement::plan`].
+pub(crate) fn check_cpu_list(list: &[usize], workers: Option<usize>) -> Result<(), Error> {
+    if list.is_empty() {
+        return Err(Error::invalid("affinity", "the CPU list is empty"));
+    }
+    if let Some(n) = workers {
+        if n != list.len() {
+            return Err(Error::invalid(
+                "workers",
+                format!(
+                    "{n} workers but Affinity::Cpus lists {} CPUs; \
+                     leave `workers` unset or make them equal",
+                    list.len()
+                ),
+            ));
+        }
+    }
+    let mut sorted = list.to_vec();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::invalid(
+            "affinity",
+            format!("CPU {} is listed twice", w[0]),
+        ));
+    }
+    Ok(())
 }
 
 /// The largest queue capacity accepted (2^30 slots).

@@ -345,30 +345,9 @@ pub fn plan(
         }
 
         Affinity::Cpus(list) => {
-            if list.is_empty() {
-                return Err(Error::invalid("affinity", "the CPU list is empty"));
-            }
-            if let Some(n) = workers {
-                if n != list.len() {
-                    return Err(Error::invalid(
-                        "workers",
-                        format!(
-                            "{n} workers but Affinity::Cpus lists {} CPUs; \
-                             leave `workers` unset or make them equal",
-                            list.len()
-                        ),
-                    ));
-                }
-            }
-            let mut seen = BTreeSet::new();
+            crate::config::check_cpu_list(list, workers)?;
             list.iter()
                 .map(|&cpu| {
-                    if !seen.insert(cpu) {
-                        return Err(Error::invalid(
-                            "affinity",
-                            format!("CPU {cpu} is listed twice"),
-                        ));
-                    }
                     let known = topology.cpu(cpu);
                     if known.is_none() && !allowed.contains(&cpu) {
                         let online: Vec<usize> = topology.cpus.iter().map(|c| c.id).collect();
