@@ -82,6 +82,16 @@ unsafe impl<T: Send> Sync for Inbox<T> {}
 
 const CLOSED: usize = 1;
 
+/// What one attempt of a blocking push achieved.
+enum Attempt<R> {
+    /// Finished (sent, or refused for good).
+    Done(R),
+    /// Sent part of a batch; try again at once.
+    Progress,
+    /// Found the inbox full; wait for space.
+    Full,
+}
+
 /// The stamp of a slot that holds the message of index `i`.
 #[inline]
 fn written_stamp(i: usize) -> usize {
@@ -117,49 +127,63 @@ impl<T> Inbox<T> {
         self.mask + 1
     }
 
-    /// Claims a slot and writes `value`, or hands it back. Never blocks.
-    pub(crate) fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+    /// Claims up to `want` (at least 1) consecutive indices with one
+    /// compare-and-swap on `tail`. Returns the first index and how many were
+    /// claimed (0 when the inbox is full), or `Err` when it is closed.
+    ///
+    /// Free space comes from the consumer's published head (it moved every
+    /// message below `head` out before publishing it), read through the
+    /// producers' cached copy while that shows enough room.
+    #[inline]
+    fn claim(&self, want: usize) -> Result<(usize, usize), ()> {
         let backoff = Backoff::new();
         let mut tail = self.tail.load(Relaxed);
         loop {
             if tail & CLOSED != 0 {
-                return Err(PushError::Closed(value));
+                return Err(());
             }
             let index = tail >> 1;
-            // Free space from the consumer's published head (it moved every
-            // message below `head` out before publishing it), through the
-            // producers' cached copy while that says there is room.
-            if index.wrapping_sub(self.head_cache.load(Acquire)) >= self.capacity()
-                && index.wrapping_sub(self.refresh_head()) >= self.capacity()
-            {
+            let free_after = |head: usize| self.capacity().saturating_sub(index.wrapping_sub(head));
+            let mut free = free_after(self.head_cache.load(Acquire));
+            if free < want {
+                free = free_after(self.refresh_head());
+            }
+            let k = want.min(free);
+            if k == 0 {
                 let current = self.tail.load(Relaxed);
                 if current == tail {
-                    return Err(PushError::Full(value));
+                    return Ok((index, 0));
                 }
                 tail = current;
                 continue;
             }
             match self
                 .tail
-                .compare_exchange_weak(tail, tail + 2, SeqCst, Relaxed)
+                .compare_exchange_weak(tail, tail + 2 * k, SeqCst, Relaxed)
             {
-                Ok(_) => {
-                    let slot = &self.buf[index & self.mask];
-                    // SAFETY: claiming `index` gave us the slot alone; the
-                    // consumer is done with its previous lap (`index - head <
-                    // capacity`, head loaded with acquire) and reads it again
-                    // only after we store its stamp.
-                    slot.value
-                        .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
-                    slot.stamp.store(written_stamp(index), Release);
-                    return Ok(());
-                }
+                Ok(_) => return Ok((index, k)),
                 Err(current) => {
                     tail = current;
                     backoff.spin();
                 }
             }
         }
+    }
+
+    /// Writes `value` into the slot of index `i` and publishes it.
+    ///
+    /// # Safety
+    /// `i` must have been claimed by this caller with [`claim`](Self::claim)
+    /// and not written yet.
+    #[inline]
+    unsafe fn fill(&self, i: usize, value: T) {
+        let slot = &self.buf[i & self.mask];
+        // SAFETY: the claim gave the caller index `i` alone, and it is below
+        // head + capacity, so the consumer is done with the slot's previous
+        // lap and reads it again only after the stamp below.
+        slot.value
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+        slot.stamp.store(written_stamp(i), Release);
     }
 
     /// Reads the consumer's head and updates the producers' cached copy.
@@ -170,6 +194,20 @@ impl<T> Inbox<T> {
         head
     }
 
+    /// Claims a slot and writes `value`, or hands it back. Never blocks.
+    #[inline]
+    pub(crate) fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        match self.claim(1) {
+            Ok((index, 1)) => {
+                // SAFETY: index `index` was just claimed by us.
+                unsafe { self.fill(index, value) };
+                Ok(())
+            }
+            Ok(_) => Err(PushError::Full(value)),
+            Err(()) => Err(PushError::Closed(value)),
+        }
+    }
+
     /// Claims up to `batch.len()` slots with one compare-and-swap and moves
     /// that many messages from the front of `batch` into them, in order.
     /// Returns how many it moved (0 when full), or `Closed`.
@@ -177,53 +215,61 @@ impl<T> Inbox<T> {
         if batch.is_empty() {
             return Ok(0);
         }
+        let (index, k) = self
+            .claim(batch.len())
+            .map_err(|()| PushError::Closed(()))?;
+        for (j, value) in batch.drain(..k).enumerate() {
+            // SAFETY: indices index..index+k were just claimed by us.
+            unsafe { self.fill(index.wrapping_add(j), value) };
+        }
+        Ok(k)
+    }
+
+    /// Runs `attempt` until it is done, waiting for space whenever it finds
+    /// the inbox full: spins briefly, then parks until the consumer frees a
+    /// slot (no polling interval). Counts one `full` per call that had to
+    /// wait.
+    fn until_done<R>(&self, mut attempt: impl FnMut() -> Attempt<R>) -> R {
+        let mut counted = false;
         let backoff = Backoff::new();
-        let mut tail = self.tail.load(Relaxed);
         loop {
-            if tail & CLOSED != 0 {
-                return Err(PushError::Closed(()));
-            }
-            let index = tail >> 1;
-            // Free space from the consumer's published head (see `try_push`).
-            let mut free = self
-                .capacity()
-                .saturating_sub(index.wrapping_sub(self.head_cache.load(Acquire)));
-            if free < batch.len() {
-                free = self
-                    .capacity()
-                    .saturating_sub(index.wrapping_sub(self.refresh_head()));
-            }
-            let k = batch.len().min(free);
-            if k == 0 {
-                let current = self.tail.load(Relaxed);
-                if current == tail {
-                    return Ok(0); // full: let the caller wait
+            match attempt() {
+                Attempt::Done(result) => return result,
+                Attempt::Progress => {
+                    backoff.reset();
+                    continue;
                 }
-                tail = current;
+                Attempt::Full => {}
+            }
+            if !counted {
+                counted = true;
+                self.count_full();
+            }
+            // (Under loom the spinning is skipped: the model checks the park
+            // path, and a spin loop would only multiply its branches.)
+            if !cfg!(loom) && !backoff.is_completed() {
+                backoff.snooze();
                 continue;
             }
-            match self
-                .tail
-                .compare_exchange_weak(tail, tail + 2 * k, SeqCst, Relaxed)
-            {
-                Ok(_) => {
-                    for (j, value) in batch.drain(..k).enumerate() {
-                        let i = index.wrapping_add(j);
-                        let slot = &self.buf[i & self.mask];
-                        // SAFETY: the claim gave us indices index..index+k
-                        // alone, and all are below head + capacity, so the
-                        // consumer is done with their previous lap and reads
-                        // each only after we store its stamp.
-                        slot.value
-                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
-                        slot.stamp.store(written_stamp(i), Release);
-                    }
-                    return Ok(k);
-                }
-                Err(current) => {
-                    tail = current;
-                    backoff.spin();
-                }
+            // Park. Registering as a waiter before the re-check pairs with
+            // the consumer's check after it publishes its head: either our
+            // re-check sees the space or the consumer sees us. The re-check's
+            // loads are not SeqCst, so without a barrier both sides could
+            // miss each other (found by the loom model). This is the cold
+            // side: it pays the heavy barrier so the consumer's check after
+            // every batch costs only a light one.
+            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.waiters.fetch_add(1, SeqCst);
+            barrier::heavy();
+            let step = attempt();
+            if let Attempt::Full = step {
+                drop(self.space.wait(guard).unwrap_or_else(|e| e.into_inner()));
+            } else {
+                drop(guard);
+            }
+            self.waiters.fetch_sub(1, SeqCst);
+            if let Attempt::Done(result) = step {
+                return result;
             }
         }
     }
@@ -238,91 +284,36 @@ impl<T> Inbox<T> {
         batch: &mut Vec<T>,
         mut on_claim: impl FnMut(),
     ) -> Result<(), PushError<()>> {
-        let mut counted = false;
-        let backoff = Backoff::new();
-        while !batch.is_empty() {
-            if self.try_push_batch(batch)? > 0 {
+        self.until_done(|| match self.try_push_batch(batch) {
+            Err(e) => Attempt::Done(Err(e)),
+            Ok(0) if batch.is_empty() => Attempt::Done(Ok(())),
+            Ok(0) => Attempt::Full,
+            Ok(_) => {
                 on_claim();
-                backoff.reset();
-                continue;
-            }
-            if !counted {
-                counted = true;
-                self.count_full();
-            }
-            if !cfg!(loom) && !backoff.is_completed() {
-                backoff.snooze();
-                continue;
-            }
-            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.waiters.fetch_add(1, SeqCst);
-            // The cold side of the waiter handshake: see `push_blocking`.
-            barrier::heavy();
-            let moved = self.try_push_batch(batch);
-            match moved {
-                Ok(0) => {
-                    drop(self.space.wait(guard).unwrap_or_else(|e| e.into_inner()));
-                    self.waiters.fetch_sub(1, SeqCst);
-                }
-                other => {
-                    self.waiters.fetch_sub(1, SeqCst);
-                    drop(guard);
-                    if other? > 0 {
-                        on_claim();
-                    }
+                if batch.is_empty() {
+                    Attempt::Done(Ok(()))
+                } else {
+                    Attempt::Progress
                 }
             }
-        }
-        Ok(())
+        })
     }
 
     /// Pushes `value`, waiting for space while the inbox is full: spins
     /// briefly, then parks until the consumer frees a slot. Counts one `full`
     /// when it had to wait.
-    pub(crate) fn push_blocking(&self, mut value: T) -> Result<(), PushError<T>> {
-        let mut counted = false;
-        let backoff = Backoff::new();
-        loop {
-            match self.try_push(value) {
-                Ok(()) => return Ok(()),
-                Err(PushError::Closed(v)) => return Err(PushError::Closed(v)),
-                Err(PushError::Full(v)) => value = v,
-            }
-            if !counted {
-                counted = true;
-                self.count_full();
-            }
-            // (Under loom the spinning is skipped: the model checks the park
-            // path, and a spin loop would only multiply its branches.)
-            if !cfg!(loom) && !backoff.is_completed() {
-                backoff.snooze();
-                continue;
-            }
-            // Park. Registering as a waiter (SeqCst) before the re-check
-            // pairs with the consumer's fence after it frees slots: either
-            // our re-check sees the free slot or the consumer sees us.
-            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.waiters.fetch_add(1, SeqCst);
-            // The re-check's loads are not SeqCst: without a barrier they
-            // could be satisfied before the registration is visible, and both
-            // sides would miss each other (found by the loom model). This is
-            // the cold side: it pays the heavy barrier so the consumer's
-            // check after every batch costs only a light one.
-            barrier::heavy();
-            let result = self.try_push(value);
-            let guard = match result {
+    pub(crate) fn push_blocking(&self, value: T) -> Result<(), PushError<T>> {
+        let mut value = Some(value);
+        self.until_done(|| {
+            let v = value.take().expect("put back on every Full");
+            match self.try_push(v) {
                 Err(PushError::Full(v)) => {
-                    value = v;
-                    Some(self.space.wait(guard).unwrap_or_else(|e| e.into_inner()))
+                    value = Some(v);
+                    Attempt::Full
                 }
-                other => {
-                    self.waiters.fetch_sub(1, SeqCst);
-                    return other;
-                }
-            };
-            self.waiters.fetch_sub(1, SeqCst);
-            drop(guard);
-        }
+                done => Attempt::Done(done),
+            }
+        })
     }
 
     /// Counts a send that found the inbox full.
