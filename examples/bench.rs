@@ -599,15 +599,26 @@ pub fn inbox_arrayqueue(n: u64, producers: usize, capacity: usize) -> Duration {
     dt
 }
 
-pub fn inbox_crossbeam_channel(n: u64, producers: usize, capacity: usize) -> Duration {
+/// `producers` threads (CPU 0) → 1 consumer (CPU 1) through a bounded
+/// channel, given as its two ends and how to send and receive on them.
+fn inbox_channel<S, R>(
+    n: u64,
+    producers: usize,
+    (tx, rx): (S, R),
+    send: fn(&S, u64),
+    recv: fn(&R) -> u64,
+) -> Duration
+where
+    S: Clone + Send + 'static,
+    R: Send + 'static,
+{
     let (c0, c1) = cpus();
-    let (tx, rx) = crossbeam_channel::bounded::<u64>(capacity);
     let prods = (0..producers)
         .map(|p| {
             let tx = tx.clone();
             let job: Job = Box::new(move || {
                 for v in share(p, producers, n) {
-                    tx.send(v).unwrap();
+                    send(&tx, v);
                 }
             });
             (c0, job)
@@ -617,7 +628,7 @@ pub fn inbox_crossbeam_channel(n: u64, producers: usize, capacity: usize) -> Dur
     let cons: ConsumerJob = Box::new(move || {
         let mut sum = 0u64;
         for _ in 0..n {
-            sum = sum.wrapping_add(rx.recv().unwrap());
+            sum = sum.wrapping_add(recv(&rx));
         }
         sum
     });
@@ -626,31 +637,24 @@ pub fn inbox_crossbeam_channel(n: u64, producers: usize, capacity: usize) -> Dur
     dt
 }
 
+pub fn inbox_crossbeam_channel(n: u64, producers: usize, capacity: usize) -> Duration {
+    inbox_channel(
+        n,
+        producers,
+        crossbeam_channel::bounded::<u64>(capacity),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    )
+}
+
 pub fn inbox_flume(n: u64, producers: usize, capacity: usize) -> Duration {
-    let (c0, c1) = cpus();
-    let (tx, rx) = flume::bounded::<u64>(capacity);
-    let prods = (0..producers)
-        .map(|p| {
-            let tx = tx.clone();
-            let job: Job = Box::new(move || {
-                for v in share(p, producers, n) {
-                    tx.send(v).unwrap();
-                }
-            });
-            (c0, job)
-        })
-        .collect();
-    drop(tx);
-    let cons: ConsumerJob = Box::new(move || {
-        let mut sum = 0u64;
-        for _ in 0..n {
-            sum = sum.wrapping_add(rx.recv().unwrap());
-        }
-        sum
-    });
-    let (dt, sum) = run_threads(prods, (c1, cons));
-    assert_eq!(sum, sum_to(n));
-    dt
+    inbox_channel(
+        n,
+        producers,
+        flume::bounded::<u64>(capacity),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    )
 }
 
 // ---------------------------------------------------------------------------

@@ -454,6 +454,24 @@ mod tests {
         v
     }
 
+    /// Consumes `producers * per_producer` messages tagged `producer << 32 |
+    /// seq`, checking that each producer's arrive in order.
+    fn drain_checking_fifo(q: &Inbox<u64>, producers: usize, per_producer: u64) {
+        let mut next = vec![0u64; producers];
+        let mut total = 0;
+        while total < producers as u64 * per_producer {
+            // SAFETY: this thread is the only consumer.
+            total += unsafe {
+                q.pop_batch(8, |m| {
+                    let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+                    assert_eq!(next[p], i, "FIFO per producer");
+                    next[p] += 1;
+                })
+            } as u64;
+        }
+        assert_eq!(next, vec![per_producer; producers]);
+    }
+
     #[test]
     fn fifo_full_and_capacity() {
         let q = Inbox::new(3);
@@ -525,22 +543,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut next = [0u64; P as usize];
-        let mut total = 0;
-        while total < P * N {
-            // SAFETY: this thread is the only consumer.
-            total += unsafe {
-                q.pop_batch(8, |m| {
-                    let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
-                    assert_eq!(next[p], i, "FIFO per producer");
-                    next[p] += 1;
-                })
-            } as u64;
-        }
+        drain_checking_fifo(&q, P as usize, N);
         for h in handles {
             h.join().unwrap();
         }
-        assert_eq!(next, [N; P as usize]);
     }
 
     #[test]
@@ -585,22 +591,10 @@ mod tests {
                 })
             })
             .collect();
-        let mut next = [0u64; P as usize];
-        let mut total = 0;
-        while total < P * N {
-            // SAFETY: this thread is the only consumer.
-            total += unsafe {
-                q.pop_batch(8, |m| {
-                    let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
-                    assert_eq!(next[p], i, "FIFO per producer");
-                    next[p] += 1;
-                })
-            } as u64;
-        }
+        drain_checking_fifo(&q, P as usize, N);
         for h in handles {
             h.join().unwrap();
         }
-        assert_eq!(next, [N; P as usize]);
     }
 
     #[test]
