@@ -75,6 +75,7 @@ mod batch;
 mod inbox;
 #[cfg(all(test, not(loom)))]
 mod model_tests;
+mod prefetch;
 mod ring;
 mod signal;
 mod sync;
@@ -105,7 +106,8 @@ pub use batch::SendBatch;
 #[cfg(not(loom))]
 pub use config::{
     Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,
-    DEFAULT_CAPACITY, DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
+    DEFAULT_CAPACITY, DEFAULT_INBOX_COALESCE, DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
+    MAX_INBOX_COALESCE,
 };
 #[cfg(not(loom))]
 pub use error::{Error, SendError};

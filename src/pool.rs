@@ -164,6 +164,7 @@ impl<W: Worker> Pool<W> {
             idle: config.idle,
             tick_interval: config.tick_interval,
             on_panic: config.on_panic,
+            inbox_coalesce: crate::runtime::spins_for(config.inbox_coalesce),
         };
         let overflow_limit = config.overflow_limit;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::watchdog;
 use shardpool::prelude::*;
-use shardpool::SendBatch;
+use shardpool::{SendBatch, MAX_INBOX_COALESCE};
 
 fn unpinned(workers: usize) -> PoolConfig {
     PoolConfig::default()
@@ -767,4 +767,52 @@ fn batch_errors_keep_the_messages() {
             .unwrap_err()
             .is_closed());
     });
+}
+
+/// Forwards what it handles to the test thread.
+struct Forward(std::sync::mpsc::Sender<u64>);
+impl Worker for Forward {
+    type Msg = u64;
+    fn handle(&mut self, m: u64, _ctx: &mut Context<'_, u64>) {
+        let _ = self.0.send(m);
+    }
+}
+
+#[test]
+fn inbox_coalescing_never_strands_a_message() {
+    // After a batch the worker leaves its inbox alone for the coalescing
+    // window; a message sent then must still arrive with no later traffic
+    // to pull it through, in order, whatever the window.
+    for window in [Duration::ZERO, Duration::from_micros(1), MAX_INBOX_COALESCE] {
+        watchdog(60, move || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let tx = std::sync::Mutex::new(tx);
+            let pool = Pool::start(unpinned(2).inbox_coalesce(window), move |_| {
+                Forward(tx.lock().unwrap().clone())
+            })
+            .unwrap();
+            let sender = pool.sender();
+            let to = WorkerId::from(1);
+            let mut next = 0u64;
+            let mut expect = 0u64;
+            for round in 0..200u64 {
+                let mut burst: Vec<u64> = (next..next + 2 + round % 7).collect();
+                next += burst.len() as u64;
+                sender.send_batch(to, &mut burst).unwrap();
+                // The lone message lands while the worker may be resting.
+                sender.send_to(to, next).unwrap();
+                next += 1;
+                while expect < next {
+                    let m = rx
+                        .recv_timeout(Duration::from_secs(20))
+                        .unwrap_or_else(|e| panic!("{window:?}: message {expect} stranded: {e}"));
+                    assert_eq!(m, expect, "{window:?}: out of order");
+                    expect += 1;
+                }
+            }
+            pool.shutdown().unwrap();
+            let rest: Vec<u64> = rx.try_iter().collect();
+            assert!(rest.is_empty(), "{window:?}: late messages {rest:?}");
+        });
+    }
 }
