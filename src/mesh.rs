@@ -99,10 +99,9 @@ impl<M: Send + 'static> Outbound<M> {
         if self.unusual.get(peer) != Some(&false) {
             return self.send_unusual(peer, msg);
         }
-        let tx = &mut self.tx[peer];
-        match tx.try_stage(msg) {
+        match self.tx[peer].try_stage(msg) {
             Ok(()) => {
-                tx.ring().tx.sent.add(1);
+                // `sent` is brought up to date when the ring is published.
                 self.mark_dirty(peer);
                 Ok(())
             }
@@ -158,14 +157,13 @@ impl<M: Send + 'static> Outbound<M> {
                 tx.ring().tx.full.add(1);
                 return Err(SendError::Full(msg));
             }
-            tx.ring().tx.sent.add(1);
             tx.ring().tx.overflowed.add(1);
             overflow.push_back(msg);
+            tx.ring().tx.sent.set(tx.written() + overflow.len() as u64);
             return Ok(());
         }
         match tx.try_stage(msg) {
             Ok(()) => {
-                tx.ring().tx.sent.add(1);
                 self.mark_dirty(peer);
                 Ok(())
             }
@@ -173,13 +171,17 @@ impl<M: Send + 'static> Outbound<M> {
                 // Full: publish what is staged so the peer can drain it, then
                 // queue behind it (unless the overflow is capped at 0).
                 tx.ring().tx.full.add(1);
+                let queue = usize::from(self.overflow_limit > 0);
+                tx.ring()
+                    .tx
+                    .sent
+                    .set(tx.written() + overflow.len() as u64 + queue as u64);
                 if tx.publish() {
                     self.shared.workers[peer].signal.notify();
                 }
-                if self.overflow_limit == 0 {
+                if queue == 0 {
                     return Err(SendError::Full(msg));
                 }
-                tx.ring().tx.sent.add(1);
                 tx.ring().tx.overflowed.add(1);
                 overflow.push_back(msg);
                 self.overflow_pending += 1;
@@ -237,7 +239,14 @@ impl<M: Send + 'static> Outbound<M> {
         }
         for &peer in &self.dirty_list {
             self.dirty[peer] = false;
-            self.tx[peer].publish();
+            let tx = &mut self.tx[peer];
+            // Everything accepted for this pair: what went into the ring
+            // plus what waits in its overflow. Counted here, once per
+            // iteration, not per message; stored before the messages become
+            // visible, so `received` does not pass it.
+            let accepted = tx.written() + self.overflow[peer].len() as u64;
+            tx.ring().tx.sent.set(accepted);
+            tx.publish();
         }
         barrier::light();
         for &peer in &self.dirty_list {

@@ -1,5 +1,5 @@
-//! A prefetch-for-write hint: ask the CPU to fetch a cache line in the
-//! exclusive state before the thread writes it.
+//! Prefetch hints: ask the CPU to fetch a cache line before the thread
+//! needs it — for writing (in the exclusive state) or for reading.
 //!
 //! A sender on the inbox claims its slot with a locked compare-and-swap, and
 //! a locked instruction waits for every earlier store of the thread to
@@ -10,8 +10,12 @@
 //! is busy anyway, takes that round trip off the send path (measured in
 //! PERFORMANCE.md, "Inbox").
 //!
-//! `prefetchw` on x86-64 (a no-op on CPUs that predate it: the opcode space
-//! is reserved as a hint), `prfm pstl1keep` on AArch64, nothing elsewhere
+//! The ring's consumer knows, from the producer's published tail, which
+//! lines hold its next batch; asking for all of them at once overlaps
+//! their transfers instead of taking one miss after another.
+//!
+//! `prefetchw`/`prefetcht0` on x86-64 (a no-op on CPUs that predate it: the opcode space
+//! is reserved as a hint), `prfm pstl1keep`/`pldl1keep` on AArch64, nothing elsewhere
 //! and under loom. A prefetch never faults and changes no memory, so a
 //! wrong hint costs only time.
 
@@ -36,6 +40,26 @@ pub(crate) fn prefetch_write<T>(p: *const T) {
     let _ = p;
 }
 
+/// Hints that the cache line holding `p` will soon be read by this thread.
+/// Like [`prefetch_write`], a hint only: it never faults.
+#[inline(always)]
+pub(crate) fn prefetch_read<T>(p: *const T) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: `prefetcht0` only hints the cache; it cannot fault, reads and
+    // writes no architectural state (flags included), and touches no stack.
+    unsafe {
+        std::arch::asm!("prefetcht0 [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(all(target_arch = "aarch64", not(loom)))]
+    // SAFETY: `prfm` only hints the cache; it cannot fault and changes no
+    // architectural state.
+    unsafe {
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(any(loom, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,10 +69,12 @@ mod tests {
         let mut v = vec![7u64; 64];
         for x in &v {
             prefetch_write(x);
+            prefetch_read(x);
         }
         // One past the end and null are fine too: a prefetch never faults.
         prefetch_write(v.as_ptr().wrapping_add(64));
         prefetch_write(std::ptr::null::<u64>());
+        prefetch_read(std::ptr::null::<u64>());
         v[3] = 9;
         assert_eq!(v.iter().sum::<u64>(), 7 * 63 + 9);
     }

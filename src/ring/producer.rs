@@ -52,28 +52,28 @@ impl<T> Producer<T> {
         }
         // SAFETY: the slot at `tail` is free: the consumer released it (its
         // head, loaded with acquire, is past `tail - capacity`), and the
-        // consumer does not read it until we stamp it in `publish`.
+        // consumer does not read it until `publish` moves `tail` past it.
         self.ring
             .slot(self.tail)
-            .value
             .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
         self.tail = self.tail.wrapping_add(1);
         Ok(())
     }
 
-    /// Makes every staged message visible to the consumer, oldest first,
-    /// by stamping their slots (release stores into lines this side just
-    /// wrote). Returns whether there was anything to publish.
+    /// Messages ever written into the ring (published or staged).
+    #[inline]
+    pub(crate) fn written(&self) -> u64 {
+        self.tail as u64
+    }
+
+    /// Makes every staged message visible to the consumer with one release
+    /// store of `tail`. Returns whether there was anything to publish.
     #[inline]
     pub(crate) fn publish(&mut self) -> bool {
         if self.tail == self.published {
             return false;
         }
-        let mut i = self.published;
-        while i != self.tail {
-            i = i.wrapping_add(1);
-            self.ring.slot(i.wrapping_sub(1)).seq.store(i, Release);
-        }
+        self.ring.tail.store(self.tail, Release);
         self.published = self.tail;
         true
     }
