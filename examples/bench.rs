@@ -199,13 +199,7 @@ impl Default for MeshCfg {
 
 struct MeshShared {
     target: u64,
-    window: u64,
     burst: u64,
-    /// Worker 1's count, published once per loop iteration (its `tick`).
-    /// Worker 0 keeps at most `window` (= ring capacity) messages in flight,
-    /// so the ring never overflows: the same back-pressure a spinning SPSC
-    /// producer has.
-    consumed: CachePadded<AtomicU64>,
     latch: Arc<Latch>,
 }
 
@@ -213,7 +207,6 @@ struct MeshWorker {
     id: usize,
     sh: Arc<MeshShared>,
     sent: u64,
-    consumed_cache: u64,
     count: u64,
     sum: u64,
     fired: bool,
@@ -229,31 +222,29 @@ impl Worker for MeshWorker {
             self.sum = self.sum.wrapping_add(msg);
             return;
         }
-        // Worker 0: a "go" from the inbox or its own "continue": send a burst.
+        // Worker 0: a "go" from the inbox or its own "continue": send up to
+        // a burst, stopping when the ring is full (the pool runs with
+        // `overflow_limit(0)`, so a full ring refuses the message: the same
+        // back-pressure a spinning SPSC producer has).
         let sh = &*self.sh;
-        let mut credit = sh.window - (self.sent - self.consumed_cache);
-        if credit < sh.burst {
-            self.consumed_cache = sh.consumed.load(Acquire);
-            credit = sh.window - (self.sent - self.consumed_cache);
-        }
-        let k = credit.min(sh.burst).min(sh.target - self.sent);
-        for _ in 0..k {
-            let _ = ctx.send_to(WorkerId::from(1), self.sent);
-            self.sent += 1;
+        let end = (self.sent + sh.burst).min(sh.target);
+        while self.sent < end {
+            match ctx.send_to(WorkerId::from(1), self.sent) {
+                Ok(()) => self.sent += 1,
+                Err(SendError::Full(_)) => break,
+                Err(e) => panic!("mesh send: {e}"),
+            }
         }
         if self.sent < sh.target {
-            let _ = ctx.send_to(WorkerId::from(0), 0);
+            ctx.send_to(WorkerId::from(0), 0).expect("continue");
         }
     }
 
     #[inline]
     fn tick(&mut self, _ctx: &mut Context<'_, u64>) {
-        if self.id == 1 {
-            self.sh.consumed.store(self.count, Release);
-            if !self.fired && self.count >= self.sh.target {
-                self.fired = true;
-                self.sh.latch.set();
-            }
+        if self.id == 1 && !self.fired && self.count >= self.sh.target {
+            self.fired = true;
+            self.sh.latch.set();
         }
     }
 }
@@ -264,21 +255,19 @@ pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
     let (c0, c1) = cpus();
     let sh = Arc::new(MeshShared {
         target: n,
-        window: cfg.capacity.next_power_of_two() as u64,
-        burst: cfg.burst.min(cfg.capacity as u64).max(1),
-        consumed: CachePadded::new(AtomicU64::new(0)),
+        burst: cfg.burst.max(1),
         latch: Latch::new(),
     });
     let s2 = sh.clone();
     let pool = Pool::start(
         pool_config(vec![c0, c1])
             .ring_capacity(cfg.capacity)
-            .batch_size(cfg.batch),
+            .batch_size(cfg.batch)
+            .overflow_limit(0),
         move |id| MeshWorker {
             id: id.index(),
             sh: s2.clone(),
             sent: 0,
-            consumed_cache: 0,
             count: 0,
             sum: 0,
             fired: false,
