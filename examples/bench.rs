@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release --example bench                 # headline table (~15 s)
 //! cargo run --release --example bench -- --reps 9     # more repetitions
-//! cargo run --release --example bench -- --sweep      # mesh batch/capacity sweep
+//! cargo run --release --example bench -- --sweep      # mesh batch/capacity, inbox
+//!                                                     # coalescing, idle strategy
 //! ```
 //!
 //! Every comparison runs shardpool and its peer alternately (A B A B ...,
@@ -464,6 +465,17 @@ pub fn inbox_shardpool_idle(
     capacity: usize,
     idle: IdleStrategy,
 ) -> Duration {
+    inbox_shardpool_cfg(n, producers, capacity, |c| c.idle(idle))
+}
+
+/// [`inbox_shardpool`] with any change to the pool's configuration (the
+/// sweep varies `inbox_coalesce`).
+pub fn inbox_shardpool_cfg(
+    n: u64,
+    producers: usize,
+    capacity: usize,
+    tweak: impl FnOnce(PoolConfig) -> PoolConfig,
+) -> Duration {
     let (c0, c1) = cpus();
     let sh = Arc::new(CountShared {
         target: n,
@@ -471,7 +483,7 @@ pub fn inbox_shardpool_idle(
     });
     let s2 = sh.clone();
     let pool = Pool::start(
-        pool_config(vec![c1]).inbox_capacity(capacity).idle(idle),
+        tweak(pool_config(vec![c1]).inbox_capacity(capacity)),
         move |_| CountWorker {
             sh: s2.clone(),
             count: 0,
@@ -717,10 +729,20 @@ pub fn keyed_shardpool(n: u64) -> Duration {
 /// [`shardpool::SendBatch`] of `per_worker` messages (one inbox claim and one
 /// wake check per batch instead of per message).
 pub fn keyed_shardpool_batched(n: u64, per_worker: usize) -> Duration {
+    keyed_shardpool_batched_cfg(n, per_worker, |c| c)
+}
+
+/// [`keyed_shardpool_batched`] with any change to the pool's configuration
+/// (the sweep varies the idle strategy).
+pub fn keyed_shardpool_batched_cfg(
+    n: u64,
+    per_worker: usize,
+    tweak: impl FnOnce(PoolConfig) -> PoolConfig,
+) -> Duration {
     let (c0, c1) = cpus();
     let fin = Finish::new(2);
     let f2 = fin.clone();
-    let pool = Pool::start(pool_config(vec![c0, c1]), move |_| KeyedWorker {
+    let pool = Pool::start(tweak(pool_config(vec![c0, c1])), move |_| KeyedWorker {
         map: HashMap::with_capacity(KEYS as usize),
         fin: f2.clone(),
     })
@@ -1545,8 +1567,8 @@ fn headline(reps: usize) {
 
 fn sweep(reps: usize) {
     println!(
-        "mesh sweep: worker->worker u64, 2M messages, {reps} interleaved reps, \
-         loadavg {}, RTT floor p50 {:.0} ns",
+        "sweep: mesh (worker->worker u64, 2M messages), inbox coalescing window, \
+         idle strategy; {reps} interleaved reps, loadavg {}, RTT floor p50 {:.0} ns",
         loadavg(),
         floor_p50()
     );
@@ -1604,6 +1626,43 @@ fn sweep(reps: usize) {
             None,
             || mesh_shardpool(n, cfg),
             || mesh_rtrb(n, 1024),
+        );
+    }
+    // The inbox's coalescing window (`PoolConfig::inbox_coalesce`), one
+    // external producer, against ArrayQueue.
+    let n_inbox = 1_000_000;
+    for ns in [0u64, 300, 500, 1000, 2000] {
+        let window = Duration::from_nanos(ns);
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("inbox 1 producer, inbox_coalesce {ns} ns"),
+                "crossbeam ArrayQueue",
+            ),
+            n_inbox,
+            None,
+            || inbox_shardpool_cfg(n_inbox, 1, 1024, |c| c.inbox_coalesce(window)),
+            || inbox_arrayqueue(n_inbox, 1, 1024),
+        );
+    }
+    // The idle strategy when an external producer shares a CPU with a
+    // worker: keyed aggregation with SendBatch, against the hand-rolled
+    // pool.
+    let n_keyed = 1_000_000;
+    for (spins, yields) in [(512, 8), (64, 16), (64, 64), (0, 256), (0, 0)] {
+        let idle = IdleStrategy::Backoff { spins, yields };
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("keyed SendBatch, Backoff {spins}/{yields}"),
+                "hand-rolled (crossbeam-ch)",
+            ),
+            n_keyed,
+            None,
+            || keyed_shardpool_batched_cfg(n_keyed, 64, |c| c.idle(idle)),
+            || keyed_handrolled(n_keyed),
         );
     }
     print_table(&rows);
