@@ -14,6 +14,12 @@
 //! says full, so a send does not touch the line the consumer rewrites after
 //! every batch. Measured: `send_to` from 21–23 to ~30 M messages/s, 0.39×
 //! to 0.55× crossbeam's `ArrayQueue` (PERFORMANCE.md).
+//!
+//! A claim is a locked instruction, which waits for the sender's earlier
+//! stores; so after claiming, a sender prefetches for writing the line a
+//! little ahead ([`crate::prefetch`]), and the worker does not poll a
+//! drained inbox for a moment after a batch (`PoolConfig::inbox_coalesce`,
+//! in the runtime). Together: ~80 M messages/s, ~1.7× `ArrayQueue`.
 
 //! Closing sets the low bit of `tail`, so every later claim fails and the
 //! final tail is known exactly: a drain waits until `head` reaches it,
