@@ -384,10 +384,13 @@ impl<W: Worker> Runtime<W> {
     /// Nothing arrived in the last iteration.
     fn idle(&mut self) {
         if self.inbox_rest > 0 {
-            // Let messages land in the inbox; meanwhile watch only the rings
-            // and the control word.
+            // Let messages land in the inbox; meanwhile watch the control
+            // word, and the rings unless there are so many that scanning
+            // them costs more than the short wait (they are polled again
+            // right after it).
+            let poll_rings = self.rx.len() < POLL_LIMIT;
             for _ in 0..std::mem::take(&mut self.inbox_rest) {
-                if self.rx.iter_mut().any(|c| c.has_pending())
+                if (poll_rings && self.rx.iter_mut().any(|c| c.has_pending()))
                     || self.shared.control.load(Acquire) != self.control_seen
                 {
                     return;

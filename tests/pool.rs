@@ -783,11 +783,17 @@ fn inbox_coalescing_never_strands_a_message() {
     // After a batch the worker leaves its inbox alone for the coalescing
     // window; a message sent then must still arrive with no later traffic
     // to pull it through, in order, whatever the window.
-    for window in [Duration::ZERO, Duration::from_micros(1), MAX_INBOX_COALESCE] {
+    // 9 workers: more rings than a resting worker scans (it then watches
+    // only the control word while it rests).
+    let cases = [Duration::ZERO, Duration::from_micros(1), MAX_INBOX_COALESCE]
+        .into_iter()
+        .map(|w| (2, w))
+        .chain([(9, MAX_INBOX_COALESCE)]);
+    for (workers, window) in cases {
         watchdog(60, move || {
             let (tx, rx) = std::sync::mpsc::channel();
             let tx = std::sync::Mutex::new(tx);
-            let pool = Pool::start(unpinned(2).inbox_coalesce(window), move |_| {
+            let pool = Pool::start(unpinned(workers).inbox_coalesce(window), move |_| {
                 Forward(tx.lock().unwrap().clone())
             })
             .unwrap();
