@@ -24,37 +24,38 @@
 /// hint itself never dereferences it.
 #[inline(always)]
 pub(crate) fn prefetch_write<T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: `prefetchw` only hints the cache; it cannot fault, reads and
-    // writes no architectural state (flags included), and touches no stack.
-    unsafe {
-        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
-    }
-    #[cfg(all(target_arch = "aarch64", not(loom)))]
-    // SAFETY: `prfm` only hints the cache; it cannot fault and changes no
-    // architectural state.
-    unsafe {
-        std::arch::asm!("prfm pstl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
-    }
-    #[cfg(any(loom, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
-    let _ = p;
+    prefetch::<true, T>(p);
 }
 
 /// Hints that the cache line holding `p` will soon be read by this thread.
 /// Like [`prefetch_write`], a hint only: it never faults.
 #[inline(always)]
 pub(crate) fn prefetch_read<T>(p: *const T) {
+    prefetch::<false, T>(p);
+}
+
+#[inline(always)]
+fn prefetch<const WRITE: bool, T>(p: *const T) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
-    // SAFETY: `prefetcht0` only hints the cache; it cannot fault, reads and
-    // writes no architectural state (flags included), and touches no stack.
+    // SAFETY: `prefetchw`/`prefetcht0` only hint the cache; they cannot
+    // fault, read or write no architectural state (flags included), and
+    // touch no stack.
     unsafe {
-        std::arch::asm!("prefetcht0 [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        if WRITE {
+            std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        } else {
+            std::arch::asm!("prefetcht0 [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        }
     }
     #[cfg(all(target_arch = "aarch64", not(loom)))]
     // SAFETY: `prfm` only hints the cache; it cannot fault and changes no
     // architectural state.
     unsafe {
-        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        if WRITE {
+            std::arch::asm!("prfm pstl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        } else {
+            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+        }
     }
     #[cfg(any(loom, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = p;
