@@ -100,7 +100,8 @@ impl<T> Ring<T> {
     /// The slot of free-running index `i`.
     #[inline]
     fn slot(&self, i: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // `mask` keeps the index in bounds; the compiler drops the check.
+        // `mask` keeps the index in bounds (the bounds check stays; walking
+        // the run as slices instead measured no faster).
         &self.buf[i & self.mask]
     }
 }
