@@ -689,40 +689,42 @@ struct KeyedWorker {
 impl Worker for KeyedWorker {
     type Msg = (u64, u64);
     #[inline]
-    fn handle(&mut self, (k, v): (u64, u64), _ctx: &mut Context<'_, (u64, u64)>) {
-        if k == END {
+    fn handle(&mut self, msg: (u64, u64), _ctx: &mut Context<'_, (u64, u64)>) {
+        if !count(&mut self.map, msg) {
             self.fin.one_done();
-        } else {
-            *self.map.entry(k).or_default() += v;
         }
     }
+}
+
+/// The keys every keyed workload sends, in order: the same stream for
+/// shardpool and its peers.
+fn keys(n: u64) -> impl Iterator<Item = u64> {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n).map(move |_| xorshift(&mut rng) % KEYS)
+}
+
+/// Counts one keyed message into `map`; `false` for the end marker.
+#[inline]
+fn count(map: &mut HashMap<u64, u64>, (k, v): (u64, u64)) -> bool {
+    if k == END {
+        return false;
+    }
+    *map.entry(k).or_default() += v;
+    true
 }
 
 /// Two workers; the timing thread (unpinned) sends `n` keyed messages with
 /// `send_keyed`, then an end marker to each worker.
 pub fn keyed_shardpool(n: u64) -> Duration {
-    let (c0, c1) = cpus();
-    let fin = Finish::new(2);
-    let f2 = fin.clone();
-    let pool = Pool::start(pool_config(vec![c0, c1]), move |_| KeyedWorker {
-        map: HashMap::with_capacity(KEYS as usize),
-        fin: f2.clone(),
-    })
-    .expect("pool start");
-    let tx = pool.sender();
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let t0 = Instant::now();
-    for _ in 0..n {
-        let k = xorshift(&mut rng) % KEYS;
-        tx.send_keyed(&k, (k, 1)).unwrap();
-    }
-    tx.broadcast((END, 0)).unwrap();
-    fin.latch.wait();
-    let dt = t0.elapsed();
-    let w = pool.shutdown().expect("shutdown");
-    let total: u64 = w.iter().flat_map(|w| w.map.values()).sum();
-    assert_eq!(total, n);
-    dt
+    keyed_pool(
+        n,
+        |c| c,
+        |tx| {
+            for k in keys(n) {
+                tx.send_keyed(&k, (k, 1)).unwrap();
+            }
+        },
+    )
 }
 
 /// [`keyed_shardpool`] with the producer buffering per worker in a
@@ -739,6 +741,22 @@ pub fn keyed_shardpool_batched_cfg(
     per_worker: usize,
     tweak: impl FnOnce(PoolConfig) -> PoolConfig,
 ) -> Duration {
+    keyed_pool(n, tweak, |tx| {
+        let mut batch = shardpool::SendBatch::new(tx.clone(), per_worker);
+        for k in keys(n) {
+            batch.send_keyed(&k, (k, 1)).unwrap();
+        }
+        batch.flush().unwrap();
+    })
+}
+
+/// A 2-worker counting pool: times `send` (which sends the `n` keyed
+/// messages) plus the end markers, until both workers have counted all.
+fn keyed_pool(
+    n: u64,
+    tweak: impl FnOnce(PoolConfig) -> PoolConfig,
+    send: impl FnOnce(&PoolSender<(u64, u64)>),
+) -> Duration {
     let (c0, c1) = cpus();
     let fin = Finish::new(2);
     let f2 = fin.clone();
@@ -748,14 +766,8 @@ pub fn keyed_shardpool_batched_cfg(
     })
     .expect("pool start");
     let tx = pool.sender();
-    let mut batch = shardpool::SendBatch::new(tx.clone(), per_worker);
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let t0 = Instant::now();
-    for _ in 0..n {
-        let k = xorshift(&mut rng) % KEYS;
-        batch.send_keyed(&k, (k, 1)).unwrap();
-    }
-    batch.flush().unwrap();
+    send(&tx);
     tx.broadcast((END, 0)).unwrap();
     fin.latch.wait();
     let dt = t0.elapsed();
@@ -779,20 +791,17 @@ pub fn keyed_handrolled(n: u64) -> Duration {
         handles.push(thread::spawn(move || {
             pin(cpu);
             let mut map: HashMap<u64, u64> = HashMap::with_capacity(KEYS as usize);
-            while let Ok((k, v)) = rx.recv() {
-                if k == END {
+            while let Ok(msg) = rx.recv() {
+                if !count(&mut map, msg) {
                     fin.one_done();
                     break;
                 }
-                *map.entry(k).or_default() += v;
             }
             map.values().sum::<u64>()
         }));
     }
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let t0 = Instant::now();
-    for _ in 0..n {
-        let k = xorshift(&mut rng) % KEYS;
+    for k in keys(n) {
         txs[route(k, 2)].send((k, 1)).unwrap();
     }
     for tx in &txs {
@@ -828,20 +837,17 @@ pub fn keyed_tokio(n: u64) -> Duration {
         let fin = fin.clone();
         handles.push(rt.spawn(async move {
             let mut map: HashMap<u64, u64> = HashMap::with_capacity(KEYS as usize);
-            while let Some((k, v)) = rx.recv().await {
-                if k == END {
+            while let Some(msg) = rx.recv().await {
+                if !count(&mut map, msg) {
                     fin.one_done();
                     break;
                 }
-                *map.entry(k).or_default() += v;
             }
             map.values().sum::<u64>()
         }));
     }
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let t0 = Instant::now();
-    for _ in 0..n {
-        let k = xorshift(&mut rng) % KEYS;
+    for k in keys(n) {
         txs[route(k, 2)].blocking_send((k, 1)).unwrap();
     }
     for tx in &txs {
