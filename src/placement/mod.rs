@@ -776,6 +776,15 @@ mod tests {
     fn cpus_list() {
         let (t, _) = big();
         let allowed: Vec<usize> = (0..16).collect();
+        let refuse_cpus = |list: Vec<usize>, workers: Option<usize>| {
+            refused(plan(
+                &t,
+                &allowed,
+                &Affinity::Cpus(list),
+                NumaFill::Compact,
+                workers,
+            ))
+        };
         let s = plan(
             &t,
             &allowed,
@@ -796,54 +805,24 @@ mod tests {
         .unwrap();
         assert_eq!(s.len(), 3);
 
-        let (field, reason) = refused(plan(
-            &t,
-            &allowed,
-            &Affinity::Cpus(vec![1, 99]),
-            NumaFill::Compact,
-            None,
-        ));
+        let (field, reason) = refuse_cpus(vec![1, 99], None);
         assert_eq!(field, "affinity");
         assert!(reason.contains("CPU 99 does not exist"), "{reason}");
         assert!(reason.contains("0-63"), "{reason}");
 
-        let (field, reason) = refused(plan(
-            &t,
-            &allowed,
-            &Affinity::Cpus(vec![1, 20]),
-            NumaFill::Compact,
-            None,
-        ));
+        let (field, reason) = refuse_cpus(vec![1, 20], None);
         assert_eq!(field, "affinity");
         assert!(reason.contains("CPU 20 is not allowed"), "{reason}");
         assert!(reason.contains("0-15"), "{reason}");
 
-        let (field, _) = refused(plan(
-            &t,
-            &allowed,
-            &Affinity::Cpus(vec![]),
-            NumaFill::Compact,
-            None,
-        ));
+        let (field, _) = refuse_cpus(vec![], None);
         assert_eq!(field, "affinity");
-        let (field, reason) = refused(plan(
-            &t,
-            &allowed,
-            &Affinity::Cpus(vec![2, 2]),
-            NumaFill::Compact,
-            None,
-        ));
+        let (field, reason) = refuse_cpus(vec![2, 2], None);
         assert_eq!(
             (field, reason.as_str()),
             ("affinity", "CPU 2 is listed twice")
         );
-        let (field, _) = refused(plan(
-            &t,
-            &allowed,
-            &Affinity::Cpus(vec![2]),
-            NumaFill::Compact,
-            Some(2),
-        ));
+        let (field, _) = refuse_cpus(vec![2], Some(2));
         assert_eq!(field, "workers");
     }
 
