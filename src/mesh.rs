@@ -159,7 +159,7 @@ impl<M: Send + 'static> Outbound<M> {
             }
             tx.ring().tx.overflowed.add(1);
             overflow.push_back(msg);
-            tx.ring().tx.sent.set(tx.written() + overflow.len() as u64);
+            store_sent(tx, overflow.len());
             return Ok(());
         }
         match tx.try_stage(msg) {
@@ -172,10 +172,7 @@ impl<M: Send + 'static> Outbound<M> {
                 // queue behind it (unless the overflow is capped at 0).
                 tx.ring().tx.full.add(1);
                 let queue = usize::from(self.overflow_limit > 0);
-                tx.ring()
-                    .tx
-                    .sent
-                    .set(tx.written() + overflow.len() as u64 + queue as u64);
+                store_sent(tx, overflow.len() + queue);
                 if tx.publish() {
                     self.shared.workers[peer].signal.notify();
                 }
@@ -240,12 +237,10 @@ impl<M: Send + 'static> Outbound<M> {
         for &peer in &self.dirty_list {
             self.dirty[peer] = false;
             let tx = &mut self.tx[peer];
-            // Everything accepted for this pair: what went into the ring
-            // plus what waits in its overflow. Counted here, once per
-            // iteration, not per message; stored before the messages become
-            // visible, so `received` does not pass it.
-            let accepted = tx.written() + self.overflow[peer].len() as u64;
-            tx.ring().tx.sent.set(accepted);
+            // Counted here, once per iteration, not per message; stored
+            // before the messages become visible, so `received` does not
+            // pass it.
+            store_sent(tx, self.overflow[peer].len());
             tx.publish();
         }
         barrier::light();
@@ -254,4 +249,12 @@ impl<M: Send + 'static> Outbound<M> {
         }
         self.dirty_list.clear();
     }
+}
+
+/// Stores a pair's `sent` statistic: everything accepted for the pair, i.e.
+/// the messages written into its ring plus the `queued` ones in (or about to
+/// enter) its overflow.
+#[inline]
+fn store_sent<M>(tx: &Producer<M>, queued: usize) {
+    tx.ring().tx.sent.set(tx.written() + queued as u64);
 }
