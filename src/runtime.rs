@@ -140,9 +140,14 @@ fn pending<M>(
 ) -> bool {
     // SAFETY: only the worker thread calls this, and it is the inbox's only
     // consumer.
-    (unsafe { inbox.has_pending() })
-        || rx.iter_mut().any(|c| c.has_pending())
-        || shared.control.load(Acquire) != control_seen
+    (unsafe { inbox.has_pending() }) || rings_pending(rx, shared, control_seen)
+}
+
+/// [`pending`] without the inbox: a message in one of `rx`, or a new
+/// control word.
+#[inline]
+fn rings_pending<M>(rx: &mut [Consumer<M>], shared: &Shared<M>, control_seen: u64) -> bool {
+    rx.iter_mut().any(|c| c.has_pending()) || shared.control.load(Acquire) != control_seen
 }
 
 /// The message of a caught panic.
@@ -388,11 +393,13 @@ impl<W: Worker> Runtime<W> {
             // word, and the rings unless there are so many that scanning
             // them costs more than the short wait (they are polled again
             // right after it).
-            let poll_rings = self.rx.len() < POLL_LIMIT;
+            let rings: &mut [Consumer<W::Msg>] = if self.rx.len() < POLL_LIMIT {
+                &mut self.rx
+            } else {
+                &mut []
+            };
             for _ in 0..std::mem::take(&mut self.inbox_rest) {
-                if (poll_rings && self.rx.iter_mut().any(|c| c.has_pending()))
-                    || self.shared.control.load(Acquire) != self.control_seen
-                {
+                if rings_pending(rings, &self.shared, self.control_seen) {
                     return;
                 }
                 std::hint::spin_loop();
