@@ -109,6 +109,47 @@ impl<M: Send + 'static> Outbound<M> {
         }
     }
 
+    /// Stages every message of `batch` for `peer`, in order: as many as
+    /// fit go straight into the ring as one run, the rest as `send_to`
+    /// would take them (into the overflow, in order). On an error the
+    /// first message not accepted and every one after it are left in
+    /// `batch`, in order.
+    #[inline]
+    pub(crate) fn send_batch(
+        &mut self,
+        peer: usize,
+        batch: &mut Vec<M>,
+    ) -> Result<(), SendError<()>> {
+        if self.unusual.get(peer) == Some(&false) {
+            if self.tx[peer].stage_from(batch) > 0 {
+                self.mark_dirty(peer);
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+        }
+        self.send_batch_unusual(peer, batch)
+    }
+
+    /// The part of `send_batch` the ring had no room for (or all of it,
+    /// when the peer is unusual). Takes exactly as many as the pair can
+    /// accept, so nothing is moved out of `batch` only to be handed back.
+    #[cold]
+    #[inline(never)]
+    fn send_batch_unusual(&mut self, peer: usize, batch: &mut Vec<M>) -> Result<(), SendError<()>> {
+        self.check_open(peer)?;
+        let n = self.room(peer).min(batch.len());
+        for msg in batch.drain(..n) {
+            self.enqueue(peer, msg);
+        }
+        if batch.is_empty() {
+            Ok(())
+        } else {
+            self.refuse_full(peer);
+            Err(SendError::Full(()))
+        }
+    }
+
     /// Refuses every later send (`on_stop`, or after this worker stopped).
     pub(crate) fn close(&mut self) {
         self.closed = true;
@@ -141,51 +182,89 @@ impl<M: Send + 'static> Outbound<M> {
     #[cold]
     #[inline(never)]
     fn send_unusual(&mut self, peer: usize, msg: M) -> Result<(), SendError<M>> {
+        if let Err(e) = self.check_open(peer) {
+            return Err(e.map(|()| msg));
+        }
+        if self.room(peer) == 0 {
+            self.refuse_full(peer);
+            return Err(SendError::Full(msg));
+        }
+        self.enqueue(peer, msg);
+        Ok(())
+    }
+
+    /// Whether sends to `peer` are refused outright: this side closed, no
+    /// such worker, or the peer seen failed.
+    fn check_open(&self, peer: usize) -> Result<(), SendError<()>> {
         if self.closed {
-            return Err(SendError::Closed(msg));
+            return Err(SendError::Closed(()));
         }
         if peer >= self.tx.len() {
-            return Err(SendError::NoSuchWorker(msg));
+            return Err(SendError::NoSuchWorker(()));
         }
         if self.shared.workers[peer].failed.load(Relaxed) {
-            return Err(SendError::Closed(msg));
+            return Err(SendError::Closed(()));
         }
+        Ok(())
+    }
+
+    /// How many messages the pair to `peer` accepts now: room in the ring
+    /// (while nothing waits in the overflow; as last seen, since every
+    /// caller comes from a staging attempt that refreshed it) plus room in
+    /// the overflow.
+    fn room(&self, peer: usize) -> usize {
+        let queued = self.overflow[peer].len();
+        if queued > 0 {
+            return self.overflow_limit.saturating_sub(queued);
+        }
+        self.tx[peer].free().saturating_add(self.overflow_limit)
+    }
+
+    /// Counts a refused send, and publishes what is staged for the peer so
+    /// that it can drain the ring.
+    fn refuse_full(&mut self, peer: usize) {
+        let tx = &mut self.tx[peer];
+        tx.ring().tx.full.add(1);
+        if self.overflow[peer].is_empty() {
+            store_sent(tx, 0);
+            if tx.publish() {
+                self.shared.workers[peer].signal.notify();
+            }
+        }
+    }
+
+    /// Accepts `msg` for `peer` behind everything accepted before it: into
+    /// the ring while the overflow is empty and the ring has room, else at
+    /// the back of the overflow. Never refuses; callers check
+    /// [`room`](Self::room) first.
+    fn enqueue(&mut self, peer: usize, msg: M) {
         let tx = &mut self.tx[peer];
         let overflow = &mut self.overflow[peer];
-        if !overflow.is_empty() {
-            if overflow.len() >= self.overflow_limit {
-                tx.ring().tx.full.add(1);
-                return Err(SendError::Full(msg));
-            }
-            tx.ring().tx.overflowed.add(1);
-            overflow.push_back(msg);
-            store_sent(tx, overflow.len());
-            return Ok(());
-        }
-        match tx.try_stage(msg) {
-            Ok(()) => {
-                self.mark_dirty(peer);
-                Ok(())
-            }
-            Err(msg) => {
-                // Full: publish what is staged so the peer can drain it, then
-                // queue behind it (unless the overflow is capped at 0).
-                tx.ring().tx.full.add(1);
-                let queue = usize::from(self.overflow_limit > 0);
-                store_sent(tx, overflow.len() + queue);
-                if tx.publish() {
-                    self.shared.workers[peer].signal.notify();
+        let msg = if overflow.is_empty() {
+            match tx.try_stage(msg) {
+                Ok(()) => {
+                    self.mark_dirty(peer);
+                    return;
                 }
-                if queue == 0 {
-                    return Err(SendError::Full(msg));
+                Err(msg) => {
+                    // Full: publish what is staged so the peer can drain
+                    // it, then queue behind it.
+                    tx.ring().tx.full.add(1);
+                    store_sent(tx, 1);
+                    if tx.publish() {
+                        self.shared.workers[peer].signal.notify();
+                    }
+                    self.overflow_pending += 1;
+                    self.unusual[peer] = true;
+                    msg
                 }
-                tx.ring().tx.overflowed.add(1);
-                overflow.push_back(msg);
-                self.overflow_pending += 1;
-                self.unusual[peer] = true;
-                Ok(())
             }
-        }
+        } else {
+            msg
+        };
+        tx.ring().tx.overflowed.add(1);
+        overflow.push_back(msg);
+        store_sent(tx, overflow.len());
     }
 
     /// Notes that `peer`'s ring has staged messages to publish at `flush`.

@@ -12,6 +12,7 @@ use crate::ring::ring;
 #[derive(Debug, Clone)]
 enum RingOp {
     Stage(u16),
+    StageFrom(Vec<u16>),
     Publish,
     Pop(usize),
 }
@@ -19,6 +20,7 @@ enum RingOp {
 fn ring_op() -> impl Strategy<Value = RingOp> {
     prop_oneof![
         4 => any::<u16>().prop_map(RingOp::Stage),
+        2 => proptest::collection::vec(any::<u16>(), 0..24).prop_map(RingOp::StageFrom),
         2 => Just(RingOp::Publish),
         3 => (1usize..6).prop_map(RingOp::Pop),
     ]
@@ -66,6 +68,19 @@ fn check_ring<V: Clone + PartialEq + std::fmt::Debug>(
                         prop_assert_eq!(back, v);
                     }
                 }
+            }
+            RingOp::StageFrom(ref vs) => {
+                // As many as there is room for move, from the front; the
+                // rest stay behind in order.
+                let mut src: Vec<V> = vs.iter().map(|&v| make(v)).collect();
+                let room = cap - published.len() - staged.len();
+                let n = p.stage_from(&mut src);
+                prop_assert_eq!(n, room.min(vs.len()));
+                // The cached view may understate the room, never overstate.
+                prop_assert!(p.free() <= room - n);
+                let expect_rest: Vec<V> = vs[n..].iter().map(|&v| make(v)).collect();
+                prop_assert_eq!(&src, &expect_rest);
+                staged.extend(vs[..n].iter().map(|&v| make(v)));
             }
             RingOp::Publish => {
                 prop_assert_eq!(p.publish(), !staged.is_empty());

@@ -118,6 +118,55 @@ impl<M: Send + 'static> Context<'_, M> {
         self.out.send_to(peer.index(), msg)
     }
 
+    /// Sends every message of `batch` to `peer`, in order, as
+    /// [`send_to`](Self::send_to) would one by one, but writes as many as
+    /// the ring has room for as one run (no per-message checks), the way a
+    /// chunk API does. Never blocks; what the ring cannot take waits in the
+    /// pair's overflow, in order.
+    ///
+    /// On success `batch` is empty (its capacity is kept for reuse). On
+    /// error the message that failed and every one after it are still in
+    /// `batch`, in order, and the error says why (the same cases as
+    /// `send_to`: `NoSuchWorker`, `Closed`, `Full` with an
+    /// [`overflow_limit`](crate::PoolConfig::overflow_limit)).
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    ///
+    /// /// Worker 0 fans each number out to worker 1 as a run of ten.
+    /// #[derive(Default)]
+    /// struct Fan {
+    ///     out: Vec<u64>,
+    ///     sum: u64,
+    /// }
+    ///
+    /// impl Worker for Fan {
+    ///     type Msg = u64;
+    ///     fn handle(&mut self, n: u64, ctx: &mut Context<'_, u64>) {
+    ///         if ctx.id().index() == 0 {
+    ///             self.out.extend((0..10).map(|i| n * 10 + i));
+    ///             ctx.send_batch(WorkerId::from(1), &mut self.out).unwrap();
+    ///             assert!(self.out.is_empty());
+    ///         } else {
+    ///             self.sum += n;
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(2).affinity(Affinity::None),
+    ///     |_| Fan::default(),
+    /// )?;
+    /// pool.sender().send_to(WorkerId::from(0), 1)?;
+    /// let workers = pool.shutdown()?;
+    /// assert_eq!(workers[1].sum, (10..20).sum::<u64>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn send_batch(&mut self, peer: WorkerId, batch: &mut Vec<M>) -> Result<(), SendError<()>> {
+        self.out.send_batch(peer.index(), batch)
+    }
+
     /// Sends `msg` to the worker that owns `key` under the pool's
     /// partitioner (the same worker `PoolSender::worker_for` names).
     #[inline]

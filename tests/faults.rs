@@ -152,13 +152,23 @@ fn a_panic_in_on_stop_is_reported() {
 /// sends beyond ring + cap come back as Full, and nothing is lost.
 struct Flood {
     hold: Arc<AtomicBool>,
+    /// Send the flood as one `send_batch` instead of `send_to` each.
+    batched: bool,
     refused: Vec<u64>,
     got: Vec<u64>,
 }
 impl Worker for Flood {
     type Msg = u64;
     fn handle(&mut self, m: u64, ctx: &mut Context<'_, u64>) {
-        if usize::from(ctx.id()) == 0 {
+        if usize::from(ctx.id()) == 0 && self.batched {
+            let mut batch: Vec<u64> = (0..m).collect();
+            match ctx.send_batch(WorkerId::from(1), &mut batch) {
+                Ok(()) => assert!(batch.is_empty()),
+                // What was not accepted is still in the batch.
+                Err(SendError::Full(())) => self.refused = batch,
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        } else if usize::from(ctx.id()) == 0 {
             for i in 0..m {
                 match ctx.send_to(WorkerId::from(1), i) {
                     Ok(()) => {}
@@ -183,6 +193,7 @@ fn overflow_limit_refuses_with_full_and_loses_nothing() {
         let config = unpinned(2).ring_capacity(4).overflow_limit(3);
         let pool = Pool::start(config, move |_| Flood {
             hold: h2.clone(),
+            batched: false,
             refused: vec![],
             got: vec![],
         })
@@ -223,6 +234,7 @@ fn overflow_limit_zero_means_no_overflow() {
         let config = unpinned(2).ring_capacity(2).overflow_limit(0);
         let pool = Pool::start(config, move |_| Flood {
             hold: h2.clone(),
+            batched: false,
             refused: vec![],
             got: vec![],
         })
@@ -241,6 +253,49 @@ fn overflow_limit_zero_means_no_overflow() {
             "refusals are the tail, in order"
         );
     });
+}
+
+/// `send_batch` into a capped pair: the ring and the overflow take what
+/// they can, in order; the rest is left in the batch, in order; nothing is
+/// lost or duplicated.
+#[test]
+fn send_batch_with_an_overflow_limit_leaves_the_tail_in_the_batch() {
+    for limit in [0, 3] {
+        watchdog(60, move || {
+            let hold = Arc::new(AtomicBool::new(true));
+            let h2 = hold.clone();
+            let config = unpinned(2).ring_capacity(4).overflow_limit(limit);
+            let pool = Pool::start(config, move |_| Flood {
+                hold: h2.clone(),
+                batched: true,
+                refused: vec![],
+                got: vec![],
+            })
+            .unwrap();
+            pool.sender().send_to(WorkerId::from(0), 100).unwrap();
+            while pool.stats().workers[0].handled < 1 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let ring = pool
+                .stats()
+                .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
+                .cloned()
+                .unwrap();
+            hold.store(false, SeqCst);
+            let ws = pool.shutdown().unwrap();
+            let (refused, got) = (&ws[0].refused, &ws[1].got);
+            let accepted = got.len();
+            // Ring (4) + overflow (limit) + at most one being handled.
+            assert!(accepted <= 4 + limit + 1, "accepted {accepted}");
+            assert!(accepted >= 4, "a free ring of 4 takes at least 4");
+            assert_eq!(got, &(0..accepted as u64).collect::<Vec<_>>());
+            assert_eq!(refused, &(accepted as u64..100).collect::<Vec<_>>());
+            assert_eq!(ring.sent as usize, accepted);
+            // One for the call that was refused, and with an overflow one
+            // for the message that found the ring full and went there.
+            assert_eq!(ring.full, 1 + u64::from(limit > 0), "{ring:?}");
+        });
+    }
 }
 
 /// A worker stuck in a long handler: the others keep running, and senders

@@ -822,3 +822,89 @@ fn inbox_coalescing_never_strands_a_message() {
         });
     }
 }
+
+/// Worker 0 streams 0..N to worker 1 through a tiny ring, mixing
+/// `send_batch` runs of every length with single `send_to`s: everything
+/// arrives once, in order, through the ring and its overflow, and each
+/// accepted batch comes back empty with its capacity.
+struct Mixed {
+    got: Vec<u64>,
+}
+impl Worker for Mixed {
+    type Msg = u64;
+    fn handle(&mut self, n: u64, ctx: &mut Context<'_, u64>) {
+        if ctx.id().index() == 1 {
+            self.got.push(n);
+            return;
+        }
+        let to = WorkerId::from(1);
+        let mut batch = Vec::with_capacity(64);
+        let (mut next, mut len) = (0, 0);
+        while next < n {
+            len = (len + 7) % 40;
+            batch.extend(next..(next + len).min(n));
+            next += batch.len() as u64;
+            let cap = batch.capacity();
+            ctx.send_batch(to, &mut batch).unwrap();
+            assert!(batch.is_empty() && batch.capacity() == cap);
+            if next < n {
+                ctx.send_to(to, next).unwrap();
+                next += 1;
+            }
+        }
+        // Refused outright: the batch is left as it was.
+        let mut bad = vec![1, 2, 3];
+        assert!(matches!(
+            ctx.send_batch(WorkerId::from(7), &mut bad),
+            Err(SendError::NoSuchWorker(()))
+        ));
+        assert_eq!(bad, [1, 2, 3]);
+    }
+}
+
+#[test]
+fn send_batch_keeps_pair_fifo_through_ring_and_overflow() {
+    watchdog(60, || {
+        const N: u64 = 20_000;
+        let pool = Pool::start(unpinned(2).ring_capacity(8), |_| Mixed { got: vec![] }).unwrap();
+        pool.sender().send_to(WorkerId::from(0), N).unwrap();
+        let stats_before_stop = loop {
+            let s = pool.stats();
+            if s.workers[1].handled == N {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let ws = pool.shutdown().unwrap();
+        assert_eq!(ws[1].got, (0..N).collect::<Vec<_>>());
+        let ring = stats_before_stop
+            .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
+            .cloned()
+            .unwrap();
+        assert_eq!(ring.sent, N);
+        assert_eq!(ring.received, N);
+        assert!(ring.overflowed > 0, "the overflow path was used: {ring:?}");
+    });
+}
+
+/// Sends from `on_stop` are refused as `Closed`, and the batch is kept.
+#[test]
+fn send_batch_from_on_stop_is_closed_and_keeps_the_batch() {
+    struct Late(Option<Vec<u64>>);
+    impl Worker for Late {
+        type Msg = u64;
+        fn handle(&mut self, _: u64, _: &mut Context<'_, u64>) {}
+        fn on_stop(&mut self, ctx: &mut Context<'_, u64>) {
+            let mut batch = vec![4, 5, 6];
+            let r = ctx.send_batch(WorkerId::from(0), &mut batch);
+            assert!(matches!(r, Err(SendError::Closed(()))));
+            self.0 = Some(batch);
+        }
+    }
+    watchdog(60, || {
+        let pool = Pool::start(unpinned(2), |_| Late(None)).unwrap();
+        for w in pool.shutdown().unwrap() {
+            assert_eq!(w.0, Some(vec![4, 5, 6]));
+        }
+    });
+}

@@ -60,6 +60,44 @@ impl<T> Producer<T> {
         Ok(())
     }
 
+    /// Free slots as of the last refresh of the cached head (which
+    /// `try_stage` and `stage_from` do when they run short): never more
+    /// than there are.
+    #[inline]
+    pub(crate) fn free(&self) -> usize {
+        self.ring.capacity() - self.tail.wrapping_sub(self.head_cache)
+    }
+
+    /// Moves messages from the front of `src` into the free slots, in
+    /// order, without publishing them; the rest stay in `src` (its capacity
+    /// is kept). Returns how many moved. Refreshes the cached head only when
+    /// the cached view has less room than `src` needs.
+    #[inline]
+    pub(crate) fn stage_from(&mut self, src: &mut Vec<T>) -> usize {
+        let capacity = self.ring.capacity();
+        if capacity - self.tail.wrapping_sub(self.head_cache) < src.len() {
+            self.head_cache = self.ring.head.load(Acquire);
+        }
+        let n = (capacity - self.tail.wrapping_sub(self.head_cache)).min(src.len());
+        // The free run may wrap: fill it as two slices of slots, so the
+        // copy loop has no per-message masking or bounds check.
+        let start = self.tail & self.ring.mask;
+        let first = n.min(capacity - start);
+        let mut msgs = src.drain(..n);
+        for run in [start..start + first, 0..n - first] {
+            for (slot, value) in self.ring.buf[run].iter().zip(&mut msgs) {
+                // SAFETY: as in `try_stage`: the `n` slots from `tail` on
+                // are free (released by the consumer, per the head loaded
+                // with acquire) and unpublished, so only this thread
+                // touches them.
+                slot.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+            }
+        }
+        drop(msgs);
+        self.tail = self.tail.wrapping_add(n);
+        n
+    }
+
     /// Messages ever written into the ring (published or staged).
     #[inline]
     pub(crate) fn written(&self) -> u64 {
