@@ -6,8 +6,8 @@ use super::Ring;
 use crate::prefetch::prefetch_read;
 use crate::sync::Arc;
 
-/// The most cache lines one batch prefetches.
-const PREFETCH_LINES: usize = 16;
+/// The most cache lines the consumer keeps requested ahead of `head`.
+const PREFETCH_LINES: usize = 64;
 
 /// Reads from a ring. Owned by exactly one thread at a time.
 pub(crate) struct Consumer<T> {
@@ -16,6 +16,9 @@ pub(crate) struct Consumer<T> {
     head: usize,
     /// Last seen published `tail`: `head..tail_cache` are ready.
     tail_cache: usize,
+    /// The slots before this index (from `head` on) have had their lines
+    /// requested already.
+    prefetched: usize,
 }
 
 /// Stores the consumer's head when a batch ends, also when the callback
@@ -38,6 +41,7 @@ impl<T> Consumer<T> {
             ring,
             head: 0,
             tail_cache: 0,
+            prefetched: 0,
         }
     }
 
@@ -68,7 +72,7 @@ impl<T> Consumer<T> {
             return 0;
         }
         let end = self.head.wrapping_add(n);
-        self.prefetch(n);
+        self.prefetch(ready.min(2 * max));
         let commit = Commit {
             ring: &self.ring,
             head: &mut self.head,
@@ -90,25 +94,32 @@ impl<T> Consumer<T> {
         n
     }
 
-    /// Asks for the lines of the next `n` slots at once, so their transfers
-    /// from the producer's core overlap (at most [`PREFETCH_LINES`]).
+    /// Asks for the lines of the next `ahead` slots (published ones: an
+    /// unpublished line is the producer's to write) that were not asked for
+    /// yet, up to [`PREFETCH_LINES`], so their transfers from the
+    /// producer's core overlap each other and the handling of the current
+    /// batch. `pop_batch` keeps two batches requested: this one and the
+    /// next (measured best against one, three or four, PERFORMANCE.md).
     #[inline]
-    fn prefetch(&self, n: usize) {
+    fn prefetch(&mut self, ahead: usize) {
         let size = std::mem::size_of::<T>();
         if size == 0 {
             return;
         }
+        let per_line = (64 / size).max(1);
+        let to = ahead.min(PREFETCH_LINES * per_line);
+        let done = self.prefetched.wrapping_sub(self.head);
+        let from = if done <= to { done } else { 0 };
+        if from >= to {
+            return;
+        }
         // Steps of at most 64 bytes touch every line of the range; the last
         // slot covers a line the steps end short of (unaligned start).
-        let per_line = (64 / size).max(1);
-        let mut i = self.head;
-        for _ in 0..n.div_ceil(per_line).min(PREFETCH_LINES) {
-            prefetch_read(self.ring.slot(i));
-            i = i.wrapping_add(per_line);
+        for off in (from..to).step_by(per_line) {
+            prefetch_read(self.ring.slot(self.head.wrapping_add(off)));
         }
-        if n <= PREFETCH_LINES * per_line {
-            prefetch_read(self.ring.slot(self.head.wrapping_add(n - 1)));
-        }
+        prefetch_read(self.ring.slot(self.head.wrapping_add(to - 1)));
+        self.prefetched = self.head.wrapping_add(to);
     }
 
     /// Takes one message.
