@@ -1,5 +1,6 @@
-//! Worker → worker u64 messages through the pool's mesh (`ctx.send_to`)
-//! vs rtrb (push/pop and chunks), crossbeam `ArrayQueue` and
+//! Worker → worker u64 messages through the pool's mesh (`ctx.send_to`
+//! per message, and `ctx.send_batch` per burst of 256, the chunk path) vs
+//! rtrb (push/pop and chunks), crossbeam `ArrayQueue` and
 //! crossbeam-channel `bounded`, capacity 1024, producer and consumer pinned
 //! to different CPUs.
 //!
@@ -30,6 +31,13 @@ fn mesh(c: &mut Criterion) {
         .throughput(Throughput::Elements(PER_ITER));
     g.bench_function("shardpool_send_to", |b| {
         b.iter_custom(|iters| harness::mesh_shardpool(iters * PER_ITER, MeshCfg::default()))
+    });
+    g.bench_function("shardpool_send_batch", |b| {
+        let cfg = MeshCfg {
+            batched: true,
+            ..MeshCfg::default()
+        };
+        b.iter_custom(|iters| harness::mesh_shardpool(iters * PER_ITER, cfg))
     });
     g.bench_function("rtrb_push_pop", |b| {
         b.iter_custom(|iters| harness::mesh_rtrb(iters * PER_ITER, CAP))

@@ -186,6 +186,9 @@ pub struct MeshCfg {
     pub batch: usize,
     /// Messages worker 0 sends per loop iteration (at most).
     pub burst: u64,
+    /// Worker 0 sends each burst with one `ctx.send_batch` (the chunk
+    /// path) instead of `ctx.send_to` per message.
+    pub batched: bool,
 }
 
 impl Default for MeshCfg {
@@ -194,6 +197,7 @@ impl Default for MeshCfg {
             capacity: 1024,
             batch: shardpool::DEFAULT_BATCH_SIZE,
             burst: 256,
+            batched: false,
         }
     }
 }
@@ -201,13 +205,17 @@ impl Default for MeshCfg {
 struct MeshShared {
     target: u64,
     burst: u64,
+    batched: bool,
     latch: Arc<Latch>,
 }
 
 struct MeshWorker {
     id: usize,
     sh: Arc<MeshShared>,
+    /// Messages generated so far (worker 0).
     sent: u64,
+    /// Generated and not yet accepted by the ring (batched mode).
+    out: Vec<u64>,
     count: u64,
     sum: u64,
     fired: bool,
@@ -223,22 +231,7 @@ impl Worker for MeshWorker {
             self.sum = self.sum.wrapping_add(msg);
             return;
         }
-        // Worker 0: a "go" from the inbox or its own "continue": send up to
-        // a burst, stopping when the ring is full (the pool runs with
-        // `overflow_limit(0)`, so a full ring refuses the message: the same
-        // back-pressure a spinning SPSC producer has).
-        let sh = &*self.sh;
-        let end = (self.sent + sh.burst).min(sh.target);
-        while self.sent < end {
-            match ctx.send_to(WorkerId::from(1), self.sent) {
-                Ok(()) => self.sent += 1,
-                Err(SendError::Full(_)) => break,
-                Err(e) => panic!("mesh send: {e}"),
-            }
-        }
-        if self.sent < sh.target {
-            ctx.send_to(WorkerId::from(0), 0).expect("continue");
-        }
+        self.produce(ctx);
     }
 
     #[inline]
@@ -250,6 +243,46 @@ impl Worker for MeshWorker {
     }
 }
 
+impl MeshWorker {
+    /// Worker 0, on a "go" from the inbox or its own "continue": sends up
+    /// to a burst, stopping when the ring is full (the pool runs with
+    /// `overflow_limit(0)`, so a full ring refuses the message: the same
+    /// back-pressure a spinning SPSC producer has). Out of line, so that
+    /// worker 1's `handle` (count and sum) is small enough to inline into
+    /// the pool's receive loop, as a consumer's loop body is in the peers.
+    #[inline(never)]
+    fn produce(&mut self, ctx: &mut Context<'_, u64>) {
+        let sh = &*self.sh;
+        let end = (self.sent + sh.burst).min(sh.target);
+        if sh.batched {
+            // The chunk path: generate a burst into a buffer, hand it over
+            // in one call; a full ring leaves the rest in the buffer.
+            if self.out.is_empty() {
+                self.out.extend(self.sent..end);
+                self.sent = end;
+            }
+            match ctx.send_batch(WorkerId::from(1), &mut self.out) {
+                Ok(()) | Err(SendError::Full(())) => {}
+                Err(e) => panic!("mesh send: {e}"),
+            }
+            if self.sent < sh.target || !self.out.is_empty() {
+                ctx.send_to(WorkerId::from(0), 0).expect("continue");
+            }
+            return;
+        }
+        while self.sent < end {
+            match ctx.send_to(WorkerId::from(1), self.sent) {
+                Ok(()) => self.sent += 1,
+                Err(SendError::Full(_)) => break,
+                Err(e) => panic!("mesh send: {e}"),
+            }
+        }
+        if self.sent < sh.target {
+            ctx.send_to(WorkerId::from(0), 0).expect("continue");
+        }
+    }
+}
+
 /// `n` u64 messages worker 0 → worker 1 (`ctx.send_to`), timed from the
 /// "go" message until worker 1 has handled the last one.
 pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
@@ -257,6 +290,7 @@ pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
     let sh = Arc::new(MeshShared {
         target: n,
         burst: cfg.burst.max(1),
+        batched: cfg.batched,
         latch: Latch::new(),
     });
     let s2 = sh.clone();
@@ -269,6 +303,7 @@ pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
             id: id.index(),
             sh: s2.clone(),
             sent: 0,
+            out: Vec::with_capacity(cfg.burst.max(1) as usize),
             count: 0,
             sum: 0,
             fired: false,
@@ -1385,6 +1420,10 @@ fn headline(reps: usize) {
     eprintln!("mesh (worker -> worker, u64, capacity 1024)");
     let n = 2_000_000;
     let cfg = MeshCfg::default();
+    let batched = MeshCfg {
+        batched: true,
+        ..cfg
+    };
     throughput_row(
         &mut rows,
         reps,
@@ -1397,9 +1436,18 @@ fn headline(reps: usize) {
     throughput_row(
         &mut rows,
         reps,
-        ("mesh w0->w1 (ctx.send_to)", "rtrb chunks"),
+        ("mesh w0->w1 (ctx.send_batch)", "rtrb chunks"),
         n,
         Some(0.9),
+        || mesh_shardpool(n, batched),
+        || mesh_rtrb_chunks(n, 1024),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("mesh w0->w1 (ctx.send_to)", "rtrb chunks"),
+        n,
+        None,
         || mesh_shardpool(n, cfg),
         || mesh_rtrb_chunks(n, 1024),
     );
@@ -1596,6 +1644,27 @@ fn sweep(reps: usize) {
             None,
             || mesh_shardpool(n, cfg),
             || mesh_rtrb(n, 1024),
+        );
+    }
+    // The chunk path (`ctx.send_batch` per burst of 256) against rtrb's
+    // chunk API: the batch size sets how far ahead the consumer prefetches.
+    for batch in [32, 64, 128, 256] {
+        let cfg = MeshCfg {
+            batch,
+            batched: true,
+            ..MeshCfg::default()
+        };
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("mesh send_batch cap 1024 batch {batch}"),
+                "rtrb chunks cap 1024",
+            ),
+            n,
+            None,
+            || mesh_shardpool(n, cfg),
+            || mesh_rtrb_chunks(n, 1024),
         );
     }
     for capacity in [64, 1024, 16384] {
