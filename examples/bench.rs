@@ -1148,6 +1148,44 @@ pub fn rtt_shardpool(rtts: usize, idle: IdleStrategy) -> Vec<u32> {
 
 /// The floor: one cache-padded atomic bounced between the same two CPUs,
 /// timed per round trip the same way.
+/// The same request/response over two rtrb rings (a bare Lamport queue
+/// each way, both threads spinning): what the ring structure alone costs
+/// over the floor, without any runtime around it.
+pub fn rtt_rtrb(rtts: usize) -> Vec<u32> {
+    let (c0, c1) = cpus();
+    let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<u64>::new(1024);
+    let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<u64>::new(1024);
+    let ponger: Job = Box::new(move || {
+        for _ in 0..rtts {
+            let v = loop {
+                match ping_rx.pop() {
+                    Ok(v) => break v,
+                    Err(_) => std::hint::spin_loop(),
+                }
+            };
+            pong_tx.push(v).expect("pong ring has room");
+        }
+    });
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = samples.clone();
+    let pinger: ConsumerJob = Box::new(move || {
+        let mut v = Vec::with_capacity(rtts);
+        for i in 0..rtts as u64 {
+            let t = Instant::now();
+            ping_tx.push(i).expect("ping ring has room");
+            while pong_rx.pop().is_err() {
+                std::hint::spin_loop();
+            }
+            v.push(t.elapsed().as_nanos() as u32);
+        }
+        *s2.lock().unwrap() = v;
+        0
+    });
+    run_threads(vec![(c1, ponger)], (c0, pinger));
+    let v = std::mem::take(&mut *samples.lock().unwrap());
+    v
+}
+
 pub fn rtt_floor(rtts: usize) -> Vec<u32> {
     let (c0, c1) = cpus();
     let flag = Arc::new(CachePadded::new(AtomicU64::new(0)));
@@ -1548,16 +1586,23 @@ fn headline(reps: usize) {
     let rtts = 50_000;
     let (mut all_sp, mut all_busy, mut all_fl) = (Vec::new(), Vec::new(), Vec::new());
     let (mut r_sp, mut r_busy) = (Vec::new(), Vec::new());
+    let (mut all_rtrb, mut r_rtrb, mut r_vs_rtrb) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
         let mut fl = rtt_floor(rtts);
         let mut sp = rtt_shardpool(rtts, IdleStrategy::default());
         let mut busy = rtt_shardpool(rtts, IdleStrategy::BusyPoll);
+        let mut rb = rtt_rtrb(rtts);
         let f50 = percentile(&mut fl, 0.5);
-        r_sp.push(percentile(&mut sp, 0.5) / f50);
+        let sp50 = percentile(&mut sp, 0.5);
+        let rb50 = percentile(&mut rb, 0.5);
+        r_sp.push(sp50 / f50);
         r_busy.push(percentile(&mut busy, 0.5) / f50);
+        r_rtrb.push(rb50 / f50);
+        r_vs_rtrb.push(sp50 / rb50);
         all_fl.extend(fl);
         all_sp.extend(sp);
         all_busy.extend(busy);
+        all_rtrb.extend(rb);
     }
     let pct = |v: &mut Vec<u32>| {
         format!(
@@ -1582,6 +1627,28 @@ fn headline(reps: usize) {
             target: Some((1.5, false)),
         });
     }
+    // Context for the floor target: a bare Lamport ring each way (rtrb,
+    // no runtime) against the same floor, and shardpool against it.
+    eprintln!(
+        "  rtrb ping-pong p50 / floor per rep {r_rtrb:.2?}; shardpool / rtrb {r_vs_rtrb:.2?}"
+    );
+    let rtrb_text = pct(&mut all_rtrb);
+    rows.push(Row {
+        workload: "(context) rtrb ping-pong RTT ns".to_string(),
+        ours: rtrb_text.clone(),
+        peer: "atomic ping-pong (floor)".to_string(),
+        peer_value: fl_text.clone(),
+        ratio: median(&r_rtrb),
+        target: None,
+    });
+    rows.push(Row {
+        workload: "RTT p50/p99/p99.9 ns (Backoff)".to_string(),
+        ours: pct(&mut all_sp),
+        peer: "rtrb ping-pong (no runtime)".to_string(),
+        peer_value: rtrb_text,
+        ratio: median(&r_vs_rtrb),
+        target: None,
+    });
 
     eprintln!("idle");
     let idle = idle_cpu(Duration::from_secs(1));
