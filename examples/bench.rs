@@ -751,15 +751,16 @@ fn count(map: &mut HashMap<u64, u64>, (k, v): (u64, u64)) -> bool {
 /// Two workers; the timing thread (unpinned) sends `n` keyed messages with
 /// `send_keyed`, then an end marker to each worker.
 pub fn keyed_shardpool(n: u64) -> Duration {
-    keyed_pool(
-        n,
-        |c| c,
-        |tx| {
-            for k in keys(n) {
-                tx.send_keyed(&k, (k, 1)).unwrap();
-            }
-        },
-    )
+    keyed_shardpool_cfg(n, |c| c)
+}
+
+/// [`keyed_shardpool`] with any change to the pool's configuration.
+pub fn keyed_shardpool_cfg(n: u64, tweak: impl FnOnce(PoolConfig) -> PoolConfig) -> Duration {
+    keyed_pool(n, tweak, |tx| {
+        for k in keys(n) {
+            tx.send_keyed(&k, (k, 1)).unwrap();
+        }
+    })
 }
 
 /// [`keyed_shardpool`] with the producer buffering per worker in a
@@ -1789,10 +1790,34 @@ fn sweep(reps: usize) {
         );
     }
     // The idle strategy when an external producer shares a CPU with a
-    // worker: keyed aggregation with SendBatch, against the hand-rolled
-    // pool.
+    // worker: keyed aggregation, per message and with SendBatch, against
+    // the hand-rolled pool.
     let n_keyed = 1_000_000;
-    for (spins, yields) in [(512, 8), (64, 16), (64, 64), (0, 256), (0, 0)] {
+    let strategies = [
+        (512, 8),
+        (64, 16),
+        (64, 64),
+        (64, 256),
+        (0, 256),
+        (64, 1024),
+        (0, 0),
+    ];
+    for (spins, yields) in strategies {
+        let idle = IdleStrategy::Backoff { spins, yields };
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("keyed send_keyed, Backoff {spins}/{yields}"),
+                "hand-rolled (crossbeam-ch)",
+            ),
+            n_keyed,
+            None,
+            || keyed_shardpool_cfg(n_keyed, |c| c.idle(idle)),
+            || keyed_handrolled(n_keyed),
+        );
+    }
+    for (spins, yields) in strategies {
         let idle = IdleStrategy::Backoff { spins, yields };
         throughput_row(
             &mut rows,
