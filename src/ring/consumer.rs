@@ -10,6 +10,11 @@ use crate::sync::Arc;
 const PREFETCH_LINES: usize = 64;
 
 /// Reads from a ring. Owned by exactly one thread at a time.
+///
+/// Aligned to 128 bytes (a line pair, as `CachePadded`), so that nothing
+/// another thread writes shares a line with the indices it updates on
+/// every batch.
+#[repr(align(128))]
 pub(crate) struct Consumer<T> {
     ring: Arc<Ring<T>>,
     /// Next index to read.

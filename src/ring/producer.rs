@@ -7,6 +7,12 @@ use super::Ring;
 use crate::sync::Arc;
 
 /// Writes into a ring. Owned by exactly one thread at a time.
+///
+/// Aligned to 128 bytes (a line pair, as `CachePadded`): a worker's
+/// producers are written on every send and must not share a line, or an
+/// adjacent-line prefetch pair, with another worker's (the pool assembles
+/// them on one thread, where small allocations end up side by side).
+#[repr(align(128))]
 pub(crate) struct Producer<T> {
     ring: Arc<Ring<T>>,
     /// Next index to write (published or only staged).
