@@ -396,6 +396,15 @@ pub fn mesh_rtrb_chunks(n: u64, capacity: usize) -> Duration {
     dt
 }
 
+/// rtrb with its chunk API or with push/pop.
+pub fn mesh_rtrb_api(n: u64, capacity: usize, chunks: bool) -> Duration {
+    if chunks {
+        mesh_rtrb_chunks(n, capacity)
+    } else {
+        mesh_rtrb(n, capacity)
+    }
+}
+
 pub fn mesh_arrayqueue(n: u64, capacity: usize) -> Duration {
     let (c0, c1) = cpus();
     let q = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(capacity));
@@ -1147,36 +1156,23 @@ pub fn rtt_shardpool(rtts: usize, idle: IdleStrategy) -> Vec<u32> {
     std::mem::take(&mut w[0].samples)
 }
 
-/// The floor: one cache-padded atomic bounced between the same two CPUs,
-/// timed per round trip the same way.
-/// The same request/response over two rtrb rings (a bare Lamport queue
-/// each way, both threads spinning): what the ring structure alone costs
-/// over the floor, without any runtime around it.
-pub fn rtt_rtrb(rtts: usize) -> Vec<u32> {
+/// Times `rtts` request/response round trips between the two benchmark
+/// CPUs: `serve(i)` answers the i-th request on CPU 1; `ask(i)` sends it
+/// and waits for the answer on CPU 0, timed with `Instant` per round trip.
+fn timed_round_trips(
+    rtts: usize,
+    mut serve: impl FnMut(u64) + Send + 'static,
+    mut ask: impl FnMut(u64) + Send + 'static,
+) -> Vec<u32> {
     let (c0, c1) = cpus();
-    let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<u64>::new(1024);
-    let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<u64>::new(1024);
-    let ponger: Job = Box::new(move || {
-        for _ in 0..rtts {
-            let v = loop {
-                match ping_rx.pop() {
-                    Ok(v) => break v,
-                    Err(_) => std::hint::spin_loop(),
-                }
-            };
-            pong_tx.push(v).expect("pong ring has room");
-        }
-    });
+    let ponger: Job = Box::new(move || (0..rtts as u64).for_each(&mut serve));
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = samples.clone();
     let pinger: ConsumerJob = Box::new(move || {
         let mut v = Vec::with_capacity(rtts);
         for i in 0..rtts as u64 {
             let t = Instant::now();
-            ping_tx.push(i).expect("ping ring has room");
-            while pong_rx.pop().is_err() {
-                std::hint::spin_loop();
-            }
+            ask(i);
             v.push(t.elapsed().as_nanos() as u32);
         }
         *s2.lock().unwrap() = v;
@@ -1187,36 +1183,52 @@ pub fn rtt_rtrb(rtts: usize) -> Vec<u32> {
     v
 }
 
+/// The same request/response over two rtrb rings (a bare Lamport queue
+/// each way, both threads spinning): what the ring structure alone costs
+/// over the floor, without any runtime around it.
+pub fn rtt_rtrb(rtts: usize) -> Vec<u32> {
+    let (mut ping_tx, mut ping_rx) = rtrb::RingBuffer::<u64>::new(1024);
+    let (mut pong_tx, mut pong_rx) = rtrb::RingBuffer::<u64>::new(1024);
+    timed_round_trips(
+        rtts,
+        move |_| {
+            let v = loop {
+                match ping_rx.pop() {
+                    Ok(v) => break v,
+                    Err(_) => std::hint::spin_loop(),
+                }
+            };
+            pong_tx.push(v).expect("pong ring has room");
+        },
+        move |i| {
+            ping_tx.push(i).expect("ping ring has room");
+            while pong_rx.pop().is_err() {
+                std::hint::spin_loop();
+            }
+        },
+    )
+}
+
+/// The floor: one cache-padded atomic bounced between the same two CPUs,
+/// timed per round trip the same way.
 pub fn rtt_floor(rtts: usize) -> Vec<u32> {
-    let (c0, c1) = cpus();
     let flag = Arc::new(CachePadded::new(AtomicU64::new(0)));
     let f1 = flag.clone();
-    let ponger: Job = Box::new(move || {
-        for i in 0..rtts as u64 {
+    timed_round_trips(
+        rtts,
+        move |i| {
             while f1.load(Acquire) != 2 * i + 1 {
                 std::hint::spin_loop();
             }
             f1.store(2 * i + 2, Release);
-        }
-    });
-    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let s2 = samples.clone();
-    let pinger: ConsumerJob = Box::new(move || {
-        let mut v = Vec::with_capacity(rtts);
-        for i in 0..rtts as u64 {
-            let t = Instant::now();
+        },
+        move |i| {
             flag.store(2 * i + 1, Release);
             while flag.load(Acquire) != 2 * i + 2 {
                 std::hint::spin_loop();
             }
-            v.push(t.elapsed().as_nanos() as u32);
-        }
-        *s2.lock().unwrap() = v;
-        0
-    });
-    run_threads(vec![(c1, ponger)], (c0, pinger));
-    let v = std::mem::take(&mut *samples.lock().unwrap());
-    v
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -1463,33 +1475,28 @@ fn headline(reps: usize) {
         batched: true,
         ..cfg
     };
-    throughput_row(
-        &mut rows,
-        reps,
-        ("mesh w0->w1 (ctx.send_to)", "rtrb push/pop"),
-        n,
-        Some(1.0),
-        || mesh_shardpool(n, cfg),
-        || mesh_rtrb(n, 1024),
-    );
-    throughput_row(
-        &mut rows,
-        reps,
-        ("mesh w0->w1 (ctx.send_batch)", "rtrb chunks"),
-        n,
-        Some(0.9),
-        || mesh_shardpool(n, batched),
-        || mesh_rtrb_chunks(n, 1024),
-    );
-    throughput_row(
-        &mut rows,
-        reps,
-        ("mesh w0->w1 (ctx.send_to)", "rtrb chunks"),
-        n,
-        None,
-        || mesh_shardpool(n, cfg),
-        || mesh_rtrb_chunks(n, 1024),
-    );
+    // send_to against push/pop, the chunk path against rtrb's chunk API
+    // (the targets), and send_to against chunks for the record.
+    for (workload, cfg, chunks, target) in [
+        ("mesh w0->w1 (ctx.send_to)", cfg, false, Some(1.0)),
+        ("mesh w0->w1 (ctx.send_batch)", batched, true, Some(0.9)),
+        ("mesh w0->w1 (ctx.send_to)", cfg, true, None),
+    ] {
+        let peer = if chunks {
+            "rtrb chunks"
+        } else {
+            "rtrb push/pop"
+        };
+        throughput_row(
+            &mut rows,
+            reps,
+            (workload, peer),
+            n,
+            target,
+            || mesh_shardpool(n, cfg),
+            || mesh_rtrb_api(n, 1024, chunks),
+        );
+    }
 
     eprintln!("inbox (external producers -> 1 worker, capacity 1024)");
     let n = 1_000_000;
@@ -1687,6 +1694,22 @@ fn headline(reps: usize) {
     );
 }
 
+/// One mesh row of the sweep: `cfg` against rtrb at the same capacity
+/// (its chunk API when `cfg` sends with `send_batch`, else push/pop).
+fn mesh_sweep_row(rows: &mut Vec<Row>, reps: usize, n: u64, label: &str, cfg: MeshCfg) {
+    let capacity = cfg.capacity;
+    let api = if cfg.batched { "chunks" } else { "push/pop" };
+    throughput_row(
+        rows,
+        reps,
+        (label, &format!("rtrb {api} cap {capacity}")),
+        n,
+        None,
+        || mesh_shardpool(n, cfg),
+        || mesh_rtrb_api(n, capacity, cfg.batched),
+    );
+}
+
 fn sweep(reps: usize) {
     println!(
         "sweep: mesh (worker->worker u64, 2M messages), inbox coalescing window, \
@@ -1696,80 +1719,38 @@ fn sweep(reps: usize) {
     );
     let n = 2_000_000;
     let mut rows = Vec::new();
+    let default = MeshCfg::default();
     for batch in [1, 16, 64, 256] {
-        let cfg = MeshCfg {
-            batch,
-            ..MeshCfg::default()
-        };
-        throughput_row(
-            &mut rows,
-            reps,
-            (
-                &format!("mesh cap 1024 batch {batch}"),
-                "rtrb push/pop cap 1024",
-            ),
-            n,
-            None,
-            || mesh_shardpool(n, cfg),
-            || mesh_rtrb(n, 1024),
-        );
+        let label = format!("mesh cap 1024 batch {batch}");
+        mesh_sweep_row(&mut rows, reps, n, &label, MeshCfg { batch, ..default });
     }
     // The chunk path (`ctx.send_batch` per burst of 256) against rtrb's
     // chunk API: the batch size sets how far ahead the consumer prefetches.
     for batch in [32, 64, 128, 256] {
+        let label = format!("mesh send_batch cap 1024 batch {batch}");
         let cfg = MeshCfg {
             batch,
             batched: true,
-            ..MeshCfg::default()
+            ..default
         };
-        throughput_row(
-            &mut rows,
-            reps,
-            (
-                &format!("mesh send_batch cap 1024 batch {batch}"),
-                "rtrb chunks cap 1024",
-            ),
-            n,
-            None,
-            || mesh_shardpool(n, cfg),
-            || mesh_rtrb_chunks(n, 1024),
-        );
+        mesh_sweep_row(&mut rows, reps, n, &label, cfg);
     }
     for capacity in [64, 1024, 16384] {
-        let cfg = MeshCfg {
-            capacity,
-            ..MeshCfg::default()
-        };
-        throughput_row(
+        let label = format!("mesh cap {capacity} batch 64");
+        mesh_sweep_row(
             &mut rows,
             reps,
-            (
-                &format!("mesh cap {capacity} batch 64"),
-                &format!("rtrb push/pop cap {capacity}"),
-            ),
             n,
-            None,
-            || mesh_shardpool(n, cfg),
-            || mesh_rtrb(n, capacity),
+            &label,
+            MeshCfg {
+                capacity,
+                ..default
+            },
         );
     }
     for burst in [16, 64, 1024] {
-        let cfg = MeshCfg {
-            burst,
-            ..MeshCfg::default()
-        };
-        throughput_row(
-            &mut rows,
-            reps,
-            (
-                &format!("mesh cap 1024 batch 64 burst {burst}"),
-                "rtrb push/pop cap 1024",
-            ),
-            n,
-            None,
-            || mesh_shardpool(n, cfg),
-            || mesh_rtrb(n, 1024),
-        );
+        let label = format!("mesh cap 1024 batch 64 burst {burst}");
+        mesh_sweep_row(&mut rows, reps, n, &label, MeshCfg { burst, ..default });
     }
     // The inbox's coalescing window (`PoolConfig::inbox_coalesce`), one
     // external producer, against ArrayQueue.
@@ -1802,35 +1783,29 @@ fn sweep(reps: usize) {
         (64, 1024),
         (0, 0),
     ];
-    for (spins, yields) in strategies {
-        let idle = IdleStrategy::Backoff { spins, yields };
-        throughput_row(
-            &mut rows,
-            reps,
-            (
-                &format!("keyed send_keyed, Backoff {spins}/{yields}"),
-                "hand-rolled (crossbeam-ch)",
-            ),
-            n_keyed,
-            None,
-            || keyed_shardpool_cfg(n_keyed, |c| c.idle(idle)),
-            || keyed_handrolled(n_keyed),
-        );
-    }
-    for (spins, yields) in strategies {
-        let idle = IdleStrategy::Backoff { spins, yields };
-        throughput_row(
-            &mut rows,
-            reps,
-            (
-                &format!("keyed SendBatch, Backoff {spins}/{yields}"),
-                "hand-rolled (crossbeam-ch)",
-            ),
-            n_keyed,
-            None,
-            || keyed_shardpool_batched_cfg(n_keyed, 64, |c| c.idle(idle)),
-            || keyed_handrolled(n_keyed),
-        );
+    for batched in [false, true] {
+        for (spins, yields) in strategies {
+            let idle = IdleStrategy::Backoff { spins, yields };
+            let how = if batched { "SendBatch" } else { "send_keyed" };
+            throughput_row(
+                &mut rows,
+                reps,
+                (
+                    &format!("keyed {how}, Backoff {spins}/{yields}"),
+                    "hand-rolled (crossbeam-ch)",
+                ),
+                n_keyed,
+                None,
+                || {
+                    if batched {
+                        keyed_shardpool_batched_cfg(n_keyed, 64, |c| c.idle(idle))
+                    } else {
+                        keyed_shardpool_cfg(n_keyed, |c| c.idle(idle))
+                    }
+                },
+                || keyed_handrolled(n_keyed),
+            );
+        }
     }
     print_table(&rows);
     println!(

@@ -185,31 +185,39 @@ impl Worker for Flood {
     }
 }
 
+/// Runs one flood: worker 0 sends `0..n` to worker 1 (held up in `handle`
+/// until worker 0 is done) through a ring of `ring` slots with an overflow
+/// cap of `limit`. Returns both workers and the `w0 → w1` channel's stats
+/// as they were while worker 1 was still held.
+fn flood(ring: usize, limit: usize, batched: bool, n: u64) -> (Vec<Flood>, ChannelStats) {
+    let hold = Arc::new(AtomicBool::new(true));
+    let h2 = hold.clone();
+    let config = unpinned(2).ring_capacity(ring).overflow_limit(limit);
+    let pool = Pool::start(config, move |_| Flood {
+        hold: h2.clone(),
+        batched,
+        refused: vec![],
+        got: vec![],
+    })
+    .unwrap();
+    pool.sender().send_to(WorkerId::from(0), n).unwrap();
+    // Worker 0 has sent everything once its inbox message is handled.
+    while pool.stats().workers[0].handled < 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let channel = pool
+        .stats()
+        .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
+        .cloned()
+        .unwrap();
+    hold.store(false, SeqCst);
+    (pool.shutdown().unwrap(), channel)
+}
+
 #[test]
 fn overflow_limit_refuses_with_full_and_loses_nothing() {
     watchdog(60, || {
-        let hold = Arc::new(AtomicBool::new(true));
-        let h2 = hold.clone();
-        let config = unpinned(2).ring_capacity(4).overflow_limit(3);
-        let pool = Pool::start(config, move |_| Flood {
-            hold: h2.clone(),
-            batched: false,
-            refused: vec![],
-            got: vec![],
-        })
-        .unwrap();
-        pool.sender().send_to(WorkerId::from(0), 100).unwrap();
-        // Worker 0 has sent everything once its inbox message is handled.
-        while pool.stats().workers[0].handled < 1 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let ring = pool
-            .stats()
-            .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
-            .cloned()
-            .unwrap();
-        hold.store(false, SeqCst);
-        let ws = pool.shutdown().unwrap();
+        let (ws, ring) = flood(4, 3, false, 100);
         let (refused, got) = (&ws[0].refused, &ws[1].got);
         // Worker 1 holds at most one message in `handle` while blocked, so at
         // most ring (4) + overflow (3) + 1 were accepted.
@@ -229,22 +237,7 @@ fn overflow_limit_refuses_with_full_and_loses_nothing() {
 #[test]
 fn overflow_limit_zero_means_no_overflow() {
     watchdog(60, || {
-        let hold = Arc::new(AtomicBool::new(true));
-        let h2 = hold.clone();
-        let config = unpinned(2).ring_capacity(2).overflow_limit(0);
-        let pool = Pool::start(config, move |_| Flood {
-            hold: h2.clone(),
-            batched: false,
-            refused: vec![],
-            got: vec![],
-        })
-        .unwrap();
-        pool.sender().send_to(WorkerId::from(0), 10).unwrap();
-        while pool.stats().workers[0].handled < 1 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        hold.store(false, SeqCst);
-        let ws = pool.shutdown().unwrap();
+        let (ws, _) = flood(2, 0, false, 10);
         assert!(ws[1].got.len() <= 3);
         assert_eq!(ws[1].got.len() + ws[0].refused.len(), 10);
         assert_eq!(
@@ -262,27 +255,7 @@ fn overflow_limit_zero_means_no_overflow() {
 fn send_batch_with_an_overflow_limit_leaves_the_tail_in_the_batch() {
     for limit in [0, 3] {
         watchdog(60, move || {
-            let hold = Arc::new(AtomicBool::new(true));
-            let h2 = hold.clone();
-            let config = unpinned(2).ring_capacity(4).overflow_limit(limit);
-            let pool = Pool::start(config, move |_| Flood {
-                hold: h2.clone(),
-                batched: true,
-                refused: vec![],
-                got: vec![],
-            })
-            .unwrap();
-            pool.sender().send_to(WorkerId::from(0), 100).unwrap();
-            while pool.stats().workers[0].handled < 1 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let ring = pool
-                .stats()
-                .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
-                .cloned()
-                .unwrap();
-            hold.store(false, SeqCst);
-            let ws = pool.shutdown().unwrap();
+            let (ws, ring) = flood(4, limit, true, 100);
             let (refused, got) = (&ws[0].refused, &ws[1].got);
             let accepted = got.len();
             // Ring (4) + overflow (limit) + at most one being handled.
