@@ -7,10 +7,9 @@
 //! `cargo bench --bench inbox`. Each criterion iteration is 1000 messages
 //! counted on the consumer; setup is outside the timed region.
 
-use std::time::Duration;
+use criterion::{criterion_group, criterion_main, Criterion};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-
+mod common;
 #[path = "../examples/bench.rs"]
 mod harness;
 
@@ -19,12 +18,8 @@ const CAP: usize = 1024;
 
 fn inbox(c: &mut Criterion) {
     for producers in [1usize, 2] {
-        let mut g = c.benchmark_group(format!("inbox_{producers}p_u64_cap1024"));
-        g.sample_size(10)
-            .warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(2))
-            .sampling_mode(SamplingMode::Flat)
-            .throughput(Throughput::Elements(PER_ITER));
+        let name = format!("inbox_{producers}p_u64_cap1024");
+        let mut g = common::group(c, &name, 10, 2, Some(PER_ITER));
         g.bench_function("shardpool_send_to", |b| {
             b.iter_custom(|iters| harness::inbox_shardpool(iters * PER_ITER, producers, CAP))
         });

@@ -8,9 +8,10 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use criterion::{criterion_group, criterion_main, Criterion};
 use shardpool::IdleStrategy;
 
+mod common;
 #[path = "../examples/bench.rs"]
 mod harness;
 
@@ -19,11 +20,7 @@ fn total(samples: Vec<u32>) -> Duration {
 }
 
 fn latency(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rtt");
-    g.sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sampling_mode(SamplingMode::Flat);
+    let mut g = common::group(c, "rtt", 20, 2, None);
     g.bench_function("atomic_ping_pong_floor", |b| {
         b.iter_custom(|iters| total(harness::rtt_floor(iters as usize)))
     });

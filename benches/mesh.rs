@@ -10,10 +10,9 @@
 //! workloads this reuses). For interleaved, ratio-based numbers use
 //! `cargo run --release --example bench`.
 
-use std::time::Duration;
+use criterion::{criterion_group, criterion_main, Criterion};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-
+mod common;
 #[path = "../examples/bench.rs"]
 mod harness;
 
@@ -23,12 +22,7 @@ const PER_ITER: u64 = 1000;
 const CAP: usize = 1024;
 
 fn mesh(c: &mut Criterion) {
-    let mut g = c.benchmark_group("mesh_u64_cap1024");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sampling_mode(SamplingMode::Flat)
-        .throughput(Throughput::Elements(PER_ITER));
+    let mut g = common::group(c, "mesh_u64_cap1024", 10, 2, Some(PER_ITER));
     g.bench_function("shardpool_send_to", |b| {
         b.iter_custom(|iters| harness::mesh_shardpool(iters * PER_ITER, MeshCfg::default()))
     });

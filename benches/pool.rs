@@ -12,30 +12,16 @@
 //! `cargo bench --bench pool`. Each criterion iteration is 1000 messages
 //! (all counted by the workers); setup is outside the timed region.
 
-use std::time::Duration;
+use criterion::{criterion_group, criterion_main, Criterion};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-
+mod common;
 #[path = "../examples/bench.rs"]
 mod harness;
 
 const PER_ITER: u64 = 1000;
 
-fn group<'a>(
-    c: &'a mut Criterion,
-    name: &str,
-) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
-    let mut g = c.benchmark_group(name);
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .sampling_mode(SamplingMode::Flat)
-        .throughput(Throughput::Elements(PER_ITER));
-    g
-}
-
 fn keyed(c: &mut Criterion) {
-    let mut g = group(c, "keyed_2_workers");
+    let mut g = common::group(c, "keyed_2_workers", 10, 3, Some(PER_ITER));
     g.bench_function("shardpool_send_keyed", |b| {
         b.iter_custom(|iters| harness::keyed_shardpool(iters * PER_ITER))
     });
@@ -47,7 +33,7 @@ fn keyed(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = group(c, "shuffle_2_workers");
+    let mut g = common::group(c, "shuffle_2_workers", 10, 3, Some(PER_ITER));
     g.bench_function("shardpool_ctx_send_keyed", |b| {
         b.iter_custom(|iters| harness::shuffle_shardpool((iters * PER_ITER).div_ceil(2)))
     });

@@ -202,6 +202,31 @@ impl Default for MeshCfg {
     }
 }
 
+/// A consumer worker's count and sum of the `u64`s it received, and the
+/// latch it sets (once, from `tick`) when it has counted its target.
+#[derive(Default)]
+struct Sink {
+    count: u64,
+    sum: u64,
+    fired: bool,
+}
+
+impl Sink {
+    #[inline]
+    fn take(&mut self, v: u64) {
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(v);
+    }
+
+    #[inline]
+    fn fire_at(&mut self, target: u64, latch: &Latch) {
+        if !self.fired && self.count >= target {
+            self.fired = true;
+            latch.set();
+        }
+    }
+}
+
 struct MeshShared {
     target: u64,
     burst: u64,
@@ -216,9 +241,8 @@ struct MeshWorker {
     sent: u64,
     /// Generated and not yet accepted by the ring (batched mode).
     out: Vec<u64>,
-    count: u64,
-    sum: u64,
-    fired: bool,
+    /// What worker 1 received.
+    sink: Sink,
 }
 
 impl Worker for MeshWorker {
@@ -227,8 +251,7 @@ impl Worker for MeshWorker {
     #[inline]
     fn handle(&mut self, msg: u64, ctx: &mut Context<'_, u64>) {
         if self.id == 1 {
-            self.count += 1;
-            self.sum = self.sum.wrapping_add(msg);
+            self.sink.take(msg);
             return;
         }
         self.produce(ctx);
@@ -236,9 +259,8 @@ impl Worker for MeshWorker {
 
     #[inline]
     fn tick(&mut self, _ctx: &mut Context<'_, u64>) {
-        if self.id == 1 && !self.fired && self.count >= self.sh.target {
-            self.fired = true;
-            self.sh.latch.set();
+        if self.id == 1 {
+            self.sink.fire_at(self.sh.target, &self.sh.latch);
         }
     }
 }
@@ -304,9 +326,7 @@ pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
             sh: s2.clone(),
             sent: 0,
             out: Vec::with_capacity(cfg.burst.max(1) as usize),
-            count: 0,
-            sum: 0,
-            fired: false,
+            sink: Sink::default(),
         },
     )
     .expect("pool start");
@@ -316,25 +336,26 @@ pub fn mesh_shardpool(n: u64, cfg: MeshCfg) -> Duration {
     sh.latch.wait();
     let dt = t0.elapsed();
     let workers = pool.shutdown().expect("shutdown");
-    assert_eq!(workers[1].count, n);
-    assert_eq!(workers[1].sum, sum_to(n));
+    assert_eq!(workers[1].sink.count, n);
+    assert_eq!(workers[1].sink.sum, sum_to(n));
     dt
 }
 
-pub fn mesh_rtrb(n: u64, capacity: usize) -> Duration {
+/// Times `n` `u64`s from CPU 0 to CPU 1 through a peer queue given as a
+/// `push` that hands the value back when full and a `pop`; each side spins
+/// while it cannot proceed. The consumer sums what it takes.
+fn spsc_peer(
+    n: u64,
+    mut push: impl FnMut(u64) -> Result<(), u64> + Send + 'static,
+    mut pop: impl FnMut() -> Option<u64> + Send + 'static,
+) -> Duration {
     let (c0, c1) = cpus();
-    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(capacity);
     let prod: Job = Box::new(move || {
         for i in 0..n {
             let mut v = i;
-            loop {
-                match p.push(v) {
-                    Ok(()) => break,
-                    Err(rtrb::PushError::Full(back)) => {
-                        v = back;
-                        std::hint::spin_loop();
-                    }
-                }
+            while let Err(back) = push(v) {
+                v = back;
+                std::hint::spin_loop();
             }
         }
     });
@@ -342,12 +363,12 @@ pub fn mesh_rtrb(n: u64, capacity: usize) -> Duration {
         let mut sum = 0u64;
         let mut count = 0;
         while count < n {
-            match c.pop() {
-                Ok(v) => {
+            match pop() {
+                Some(v) => {
                     sum = sum.wrapping_add(v);
                     count += 1;
                 }
-                Err(_) => std::hint::spin_loop(),
+                None => std::hint::spin_loop(),
             }
         }
         sum
@@ -355,6 +376,15 @@ pub fn mesh_rtrb(n: u64, capacity: usize) -> Duration {
     let (dt, sum) = run_threads(vec![(c0, prod)], (c1, cons));
     assert_eq!(sum, sum_to(n));
     dt
+}
+
+pub fn mesh_rtrb(n: u64, capacity: usize) -> Duration {
+    let (mut p, mut c) = rtrb::RingBuffer::<u64>::new(capacity);
+    spsc_peer(
+        n,
+        move |v| p.push(v).map_err(|rtrb::PushError::Full(back)| back),
+        move || c.pop().ok(),
+    )
 }
 
 pub fn mesh_rtrb_chunks(n: u64, capacity: usize) -> Duration {
@@ -406,35 +436,9 @@ pub fn mesh_rtrb_api(n: u64, capacity: usize, chunks: bool) -> Duration {
 }
 
 pub fn mesh_arrayqueue(n: u64, capacity: usize) -> Duration {
-    let (c0, c1) = cpus();
     let q = Arc::new(crossbeam_queue::ArrayQueue::<u64>::new(capacity));
     let qp = q.clone();
-    let prod: Job = Box::new(move || {
-        for i in 0..n {
-            let mut v = i;
-            while let Err(back) = qp.push(v) {
-                v = back;
-                std::hint::spin_loop();
-            }
-        }
-    });
-    let cons: ConsumerJob = Box::new(move || {
-        let mut sum = 0u64;
-        let mut count = 0;
-        while count < n {
-            match q.pop() {
-                Some(v) => {
-                    sum = sum.wrapping_add(v);
-                    count += 1;
-                }
-                None => std::hint::spin_loop(),
-            }
-        }
-        sum
-    });
-    let (dt, sum) = run_threads(vec![(c0, prod)], (c1, cons));
-    assert_eq!(sum, sum_to(n));
-    dt
+    spsc_peer(n, move |v| qp.push(v), move || q.pop())
 }
 
 pub fn mesh_crossbeam_channel(n: u64, capacity: usize) -> Duration {
@@ -468,24 +472,18 @@ struct CountShared {
 
 struct CountWorker {
     sh: Arc<CountShared>,
-    count: u64,
-    sum: u64,
-    fired: bool,
+    sink: Sink,
 }
 
 impl Worker for CountWorker {
     type Msg = u64;
     #[inline]
     fn handle(&mut self, msg: u64, _ctx: &mut Context<'_, u64>) {
-        self.count += 1;
-        self.sum = self.sum.wrapping_add(msg);
+        self.sink.take(msg);
     }
     #[inline]
     fn tick(&mut self, _ctx: &mut Context<'_, u64>) {
-        if !self.fired && self.count >= self.sh.target {
-            self.fired = true;
-            self.sh.latch.set();
-        }
+        self.sink.fire_at(self.sh.target, &self.sh.latch);
     }
 }
 
@@ -530,9 +528,7 @@ pub fn inbox_shardpool_cfg(
         tweak(pool_config(vec![c1]).inbox_capacity(capacity)),
         move |_| CountWorker {
             sh: s2.clone(),
-            count: 0,
-            sum: 0,
-            fired: false,
+            sink: Sink::default(),
         },
     )
     .expect("pool start");
@@ -559,7 +555,7 @@ pub fn inbox_shardpool_cfg(
         h.join().unwrap();
     }
     let w = pool.shutdown().expect("shutdown");
-    assert_eq!((w[0].count, w[0].sum), (n, sum_to(n)));
+    assert_eq!((w[0].sink.count, w[0].sink.sum), (n, sum_to(n)));
     dt
 }
 
@@ -575,9 +571,7 @@ pub fn inbox_shardpool_batched(n: u64, batch: usize, capacity: usize) -> Duratio
     let pool = Pool::start(pool_config(vec![c1]).inbox_capacity(capacity), move |_| {
         CountWorker {
             sh: s2.clone(),
-            count: 0,
-            sum: 0,
-            fired: false,
+            sink: Sink::default(),
         }
     })
     .expect("pool start");
@@ -603,7 +597,7 @@ pub fn inbox_shardpool_batched(n: u64, batch: usize, capacity: usize) -> Duratio
     let dt = t0.elapsed();
     producer.join().unwrap();
     let w = pool.shutdown().expect("shutdown");
-    assert_eq!((w[0].count, w[0].sum), (n, sum_to(n)));
+    assert_eq!((w[0].sink.count, w[0].sink.sum), (n, sum_to(n)));
     dt
 }
 
@@ -725,18 +719,46 @@ pub fn route(key: u64, shards: usize) -> usize {
     HashPartitioner.shard(key_hash(&key), shards)
 }
 
-struct KeyedWorker {
+/// One shard's per-key counts, and the completion counter it reports to
+/// when the end marker arrives: the consumer side of every keyed workload
+/// (shardpool's worker, the hand-rolled threads, the tokio tasks).
+struct Tally {
     map: HashMap<u64, u64>,
     fin: Arc<Finish>,
 }
+
+impl Tally {
+    fn new(fin: Arc<Finish>) -> Self {
+        Tally {
+            map: HashMap::with_capacity(KEYS as usize),
+            fin,
+        }
+    }
+
+    /// Counts one keyed message; on the end marker reports done and
+    /// returns `false`.
+    #[inline]
+    fn take(&mut self, (k, v): (u64, u64)) -> bool {
+        if k == END {
+            self.fin.one_done();
+            return false;
+        }
+        *self.map.entry(k).or_default() += v;
+        true
+    }
+
+    fn total(&self) -> u64 {
+        self.map.values().sum()
+    }
+}
+
+struct KeyedWorker(Tally);
 
 impl Worker for KeyedWorker {
     type Msg = (u64, u64);
     #[inline]
     fn handle(&mut self, msg: (u64, u64), _ctx: &mut Context<'_, (u64, u64)>) {
-        if !count(&mut self.map, msg) {
-            self.fin.one_done();
-        }
+        self.0.take(msg);
     }
 }
 
@@ -747,14 +769,19 @@ fn keys(n: u64) -> impl Iterator<Item = u64> {
     (0..n).map(move |_| xorshift(&mut rng) % KEYS)
 }
 
-/// Counts one keyed message into `map`; `false` for the end marker.
-#[inline]
-fn count(map: &mut HashMap<u64, u64>, (k, v): (u64, u64)) -> bool {
-    if k == END {
-        return false;
+/// Times the keyed stream sent through `send(worker, msg)`: the `n` keyed
+/// messages, each to the worker `send_keyed` would pick, then the end
+/// marker to each of the 2 workers, until both have counted everything.
+fn time_keyed_stream(n: u64, fin: &Finish, mut send: impl FnMut(usize, (u64, u64))) -> Duration {
+    let t0 = Instant::now();
+    for k in keys(n) {
+        send(route(k, 2), (k, 1));
     }
-    *map.entry(k).or_default() += v;
-    true
+    for w in 0..2 {
+        send(w, (END, 0));
+    }
+    fin.latch.wait();
+    t0.elapsed()
 }
 
 /// Two workers; the timing thread (unpinned) sends `n` keyed messages with
@@ -805,9 +832,8 @@ fn keyed_pool(
     let (c0, c1) = cpus();
     let fin = Finish::new(2);
     let f2 = fin.clone();
-    let pool = Pool::start(tweak(pool_config(vec![c0, c1])), move |_| KeyedWorker {
-        map: HashMap::with_capacity(KEYS as usize),
-        fin: f2.clone(),
+    let pool = Pool::start(tweak(pool_config(vec![c0, c1])), move |_| {
+        KeyedWorker(Tally::new(f2.clone()))
     })
     .expect("pool start");
     let tx = pool.sender();
@@ -817,7 +843,7 @@ fn keyed_pool(
     fin.latch.wait();
     let dt = t0.elapsed();
     let w = pool.shutdown().expect("shutdown");
-    let total: u64 = w.iter().flat_map(|w| w.map.values()).sum();
+    let total: u64 = w.iter().map(|w| w.0.total()).sum();
     assert_eq!(total, n);
     dt
 }
@@ -832,28 +858,18 @@ pub fn keyed_handrolled(n: u64) -> Duration {
     for cpu in [c0, c1] {
         let (tx, rx) = crossbeam_channel::bounded::<(u64, u64)>(1024);
         txs.push(tx);
-        let fin = fin.clone();
+        let mut tally = Tally::new(fin.clone());
         handles.push(thread::spawn(move || {
             pin(cpu);
-            let mut map: HashMap<u64, u64> = HashMap::with_capacity(KEYS as usize);
             while let Ok(msg) = rx.recv() {
-                if !count(&mut map, msg) {
-                    fin.one_done();
+                if !tally.take(msg) {
                     break;
                 }
             }
-            map.values().sum::<u64>()
+            tally.total()
         }));
     }
-    let t0 = Instant::now();
-    for k in keys(n) {
-        txs[route(k, 2)].send((k, 1)).unwrap();
-    }
-    for tx in &txs {
-        tx.send((END, 0)).unwrap();
-    }
-    fin.latch.wait();
-    let dt = t0.elapsed();
+    let dt = time_keyed_stream(n, &fin, |w, msg| txs[w].send(msg).unwrap());
     let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(total, n);
     dt
@@ -879,27 +895,17 @@ pub fn keyed_tokio(n: u64) -> Duration {
     for _ in 0..2 {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, u64)>(1024);
         txs.push(tx);
-        let fin = fin.clone();
+        let mut tally = Tally::new(fin.clone());
         handles.push(rt.spawn(async move {
-            let mut map: HashMap<u64, u64> = HashMap::with_capacity(KEYS as usize);
             while let Some(msg) = rx.recv().await {
-                if !count(&mut map, msg) {
-                    fin.one_done();
+                if !tally.take(msg) {
                     break;
                 }
             }
-            map.values().sum::<u64>()
+            tally.total()
         }));
     }
-    let t0 = Instant::now();
-    for k in keys(n) {
-        txs[route(k, 2)].blocking_send((k, 1)).unwrap();
-    }
-    for tx in &txs {
-        tx.blocking_send((END, 0)).unwrap();
-    }
-    fin.latch.wait();
-    let dt = t0.elapsed();
+    let dt = time_keyed_stream(n, &fin, |w, msg| txs[w].blocking_send(msg).unwrap());
     let total: u64 = rt.block_on(async {
         let mut t = 0;
         for h in handles {
