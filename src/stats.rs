@@ -83,7 +83,10 @@ pub struct WorkerStats {
     pub ticks: u64,
     /// Times the worker parked its thread while idle.
     pub parks: u64,
-    /// Messages that arrived after the worker failed and were dropped.
+    /// Messages dropped because the worker had failed: those still queued
+    /// when it failed and those that arrived after. The worker drops and
+    /// counts them from its next loop iteration on, so a snapshot can show
+    /// `failed` a moment before `dropped` counts what was queued.
     pub dropped: u64,
     /// Times the worker was rebuilt after a panic
     /// ([`PanicPolicy::Restart`](crate::PanicPolicy::Restart)).

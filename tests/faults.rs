@@ -73,13 +73,19 @@ fn restart_stats_and_budget_exhaustion_fall_back_to_stop() {
         });
         let pool = Pool::start(config, flaky_factory(builds.clone())).unwrap();
         let tx = pool.sender();
-        for m in [10, 20, 30, 31] {
-            tx.send_to(WorkerId::from(0), m).unwrap();
-        }
-        while !pool.stats().workers[0].failed {
+        // One claim: all four are queued before the worker sees any, so 31
+        // is accepted even if the worker fails before this thread runs on.
+        let mut batch = vec![10, 20, 30, 31];
+        assert_eq!(tx.try_send_batch(WorkerId::from(0), &mut batch), Ok(4));
+        // `failed` is published when the budget runs out; the queued 31 is
+        // dropped and counted on the worker's next iteration, so wait for
+        // the count rather than the flag.
+        while pool.stats().workers[0].dropped < 1 {
             std::thread::sleep(Duration::from_millis(1));
         }
         let s = pool.stats();
+        assert!(s.workers[0].failed);
+        assert_eq!(s.workers[0].restarts, 2);
         assert_eq!(
             s.workers[0].dropped, 1,
             "31 arrived after the worker stopped"
