@@ -47,7 +47,8 @@ pub enum IdleStrategy {
     Backoff {
         /// Pause-hinted polls of the worker's doorbell before yielding.
         spins: u32,
-        /// `thread::yield_now` calls before parking.
+        /// `thread::yield_now` calls before parking (fewer if the next tick
+        /// comes first: on a busy CPU one yield can last a time slice).
         yields: u32,
     },
     /// Never park: poll forever. The lowest wake-up latency, at the price of

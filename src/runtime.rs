@@ -438,6 +438,10 @@ impl<W: Worker> Runtime<W> {
     /// re-checks its queues every 64 spins, so idle cost does not grow with
     /// the number of peers. Parking is the only step that pays the heavy
     /// barrier.
+    ///
+    /// Spinning and yielding stop when the tick is due. An idle period
+    /// that reached its tick without a message counts like a park that
+    /// timed out: the next one parks directly.
     fn sleep(&mut self, spins: u32, yields: u32, due: Instant) {
         let signal = &self.shared.workers[self.me].signal;
         let poll = self.rx.len() < POLL_LIMIT;
@@ -455,6 +459,7 @@ impl<W: Worker> Runtime<W> {
                 }
                 if i % 64 == 63 && Instant::now() >= due {
                     signal.wake();
+                    self.skip_spin = true;
                     return;
                 }
                 std::hint::spin_loop();
@@ -465,6 +470,15 @@ impl<W: Worker> Runtime<W> {
                     return;
                 }
                 std::thread::yield_now();
+                // On a busy CPU one yield can last a whole time slice of
+                // another thread: without this check 256 of them would
+                // delay the tick by a second and the worker would never
+                // reach its park.
+                if Instant::now() >= due {
+                    signal.wake();
+                    self.skip_spin = true;
+                    return;
+                }
             }
         }
         self.skip_spin = false;

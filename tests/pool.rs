@@ -668,6 +668,42 @@ fn idle_workers_park() {
     });
 }
 
+/// Idle workers park even when every CPU is busy with other threads. There
+/// each `yield_now` hands the CPU away for a whole time slice, so a worker
+/// that counted its yields without watching the clock would yield past
+/// every tick and never reach its park.
+#[test]
+fn idle_workers_park_while_other_threads_keep_the_cpus_busy() {
+    watchdog(60, || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let busy: Vec<_> = (0..2 * cpus)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let pool = Pool::start(unpinned(2).tick_interval(Duration::from_millis(1)), |_| {
+            Collect::default()
+        })
+        .unwrap();
+        while pool.stats().workers.iter().any(|w| w.parks < 3) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        stop.store(true, SeqCst);
+        for b in busy {
+            b.join().unwrap();
+        }
+        let s = pool.stats();
+        assert!(s.workers.iter().all(|w| w.ticks > 0), "{s:?}");
+        pool.shutdown().unwrap();
+    });
+}
+
 /// `PoolSender` is `Clone + Send + Sync` for any `Send` message (also one
 /// that is not `Sync`), and the stats and config types are `Clone + Debug`.
 #[test]
