@@ -204,7 +204,9 @@ impl<W: Worker> Runtime<W> {
                 self.tick_due = None;
                 self.skip_spin = false;
             } else if self.out.has_overflow() {
-                // A peer's ring is full; it will drain it. Give it the CPU.
+                // A peer's ring is full; it will drain it. Give it the CPU,
+                // and keep the tick coming while waiting.
+                self.tick_when_due();
                 std::thread::yield_now();
             } else {
                 self.idle();
@@ -416,18 +418,27 @@ impl<W: Worker> Runtime<W> {
                 std::hint::spin_loop();
             }
         }
-        let now = Instant::now();
-        let due = *self.tick_due.get_or_insert(now + self.cfg.tick_interval);
-        if now >= due {
-            self.tick();
-            self.publish_counters();
-            self.tick_due = Some(now + self.cfg.tick_interval);
+        let Some(due) = self.tick_when_due() else {
             return;
-        }
+        };
         match self.cfg.idle {
             IdleStrategy::BusyPoll => std::hint::spin_loop(),
             IdleStrategy::Backoff { spins, yields } => self.sleep(spins, yields, due),
         }
+    }
+
+    /// Runs `tick` if a tick interval has passed since the last work or
+    /// tick and returns `None`; else returns when the next tick is due.
+    fn tick_when_due(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let due = *self.tick_due.get_or_insert(now + self.cfg.tick_interval);
+        if now < due {
+            return Some(due);
+        }
+        self.tick();
+        self.publish_counters();
+        self.tick_due = Some(now + self.cfg.tick_interval);
+        None
     }
 
     /// Spin, yield, then park until a message, a control change or `due`.

@@ -72,7 +72,8 @@ pub trait Worker: Send + 'static {
     fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<'_, Self::Msg>);
 
     /// Once per loop iteration after a batch, and at least every
-    /// `PoolConfig::tick_interval` while idle.
+    /// `PoolConfig::tick_interval` while idle, also while the worker's own
+    /// sends wait in an overflow for a full ring.
     fn tick(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
 
     /// On the worker's own pinned thread, before the first message.

@@ -220,6 +220,46 @@ fn flood(ring: usize, limit: usize, batched: bool, n: u64) -> (Vec<Flood>, Chann
     (pool.shutdown().unwrap(), channel)
 }
 
+/// A worker whose sends wait in its overflow for a held-up peer has nothing
+/// to receive, but it is not stuck: its `tick` keeps coming.
+#[test]
+fn a_worker_waiting_on_a_full_ring_keeps_ticking() {
+    watchdog(60, || {
+        let hold = Arc::new(AtomicBool::new(true));
+        let h2 = hold.clone();
+        let config = unpinned(2)
+            .ring_capacity(4)
+            .tick_interval(Duration::from_millis(1));
+        let pool = Pool::start(config, move |_| Flood {
+            hold: h2.clone(),
+            batched: false,
+            refused: vec![],
+            got: vec![],
+        })
+        .unwrap();
+        pool.sender().send_to(WorkerId::from(0), 100).unwrap();
+        while pool.stats().workers[0].handled < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let ticks = pool.stats().workers[0].ticks;
+        while pool.stats().workers[0].ticks < ticks + 5 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let ring = pool
+            .stats()
+            .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
+            .cloned()
+            .unwrap();
+        assert!(
+            ring.overflowed > 0,
+            "the sends waited in the overflow: {ring:?}"
+        );
+        hold.store(false, SeqCst);
+        let ws = pool.shutdown().unwrap();
+        assert_eq!(ws[1].got, (0..100).collect::<Vec<_>>());
+    });
+}
+
 #[test]
 fn overflow_limit_refuses_with_full_and_loses_nothing() {
     watchdog(60, || {
