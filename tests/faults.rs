@@ -191,14 +191,12 @@ impl Worker for Flood {
     }
 }
 
-/// Runs one flood: worker 0 sends `0..n` to worker 1 (held up in `handle`
-/// until worker 0 is done) through a ring of `ring` slots with an overflow
-/// cap of `limit`. Returns both workers and the `w0 → w1` channel's stats
-/// as they were while worker 1 was still held.
-fn flood(ring: usize, limit: usize, batched: bool, n: u64) -> (Vec<Flood>, ChannelStats) {
+/// Starts a flood: worker 0 sends `0..n` to worker 1, which is held up in
+/// `handle` until the returned flag is cleared. Returns once worker 0 has
+/// sent everything (its one inbox message is handled).
+fn start_flood(config: PoolConfig, batched: bool, n: u64) -> (Pool<Flood>, Arc<AtomicBool>) {
     let hold = Arc::new(AtomicBool::new(true));
     let h2 = hold.clone();
-    let config = unpinned(2).ring_capacity(ring).overflow_limit(limit);
     let pool = Pool::start(config, move |_| Flood {
         hold: h2.clone(),
         batched,
@@ -207,15 +205,27 @@ fn flood(ring: usize, limit: usize, batched: bool, n: u64) -> (Vec<Flood>, Chann
     })
     .unwrap();
     pool.sender().send_to(WorkerId::from(0), n).unwrap();
-    // Worker 0 has sent everything once its inbox message is handled.
     while pool.stats().workers[0].handled < 1 {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let channel = pool
-        .stats()
+    (pool, hold)
+}
+
+/// The `w0 → w1` channel's stats now.
+fn w0_to_w1(pool: &Pool<Flood>) -> ChannelStats {
+    pool.stats()
         .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
         .cloned()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs one flood through a ring of `ring` slots with an overflow cap of
+/// `limit`. Returns both workers and the `w0 → w1` channel's stats as they
+/// were while worker 1 was still held.
+fn flood(ring: usize, limit: usize, batched: bool, n: u64) -> (Vec<Flood>, ChannelStats) {
+    let config = unpinned(2).ring_capacity(ring).overflow_limit(limit);
+    let (pool, hold) = start_flood(config, batched, n);
+    let channel = w0_to_w1(&pool);
     hold.store(false, SeqCst);
     (pool.shutdown().unwrap(), channel)
 }
@@ -225,31 +235,15 @@ fn flood(ring: usize, limit: usize, batched: bool, n: u64) -> (Vec<Flood>, Chann
 #[test]
 fn a_worker_waiting_on_a_full_ring_keeps_ticking() {
     watchdog(60, || {
-        let hold = Arc::new(AtomicBool::new(true));
-        let h2 = hold.clone();
         let config = unpinned(2)
             .ring_capacity(4)
             .tick_interval(Duration::from_millis(1));
-        let pool = Pool::start(config, move |_| Flood {
-            hold: h2.clone(),
-            batched: false,
-            refused: vec![],
-            got: vec![],
-        })
-        .unwrap();
-        pool.sender().send_to(WorkerId::from(0), 100).unwrap();
-        while pool.stats().workers[0].handled < 1 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let (pool, hold) = start_flood(config, false, 100);
         let ticks = pool.stats().workers[0].ticks;
         while pool.stats().workers[0].ticks < ticks + 5 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let ring = pool
-            .stats()
-            .channel(Endpoint::Worker(WorkerId::from(0)), WorkerId::from(1))
-            .cloned()
-            .unwrap();
+        let ring = w0_to_w1(&pool);
         assert!(
             ring.overflowed > 0,
             "the sends waited in the overflow: {ring:?}"
