@@ -223,13 +223,22 @@ impl<M: Send + 'static> Outbound<M> {
     /// Counts a refused send, and publishes what is staged for the peer so
     /// that it can drain the ring.
     fn refuse_full(&mut self, peer: usize) {
+        if self.overflow[peer].is_empty() {
+            self.ring_full(peer, 0);
+        } else {
+            self.tx[peer].ring().tx.full.add(1);
+        }
+    }
+
+    /// The ring to `peer` had no room: counts it in `full` and publishes
+    /// what is staged, so that the peer can drain it, with `queued`
+    /// messages in (or about to enter) the overflow.
+    fn ring_full(&mut self, peer: usize, queued: usize) {
         let tx = &mut self.tx[peer];
         tx.ring().tx.full.add(1);
-        if self.overflow[peer].is_empty() {
-            store_sent(tx, 0);
-            if tx.publish() {
-                self.shared.workers[peer].signal.notify();
-            }
+        store_sent(tx, queued);
+        if tx.publish() {
+            self.shared.workers[peer].signal.notify();
         }
     }
 
@@ -238,10 +247,8 @@ impl<M: Send + 'static> Outbound<M> {
     /// the back of the overflow. Never refuses; callers check
     /// [`room`](Self::room) first.
     fn enqueue(&mut self, peer: usize, msg: M) {
-        let tx = &mut self.tx[peer];
-        let overflow = &mut self.overflow[peer];
-        let msg = if overflow.is_empty() {
-            match tx.try_stage(msg) {
+        let msg = if self.overflow[peer].is_empty() {
+            match self.tx[peer].try_stage(msg) {
                 Ok(()) => {
                     self.mark_dirty(peer);
                     return;
@@ -249,11 +256,7 @@ impl<M: Send + 'static> Outbound<M> {
                 Err(msg) => {
                     // Full: publish what is staged so the peer can drain
                     // it, then queue behind it.
-                    tx.ring().tx.full.add(1);
-                    store_sent(tx, 1);
-                    if tx.publish() {
-                        self.shared.workers[peer].signal.notify();
-                    }
+                    self.ring_full(peer, 1);
                     self.overflow_pending += 1;
                     self.unusual[peer] = true;
                     msg
@@ -262,6 +265,7 @@ impl<M: Send + 'static> Outbound<M> {
         } else {
             msg
         };
+        let (tx, overflow) = (&self.tx[peer], &mut self.overflow[peer]);
         tx.ring().tx.overflowed.add(1);
         overflow.push_back(msg);
         store_sent(tx, overflow.len());

@@ -80,11 +80,11 @@ impl<T> Producer<T> {
     /// the cached view has less room than `src` needs.
     #[inline]
     pub(crate) fn stage_from(&mut self, src: &mut Vec<T>) -> usize {
-        let capacity = self.ring.capacity();
-        if capacity - self.tail.wrapping_sub(self.head_cache) < src.len() {
+        if self.free() < src.len() {
             self.head_cache = self.ring.head.load(Acquire);
         }
-        let n = (capacity - self.tail.wrapping_sub(self.head_cache)).min(src.len());
+        let n = self.free().min(src.len());
+        let capacity = self.ring.capacity();
         // The free run may wrap: fill it as two slices of slots, so the
         // copy loop has no per-message masking or bounds check.
         let start = self.tail & self.ring.mask;
