@@ -6,11 +6,13 @@
 //! - `table`: `Display` for [`PoolStats`], a plain-text table;
 //! - `rates`: [`PoolStats::delta`] and the `*_per_sec` helpers, what
 //!   happened between two snapshots;
-//! - `openmetrics`: [`PoolStats::to_openmetrics`], the OpenMetrics text.
+//! - `openmetrics`: [`MetricsCollector`] for a `prometheus-client`
+//!   registry, and [`PoolStats::to_openmetrics`].
 
 mod openmetrics;
 mod rates;
 mod snapshot;
 mod table;
 
+pub use openmetrics::MetricsCollector;
 pub use snapshot::{ChannelStats, Endpoint, PoolStats, WorkerStats};

@@ -100,7 +100,8 @@ pub struct WorkerStats {
 ///
 /// `Display` prints a table; [`delta`](Self::delta) and the `*_per_sec`
 /// helpers give rates; [`to_openmetrics`](Self::to_openmetrics) gives
-/// OpenMetrics text.
+/// OpenMetrics text (a live pool is better scraped through
+/// [`MetricsCollector`](crate::MetricsCollector)).
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
