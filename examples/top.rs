@@ -11,13 +11,18 @@
 //! mesh. Every `--interval` (default 500 ms) the screen is redrawn from two
 //! [`PoolStats`] snapshots: [`PoolStats::delta`] gives what happened in the
 //! interval and the `*_per_sec` helpers turn it into rates. It runs for
-//! `--iterations` refreshes (default 20, ~10 s); `--openmetrics` prints the
-//! final snapshot in the OpenMetrics text format, as a `/metrics` endpoint
-//! would serve it.
+//! `--iterations` refreshes (default 20, ~10 s); `--openmetrics` then prints
+//! what a `/metrics` endpoint would serve: a `prometheus-client` registry
+//! holding the example's own metric next to the pool's
+//! [`MetricsCollector`](shardpool::MetricsCollector), which takes a fresh
+//! snapshot when encoded.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shardpool::prelude::*;
+use shardpool::prometheus_client::encoding::text::encode;
+use shardpool::prometheus_client::metrics::counter::Counter;
+use shardpool::prometheus_client::registry::Registry;
 
 /// A unit of synthetic work.
 #[derive(Debug, Clone, Copy)]
@@ -191,6 +196,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rng: 0x9e37_79b9_7f4a_7c15 ^ (id.index() as u64 + 1),
         sum: 0,
     })?;
+    // A service's registry: its own metrics, and the pool's collector.
+    let mut registry = Registry::default();
+    let frames = Counter::<u64>::default();
+    registry.register("top_frames", "Screens drawn", frames.clone());
+    registry.register_collector(Box::new(pool.metrics_collector()));
 
     let stop = AtomicBool::new(false);
     let started = Instant::now();
@@ -228,13 +238,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("{screen}");
             }
             (prev, prev_at) = (now, Instant::now());
+            frames.inc();
         }
         stop.store(true, Ordering::Relaxed);
         Ok(())
     })?;
 
     if args.openmetrics {
-        println!("{}", pool.stats().to_openmetrics(false));
+        let mut body = String::new();
+        encode(&mut body, &registry)?;
+        print!("{body}");
     }
     pool.shutdown()?;
     Ok(())

@@ -101,6 +101,12 @@ mod worker;
 /// Key-to-worker partitioners (the `shardpool-partitioners` crate).
 pub use shardpool_partitioners as partitioners;
 
+/// The `prometheus-client` crate that [`MetricsCollector`] implements
+/// `Collector` for: register the collector into a `Registry` of this same
+/// version.
+#[cfg(not(loom))]
+pub use prometheus_client;
+
 #[cfg(not(loom))]
 pub use batch::SendBatch;
 #[cfg(not(loom))]
@@ -114,7 +120,7 @@ pub use error::{Error, SendError};
 #[cfg(not(loom))]
 pub use pool::{Pool, PoolSender};
 #[cfg(not(loom))]
-pub use stats::{ChannelStats, Endpoint, PoolStats, WorkerStats};
+pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, WorkerStats};
 #[cfg(not(loom))]
 pub use worker::{Context, Worker, WorkerId};
 

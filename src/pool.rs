@@ -18,7 +18,7 @@ use crate::ring::{self, Producer, Ring};
 use crate::runtime::{panic_message, Factory, Inbound, LoopConfig, Runtime, WorkerExit};
 pub(crate) use crate::shutdown::control;
 use crate::signal::Signal;
-use crate::stats::PoolStats;
+use crate::stats::{MetricsCollector, PoolStats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
 use crate::{Error, PoolConfig, SendError, Worker, WorkerId};
 
@@ -372,6 +372,12 @@ impl<W: Worker> Pool<W> {
         PoolStats::collect(&self.shared)
     }
 
+    /// A `prometheus-client` collector that exports a fresh snapshot of
+    /// this pool's statistics at each scrape (see [`MetricsCollector`]).
+    pub fn metrics_collector(&self) -> MetricsCollector {
+        MetricsCollector::of(&self.shared)
+    }
+
     /// Refuses new external sends, drains every inbox, ring and overflow
     /// until the pool is quiescent (workers may keep sending to each other
     /// meanwhile), calls `on_stop`, joins the threads and returns the
@@ -461,6 +467,12 @@ impl<M: Send + 'static> PoolSender<M> {
     /// The number of workers.
     pub fn workers(&self) -> usize {
         self.shared.workers.len()
+    }
+
+    /// A `prometheus-client` collector that exports a fresh snapshot of
+    /// the pool's statistics at each scrape (see [`MetricsCollector`]).
+    pub fn metrics_collector(&self) -> MetricsCollector {
+        MetricsCollector::of(&self.shared)
     }
 
     fn target<T>(&self, worker: WorkerId, msg: T) -> Result<(&WorkerShared<M>, T), SendError<T>> {

@@ -1,0 +1,308 @@
+//! The snapshot types and how a snapshot is taken.
+//!
+//! Keeping statistics must cost the hot path no shared read-modify-write
+//! and no extra cache-line traffic, so every counter is either owned by one
+//! thread or already there for another reason:
+//! - a ring's `sent`, `full` and `overflowed` are written by its producer
+//!   and its `received` by its consumer; a worker's `handled`, `ticks`,
+//!   `parks`, `dropped` and `restarts` by the worker itself — relaxed
+//!   stores, never read on the hot path;
+//! - an inbox's `sent` and `received` are its tail and head indices, which
+//!   the queue keeps anyway; its `full` is shared by the senders but bumped
+//!   only on the full path, which is slow already.
+//!
+//! Only `PoolStats::collect` reads them, when a snapshot is asked for.
+//!
+//! The price is that a snapshot is not atomic across counters: it may be a
+//! few messages stale. It never goes backwards (every counter only grows),
+//! and `depth` is never negative: the receiving side is read before the
+//! sending side, and `sent` is clamped to at least `received`.
+
+use std::fmt;
+
+use crate::pool::Shared;
+use crate::WorkerId;
+
+/// One end of a channel.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// Threads outside the pool, through a [`PoolSender`](crate::PoolSender).
+    External,
+    /// A worker of the pool.
+    Worker(WorkerId),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::External => f.write_str("ext"),
+            Endpoint::Worker(id) => write!(f, "w{id}"),
+        }
+    }
+}
+
+/// The counters of one channel: a worker's inbox (`from: External`) or the
+/// ring from one worker to another.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStats {
+    /// The sending side.
+    pub from: Endpoint,
+    /// The receiving worker.
+    pub to: WorkerId,
+    /// Slots in the queue (a power of two).
+    pub capacity: usize,
+    /// Messages accepted for this channel (ring: overflow included).
+    pub sent: u64,
+    /// Messages the receiver has taken.
+    pub received: u64,
+    /// Sends that found the queue full.
+    pub full: u64,
+    /// Worker-to-worker messages that waited in the overflow (also those
+    /// queued behind earlier overflow). Always 0 for an inbox.
+    pub overflowed: u64,
+    /// Messages sent and not yet received, overflow included.
+    pub depth: usize,
+}
+
+/// The counters of one worker.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// The worker.
+    pub id: WorkerId,
+    /// The CPU it is pinned to (`None` when unpinned).
+    pub cpu: Option<usize>,
+    /// The NUMA node of that CPU, if known.
+    pub numa_node: Option<usize>,
+    /// Messages passed to `handle` and returned from it.
+    pub handled: u64,
+    /// Calls to `tick`.
+    pub ticks: u64,
+    /// Times the worker parked its thread while idle.
+    pub parks: u64,
+    /// Messages dropped because the worker had failed: those still queued
+    /// when it failed and those that arrived after. The worker drops and
+    /// counts them from its next loop iteration on, so a snapshot can show
+    /// `failed` a moment before `dropped` counts what was queued.
+    pub dropped: u64,
+    /// Times the worker was rebuilt after a panic
+    /// ([`PanicPolicy::Restart`](crate::PanicPolicy::Restart)).
+    pub restarts: u64,
+    /// Whether the worker panicked and stopped handling messages.
+    pub failed: bool,
+}
+
+/// A snapshot of a pool's statistics: one [`WorkerStats`] per worker, one
+/// [`ChannelStats`] per inbox and per ring (`workers + workers²` channels,
+/// inboxes first, then rings ordered by `(from, to)`).
+///
+/// `Display` prints a table; [`delta`](Self::delta) and the `*_per_sec`
+/// helpers give rates; [`to_openmetrics`](Self::to_openmetrics) gives
+/// OpenMetrics text (a live pool is better scraped through
+/// [`MetricsCollector`](crate::MetricsCollector)).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Per worker, in id order.
+    pub workers: Vec<WorkerStats>,
+    /// Per channel.
+    pub channels: Vec<ChannelStats>,
+}
+
+impl PoolStats {
+    pub(crate) fn collect<M>(shared: &Shared<M>) -> PoolStats {
+        let n = shared.workers.len();
+        let workers = shared
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let c = &w.counters;
+                WorkerStats {
+                    id: WorkerId::from(i),
+                    cpu: w.slot.cpu,
+                    numa_node: w.slot.numa_node,
+                    handled: c.handled.get(),
+                    ticks: c.ticks.get(),
+                    parks: c.parks.get(),
+                    dropped: c.dropped.get(),
+                    restarts: c.restarts.get(),
+                    failed: w.failed.load(std::sync::atomic::Ordering::Relaxed),
+                }
+            })
+            .collect();
+        let mut channels = Vec::with_capacity(n + n * n);
+        for (i, w) in shared.workers.iter().enumerate() {
+            // Read the receiving side first so depth is never negative.
+            let received = w.inbox.received();
+            let sent = w.inbox.sent().max(received);
+            channels.push(ChannelStats {
+                from: Endpoint::External,
+                to: WorkerId::from(i),
+                capacity: w.inbox.capacity(),
+                sent,
+                received,
+                full: w.inbox.full_count(),
+                overflowed: 0,
+                depth: (sent - received) as usize,
+            });
+        }
+        for src in 0..n {
+            for (dst, w) in shared.workers.iter().enumerate() {
+                let ring = &w.inbound[src];
+                let received = ring.received();
+                let sent = ring.tx.sent.get().max(received);
+                channels.push(ChannelStats {
+                    from: Endpoint::Worker(WorkerId::from(src)),
+                    to: WorkerId::from(dst),
+                    capacity: ring.capacity(),
+                    sent,
+                    received,
+                    full: ring.tx.full.get(),
+                    overflowed: ring.tx.overflowed.get(),
+                    depth: (sent - received) as usize,
+                });
+            }
+        }
+        PoolStats { workers, channels }
+    }
+
+    /// The channel from `from` to `to`.
+    pub fn channel(&self, from: Endpoint, to: WorkerId) -> Option<&ChannelStats> {
+        self.channels.iter().find(|c| c.from == from && c.to == to)
+    }
+
+    /// Worker `id`'s inbox (the channel from [`Endpoint::External`]).
+    pub fn inbox(&self, id: WorkerId) -> Option<&ChannelStats> {
+        self.channel(Endpoint::External, id)
+    }
+
+    /// The worker `id`.
+    pub fn worker(&self, id: WorkerId) -> Option<&WorkerStats> {
+        match self.workers.get(id.index()) {
+            Some(w) if w.id == id => Some(w),
+            _ => self.workers.iter().find(|w| w.id == id),
+        }
+    }
+
+    /// Messages handled by all workers.
+    pub fn handled(&self) -> u64 {
+        self.workers.iter().map(|w| w.handled).sum()
+    }
+
+    /// Messages accepted on all channels, inboxes and rings.
+    pub fn sent(&self) -> u64 {
+        self.channels.iter().map(|c| c.sent).sum()
+    }
+
+    /// Messages waiting on all channels now (overflow included).
+    pub fn depth(&self) -> usize {
+        self.channels.iter().map(|c| c.depth).sum()
+    }
+}
+
+/// Snapshots for the tests of the sibling modules.
+#[cfg(test)]
+pub(super) mod fixture {
+    use super::*;
+
+    pub(crate) fn w(i: usize) -> WorkerId {
+        WorkerId::from(i)
+    }
+
+    /// A two-worker snapshot, inboxes first, then rings by `(from, to)`;
+    /// every counter grows with `scale`. Worker 0 is pinned to CPU 4 on
+    /// node 0, worker 1 is unpinned, failed and restarted `scale` times.
+    /// Inbox 0 sent `40·scale`, all received; inbox 1 sent `30·scale`, one
+    /// waiting. Ring `(from, to)` sent `(1 + 2·from + to)·20·scale`,
+    /// `scale` waiting; `full` is a tenth of `sent`, `overflowed` a
+    /// twentieth on rings.
+    pub(crate) fn two_workers(scale: u64) -> PoolStats {
+        let worker = |i: usize| WorkerStats {
+            id: w(i),
+            cpu: if i == 0 { Some(4) } else { None },
+            numa_node: if i == 0 { Some(0) } else { None },
+            handled: 100 * scale + i as u64,
+            ticks: 10 * scale,
+            parks: scale,
+            dropped: 0,
+            restarts: i as u64 * scale,
+            failed: i == 1,
+        };
+        let chan = |from: Endpoint, to: usize, sent: u64, received: u64| ChannelStats {
+            from,
+            to: w(to),
+            capacity: 8,
+            sent,
+            received,
+            full: sent / 10,
+            overflowed: if from == Endpoint::External {
+                0
+            } else {
+                sent / 20
+            },
+            depth: (sent - received) as usize,
+        };
+        let mut channels = vec![
+            chan(Endpoint::External, 0, 40 * scale, 40 * scale),
+            chan(Endpoint::External, 1, 30 * scale, 30 * scale - 1),
+        ];
+        for from in 0..2 {
+            for to in 0..2 {
+                let sent = (1 + from as u64 * 2 + to as u64) * 20 * scale;
+                channels.push(chan(Endpoint::Worker(w(from)), to, sent, sent - scale));
+            }
+        }
+        PoolStats {
+            workers: vec![worker(0), worker(1)],
+            channels,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{two_workers, w};
+    use super::*;
+
+    #[test]
+    fn lookups_find_by_key() {
+        let s = two_workers(1);
+        assert_eq!(s.worker(w(1)).unwrap().id, w(1));
+        assert!(s.worker(w(2)).is_none());
+        // Found by id even when not at its index.
+        let mut reversed = s.clone();
+        reversed.workers.reverse();
+        assert_eq!(reversed.worker(w(0)).unwrap().cpu, Some(4));
+        assert_eq!(s.inbox(w(1)).unwrap().sent, 30);
+        assert_eq!(s.channel(Endpoint::Worker(w(1)), w(0)).unwrap().sent, 60);
+        assert!(s.channel(Endpoint::Worker(w(2)), w(0)).is_none());
+    }
+
+    #[test]
+    fn sums_over_workers_and_channels() {
+        let s = two_workers(1);
+        assert_eq!(s.handled(), 100 + 101);
+        assert_eq!(s.sent(), 40 + 30 + 20 + 40 + 60 + 80);
+        assert_eq!(s.depth(), 1 + 4);
+    }
+
+    #[test]
+    fn endpoint_display() {
+        assert_eq!(Endpoint::External.to_string(), "ext");
+        assert_eq!(Endpoint::Worker(w(3)).to_string(), "w3");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serializable() {
+        fn assert_serialize<T: serde::Serialize>() {}
+        assert_serialize::<PoolStats>();
+        assert_serialize::<WorkerStats>();
+        assert_serialize::<ChannelStats>();
+        assert_serialize::<Endpoint>();
+        assert_serialize::<WorkerId>();
+    }
+}
