@@ -288,7 +288,10 @@ mod tests {
         let (h1, h2) = (h1 ^ 16, h2 ^ 16);
         // Undo the block round (h1 and h2 started at 0).
         let inv5 = inverse(5);
-        let t2 = h2.wrapping_sub(0x3849_5ab5).wrapping_mul(inv5).wrapping_sub(h1);
+        let t2 = h2
+            .wrapping_sub(0x3849_5ab5)
+            .wrapping_mul(inv5)
+            .wrapping_sub(h1);
         let mixed_k2 = t2.rotate_right(31);
         let t1 = h1.wrapping_sub(0x52dc_e729).wrapping_mul(inv5);
         let mixed_k1 = t1.rotate_right(27);

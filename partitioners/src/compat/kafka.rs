@@ -34,7 +34,10 @@
 /// ```
 #[inline]
 pub fn kafka_partition(key: &[u8], partitions: u32) -> u32 {
-    assert!(partitions != 0, "kafka_partition: partitions must be at least 1");
+    assert!(
+        partitions != 0,
+        "kafka_partition: partitions must be at least 1"
+    );
     (murmur2(key) & 0x7fff_ffff) % partitions
 }
 
