@@ -9,11 +9,11 @@
 /// `0x9747b28c`, reading the key in little-endian 4-byte words. `key` is the
 /// *serialized* key, the bytes the producer's key serializer produced.
 ///
-/// **Trap avoided.** Only the Java client (and clients that copy it, such as
-/// franz-go's and Sarama's murmur2 options) default to this. librdkafka, and
-/// so the `rdkafka` crate, defaults to `partitioner=consistent_random`, a
-/// CRC32 of the key; set `partitioner=murmur2_random` there to land on the
-/// same partition as this function and the Java client. The mask
+/// **Trap avoided.** This is the Java client's default, not every client's:
+/// librdkafka, and so the `rdkafka` crate, defaults to
+/// `partitioner=consistent_random`, a CRC32 of the key; set
+/// `partitioner=murmur2_random` there to land on the same partition as this
+/// function and the Java client. The mask
 /// `& 0x7fffffff` is not `abs`: Kafka clears the sign bit, so a negative
 /// hash keeps its low 31 bits.
 ///
