@@ -197,8 +197,8 @@ mod tests {
             // Later matches, and bytes `needle ^ 1` (which become 0x01 in
             // `v`, where a borrow from a lower match can make them look like
             // a match), must not change the answer.
-            for later in first + 1..hay.len() {
-                hay[later] = if later % 2 == 0 { b'{' } else { b'{' ^ 1 };
+            for (later, b) in hay.iter_mut().enumerate().skip(first + 1) {
+                *b = if later % 2 == 0 { b'{' } else { b'{' ^ 1 };
             }
             assert_eq!(find_byte(&hay, b'{'), Some(first));
             assert_eq!(find_byte(&hay[..first], b'{'), None);
