@@ -7,6 +7,9 @@
 //! Divide the time by 1024 for ns/key.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shardpool_partitioners::compat::{
+    cassandra_token, kafka_partition, nats_partition, redis_slot, scylla_shard,
+};
 use shardpool_partitioners::{
     key_hash, Custom, HashPartitioner, JumpAnchor, JumpHash, Partitioner, RoundRobin,
 };
@@ -163,9 +166,105 @@ fn bench_alternatives(c: &mut Criterion) {
     g.finish();
 }
 
+/// `BATCH` distinct keys of exactly `len` bytes: `user:<n>` padded with
+/// `-`, like a user or order id with a tenant prefix.
+fn sized_keys(len: usize) -> Vec<Vec<u8>> {
+    (0..BATCH)
+        .map(|i| {
+            let mut k =
+                format!("user:{:08}", i.wrapping_mul(2_654_435_761) % 100_000_000).into_bytes();
+            k.resize(len, b'-');
+            k
+        })
+        .collect()
+}
+
+/// The engine-compatible key functions (`compat`), ns/key on 16- and
+/// 64-byte keys.
+fn bench_compat(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compat");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for len in [16usize, 64] {
+        let keys = sized_keys(len);
+        g.bench_with_input(BenchmarkId::new("kafka_partition_12", len), &len, |b, _| {
+            b.iter(|| {
+                black_box(&keys)
+                    .iter()
+                    .fold(0u32, |acc, k| acc ^ kafka_partition(k, black_box(12)))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("redis_slot", len), &len, |b, _| {
+            b.iter(|| {
+                black_box(&keys)
+                    .iter()
+                    .fold(0u16, |acc, k| acc ^ redis_slot(k))
+            })
+        });
+        // The same key with a hash tag: `{<first 12 bytes>}` + the rest.
+        let tagged: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| {
+                let mut t = Vec::with_capacity(len);
+                t.push(b'{');
+                t.extend_from_slice(&k[..12]);
+                t.push(b'}');
+                t.extend_from_slice(&k[14..]);
+                t
+            })
+            .collect();
+        g.bench_with_input(BenchmarkId::new("redis_slot_tagged", len), &len, |b, _| {
+            b.iter(|| {
+                black_box(&tagged)
+                    .iter()
+                    .fold(0u16, |acc, k| acc ^ redis_slot(k))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("cassandra_token", len), &len, |b, _| {
+            b.iter(|| {
+                black_box(&keys)
+                    .iter()
+                    .fold(0i64, |acc, k| acc ^ cassandra_token(k))
+            })
+        });
+        g.bench_with_input(
+            BenchmarkId::new("cassandra_token+scylla_shard_8", len),
+            &len,
+            |b, _| {
+                b.iter(|| {
+                    black_box(&keys).iter().fold(0u32, |acc, k| {
+                        acc ^ scylla_shard(cassandra_token(k), black_box(8), black_box(12))
+                    })
+                })
+            },
+        );
+        // Two wildcard tokens that together are the key.
+        g.bench_with_input(
+            BenchmarkId::new("nats_partition_2tok_10", len),
+            &len,
+            |b, _| {
+                b.iter(|| {
+                    black_box(&keys).iter().fold(0u32, |acc, k| {
+                        let (a, z) = k.split_at(len / 2);
+                        acc ^ nats_partition(&[a, z], black_box(10))
+                    })
+                })
+            },
+        );
+    }
+    let tokens: Vec<i64> = sized_keys(16).iter().map(|k| cassandra_token(k)).collect();
+    g.bench_function("scylla_shard_8", |b| {
+        b.iter(|| {
+            black_box(&tokens).iter().fold(0u32, |acc, &t| {
+                acc ^ scylla_shard(t, black_box(8), black_box(12))
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = criterion();
-    targets = bench_all, bench_dyn, bench_alternatives
+    targets = bench_all, bench_dyn, bench_alternatives, bench_compat
 }
 criterion_main!(benches);

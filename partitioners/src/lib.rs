@@ -13,6 +13,9 @@
 //! | [`RoundRobin`] | ignores the key, per-thread cursor | — |
 //! | [`Custom`] | your closure | up to you |
 //!
+//! To place a key where Kafka, Redis Cluster, Cassandra/ScyllaDB or NATS
+//! would, use the engines' own functions in [`compat`].
+//!
 //! Range partitioning is deliberately not provided: a [`Partitioner`] only
 //! sees the key's *hash*, and a hash does not preserve key order, so a range
 //! partitioner cannot be expressed through this trait.
@@ -109,6 +112,7 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 
 mod anchor;
+pub mod compat;
 mod custom;
 mod jump;
 mod round_robin;
