@@ -218,7 +218,9 @@ impl PoolConfig {
     }
 
     /// The most messages a worker takes from one queue per loop iteration.
-    /// Default: 64.
+    /// Default: 64. Any value from 1 up: a batch never exceeds what the
+    /// queue holds, so a `batch_size` above the capacity (`usize::MAX`
+    /// included) means "everything that is there". 0 is refused.
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
         self
