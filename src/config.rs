@@ -44,6 +44,11 @@ pub enum IdleStrategy {
     /// ~0.2 µs yields, about 50 µs awake before parking (Seastar polls
     /// 200 µs by default), most of it yielding, so a thread that shares the
     /// worker's CPU gets to run.
+    ///
+    /// Any `spins` and `yields` work, 0 included (park at once). Both
+    /// phases end when the next tick is due, so with a long
+    /// `tick_interval` large values keep an idle worker's CPU busy that
+    /// long before it parks.
     Backoff {
         /// Pause-hinted polls of the worker's doorbell before yielding.
         spins: u32,
@@ -91,9 +96,10 @@ pub enum PanicPolicy {
     /// `max_restarts` panics within `within` (or a panicking factory) falls
     /// back to `Stop`.
     Restart {
-        /// Restarts allowed within the window.
+        /// Restarts allowed within the window (0: behave as `Stop`).
         max_restarts: u32,
-        /// The sliding window.
+        /// The sliding window: longer than zero. `Duration::MAX` means the
+        /// budget never refills (at most `max_restarts` restarts, ever).
         within: Duration,
     },
 }
@@ -218,7 +224,9 @@ impl PoolConfig {
     }
 
     /// The most messages a worker takes from one queue per loop iteration.
-    /// Default: 64.
+    /// Default: 64. Any value from 1 up: a batch never exceeds what the
+    /// queue holds, so a `batch_size` above the capacity (`usize::MAX`
+    /// included) means "everything that is there". 0 is refused.
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
         self
@@ -232,6 +240,11 @@ impl PoolConfig {
 
     /// The longest time between two `tick`s while a worker is idle.
     /// Default: 10 ms.
+    ///
+    /// Any duration longer than zero. `Duration::MAX` (or any interval too
+    /// long for the clock) means no idle ticks: `tick` then runs only after
+    /// each batch, and an idle worker parks until a message arrives. Zero
+    /// is refused.
     pub fn tick_interval(mut self, interval: Duration) -> Self {
         self.tick_interval = interval;
         self
@@ -245,7 +258,8 @@ impl PoolConfig {
     }
 
     /// Prefix of the worker threads' names (`{prefix}-{id}`). Default:
-    /// `"shardpool"`.
+    /// `"shardpool"`. A name with a NUL byte is refused (the OS cannot
+    /// name a thread so); a long one is cut by the OS (15 bytes on Linux).
     pub fn name(mut self, prefix: impl Into<String>) -> Self {
         self.name = prefix.into();
         self
@@ -262,7 +276,8 @@ impl PoolConfig {
     /// `ctx.send_to` returns [`SendError::Full`](crate::SendError::Full) with
     /// the message instead of queueing it — the worker still never blocks,
     /// and decides itself (drop, retry on a later tick, handle locally).
-    /// `0` means no overflow at all. Default: unbounded, which can never
+    /// `0` means no overflow at all; `usize::MAX` is the same as
+    /// unbounded. Default: unbounded, which can never
     /// deadlock two workers that send to each other but lets memory grow
     /// while a receiver is slower than its senders.
     pub fn overflow_limit(mut self, limit: usize) -> Self {
@@ -303,6 +318,22 @@ impl PoolConfig {
     }
 
     /// Checks every value that does not depend on the machine.
+    ///
+    /// Every duration and size is either refused here (or, for `workers`
+    /// and the CPU list, by placement) or works:
+    ///
+    /// | field | refused | works |
+    /// |---|---|---|
+    /// | `workers` | 0, above `placement::MAX_WORKERS` | the rest |
+    /// | `inbox_capacity`, `ring_capacity` | 0, above [`MAX_CAPACITY`] | the rest, rounded up to a power of two |
+    /// | `batch_size` | 0 | the rest (a batch is at most the queue's contents) |
+    /// | `tick_interval` | zero | the rest; too long for the clock = no idle ticks |
+    /// | `inbox_coalesce` | above [`MAX_INBOX_COALESCE`] | zero (off) and the rest |
+    /// | `idle` spins, yields | — | any `u32` (both phases end at the next tick) |
+    /// | `on_panic` `within` | zero | the rest; `Duration::MAX` = never refills |
+    /// | `on_panic` `max_restarts` | — | any `u32` |
+    /// | `overflow_limit` | — | any `usize` (0: no overflow) |
+    /// | `name` | a NUL byte | the rest |
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.workers == Some(0) {
             return Err(Error::invalid("workers", "must be at least 1"));
@@ -344,6 +375,12 @@ impl PoolConfig {
         }
         if self.tick_interval.is_zero() {
             return Err(Error::invalid("tick_interval", "must be longer than zero"));
+        }
+        if self.name.contains('\0') {
+            return Err(Error::invalid(
+                "name",
+                "contains a NUL byte, which a thread name cannot hold",
+            ));
         }
         if let Affinity::Cpus(list) = &self.affinity {
             check_cpu_list(list, self.workers)?;
@@ -454,6 +491,36 @@ mod tests {
         );
         for ok in [Duration::ZERO, MAX_INBOX_COALESCE] {
             PoolConfig::default().inbox_coalesce(ok).validate().unwrap();
+        }
+        assert_eq!(field_of(PoolConfig::default().name("a\0b")), "name");
+    }
+
+    /// The extremes that work are accepted (tests/config_limits.rs runs a
+    /// pool with each).
+    #[test]
+    fn extreme_values_that_work_are_accepted() {
+        for c in [
+            PoolConfig::default().tick_interval(Duration::MAX),
+            PoolConfig::default().tick_interval(Duration::from_nanos(1)),
+            PoolConfig::default().batch_size(usize::MAX),
+            PoolConfig::default().batch_size(usize::MAX / 2 + 1),
+            PoolConfig::default().queue_capacity(MAX_CAPACITY),
+            PoolConfig::default().overflow_limit(usize::MAX),
+            PoolConfig::default().overflow_limit(0),
+            PoolConfig::default().idle(IdleStrategy::Backoff {
+                spins: u32::MAX,
+                yields: u32::MAX,
+            }),
+            PoolConfig::default().idle(IdleStrategy::Backoff {
+                spins: 0,
+                yields: 0,
+            }),
+            PoolConfig::default().on_panic(PanicPolicy::Restart {
+                max_restarts: u32::MAX,
+                within: Duration::MAX,
+            }),
+        ] {
+            c.validate().unwrap();
         }
     }
 

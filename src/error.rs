@@ -67,8 +67,13 @@ impl std::error::Error for Error {}
 /// use shardpool::SendError;
 /// let err = SendError::Full(7u32);
 /// assert!(err.is_full());
+/// assert_eq!(format!("{err:?}"), "Full(..)"); // never the message itself
 /// assert_eq!(err.into_inner(), 7);
 /// ```
+///
+/// `Debug`, `Display` and [`std::error::Error`] are implemented for every
+/// `M`, also one that is not `Debug`, so `.expect()` and `?` work on any
+/// message type.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum SendError<M> {
     /// The queue was full (only from the `try_` sends).
@@ -123,9 +128,13 @@ impl<M> SendError<M> {
     }
 }
 
-impl<M: fmt::Debug> fmt::Debug for SendError<M> {
+/// Prints the variant without the message (`Full(..)`), for every `M`: a
+/// failed send of a large message must not dump it, and `.expect()` or `?`
+/// into a `Box<dyn Error>` must not need `M: Debug`. Use
+/// [`message`](SendError::message) to look at the message.
+impl<M> fmt::Debug for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple(self.kind()).field(self.message()).finish()
+        write!(f, "{}(..)", self.kind())
     }
 }
 
@@ -139,7 +148,10 @@ impl<M> fmt::Display for SendError<M> {
     }
 }
 
-impl<M: fmt::Debug> std::error::Error for SendError<M> {}
+/// For every `M`, so that `?` works in a function returning
+/// `Result<_, Box<dyn Error>>` (that needs `M: 'static`, and `Send + Sync`
+/// for `Box<dyn Error + Send + Sync>`).
+impl<M> std::error::Error for SendError<M> {}
 
 #[cfg(test)]
 mod tests {
@@ -168,5 +180,33 @@ mod tests {
             assert!(!boxed.to_string().is_empty());
             assert_eq!(e.into_inner(), "m");
         }
+    }
+
+    /// Issue 13: a failed send of a large message printed it in full, and
+    /// `Debug`/`Error` needed `M: Debug`.
+    #[test]
+    fn send_error_debug_omits_the_message_for_any_type() {
+        let chunk = SendError::Full(vec![7u8; 64 * 1024]);
+        assert_eq!(format!("{chunk:?}"), "Full(..)");
+        assert_eq!(format!("{chunk:#?}"), "Full(..)");
+
+        struct NotDebug(#[allow(dead_code)] u8);
+        for (e, debug) in [
+            (SendError::Full(NotDebug(1)), "Full(..)"),
+            (SendError::Closed(NotDebug(2)), "Closed(..)"),
+            (SendError::NoSuchWorker(NotDebug(3)), "NoSuchWorker(..)"),
+        ] {
+            assert_eq!(format!("{e:?}"), debug);
+            let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+            assert!(boxed.to_string().starts_with("send failed"));
+        }
+        fn send() -> Result<(), SendError<NotDebug>> {
+            Err(SendError::Closed(NotDebug(4)))
+        }
+        fn question_mark() -> Result<(), Box<dyn std::error::Error>> {
+            send()?;
+            Ok(())
+        }
+        assert!(question_mark().is_err());
     }
 }

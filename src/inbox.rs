@@ -28,8 +28,10 @@
 //! A blocking [`Inbox::push_blocking`] spins, then parks on a condition
 //! variable. The consumer, after publishing its head, checks a waiter count behind a light
 //! barrier (one load on its fast path) and wakes parked senders only when
-//! there are some — no fixed-interval polling. The sender pays the heavy
-//! barrier when it registers ([`crate::barrier`]).
+//! there are some. The sender pays the heavy barrier when it registers
+//! ([`crate::barrier`]), and re-checks on its own every
+//! [`LOST_WAKEUP_BOUND`](crate::barrier::LOST_WAKEUP_BOUND) in case a
+//! wake-up was lost (a safety net, not the wake-up path).
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
@@ -254,8 +256,13 @@ impl<T> Inbox<T> {
 
     /// Runs `attempt` until it is done, waiting for space whenever it finds
     /// the inbox full: spins briefly, then parks until the consumer frees a
-    /// slot (no polling interval). Counts one `full` per call that had to
-    /// wait.
+    /// slot. Counts one `full` per call that had to wait.
+    ///
+    /// The consumer's wake-up is what ends a park; the park's timeout,
+    /// [`barrier::LOST_WAKEUP_BOUND`], only bounds how late a sender can be
+    /// if a wake-up is ever lost (as one can be while the process switches
+    /// away from membarrier, see [`crate::barrier`]): the sender then
+    /// re-checks for space on its own.
     fn until_done<R>(&self, mut attempt: impl FnMut() -> Attempt<R>) -> R {
         let mut counted = false;
         let backoff = Backoff::new();
@@ -290,7 +297,11 @@ impl<T> Inbox<T> {
             barrier::heavy();
             let step = attempt();
             if let Attempt::Full = step {
-                drop(self.space.wait(guard).unwrap_or_else(|e| e.into_inner()));
+                let waited = self
+                    .space
+                    .wait_timeout(guard, barrier::LOST_WAKEUP_BOUND)
+                    .unwrap_or_else(|e| e.into_inner());
+                drop(waited);
             } else {
                 drop(guard);
             }
@@ -540,6 +551,42 @@ mod tests {
         t.join().unwrap().unwrap();
         assert_eq!(pop_all(&q), [1]);
         assert_eq!(q.full_count(), 1);
+    }
+
+    /// Issue 13: a sender parked on a full inbox waited without a timeout,
+    /// so a lost wake-up (as during a switch away from membarrier) parked
+    /// it forever. Here the consumer frees the slot without seeing the
+    /// waiter (as a handshake that missed it would), so only the sender's
+    /// own timed re-check can let it finish.
+    #[test]
+    fn blocked_sender_recovers_from_a_lost_wakeup() {
+        let q = Arc::new(Inbox::new(1));
+        q.try_push(0).unwrap();
+        let q2 = q.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let result = q2.push_blocking(1);
+            done_tx.send(()).unwrap();
+            result
+        });
+        // The sender registers under the lock and holds it until it waits:
+        // once it counts as a waiter and the lock is free, it is parked.
+        while q.waiters.load(SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let guard = q.lock.lock().unwrap();
+        // Hide the waiter from the consumer, free the slot (no wake-up),
+        // then restore the count before the sender can take itself off.
+        q.waiters.fetch_sub(1, SeqCst);
+        assert_eq!(pop_all(&q), [0]);
+        q.waiters.fetch_add(1, SeqCst);
+        drop(guard);
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "a sender whose wake-up was lost is still parked after 60 s"
+        );
+        t.join().unwrap().unwrap();
+        assert_eq!(pop_all(&q), [1]);
     }
 
     #[test]

@@ -128,6 +128,18 @@ pub(crate) fn spins_for(window: Duration) -> u32 {
     spins.clamp(1, u32::MAX as u64) as u32
 }
 
+/// `now + interval`, or, for an interval too long for an [`Instant`]
+/// (`Duration::MAX`: no idle ticks), a moment 100 years ahead, which never
+/// comes while the process runs (and `now`, ticking whenever idle, on a
+/// clock that cannot reach even that far). Issue 13: a plain `+` panicked
+/// here, outside any `catch_unwind`, and killed the worker thread.
+fn after(now: Instant, interval: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(interval)
+        .or_else(|| now.checked_add(NEVER))
+        .unwrap_or(now)
+}
+
 /// Whether a message waits in the inbox or any inbound ring, or the control
 /// word changed. Takes the fields it needs, so callers can hold other
 /// borrows of the runtime.
@@ -431,13 +443,14 @@ impl<W: Worker> Runtime<W> {
     /// tick and returns `None`; else returns when the next tick is due.
     fn tick_when_due(&mut self) -> Option<Instant> {
         let now = Instant::now();
-        let due = *self.tick_due.get_or_insert(now + self.cfg.tick_interval);
+        let interval = self.cfg.tick_interval;
+        let due = *self.tick_due.get_or_insert_with(|| after(now, interval));
         if now < due {
             return Some(due);
         }
         self.tick();
         self.publish_counters();
-        self.tick_due = Some(now + self.cfg.tick_interval);
+        self.tick_due = Some(after(now, interval));
         None
     }
 

@@ -117,10 +117,11 @@ impl Signal {
 
     /// Worker side: parks until unparked, the timeout, or a spurious wake-up
     /// (after [`prepare_park`](Self::prepare_park) and a re-check that found
-    /// nothing).
+    /// nothing). Once membarrier has failed, the timeout is at most
+    /// [`barrier::LOST_WAKEUP_BOUND`] (see [`barrier::bound_park`]).
     pub(crate) fn park(&self, timeout: Option<std::time::Duration>) {
         if !self.bell.load(Acquire) {
-            park_current(timeout);
+            park_current(barrier::bound_park(timeout));
         }
     }
 

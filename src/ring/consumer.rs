@@ -61,8 +61,8 @@ impl<T> Consumer<T> {
         self.ring.clone()
     }
 
-    /// Takes up to `max` published messages in FIFO order and passes each to
-    /// `f`. Reloads the producer's `tail` (one acquire load) only when the
+    /// Takes up to `max` (any value, `usize::MAX` included) published
+    /// messages in FIFO order and passes each to `f`. Reloads the producer's `tail` (one acquire load) only when the
     /// cached view holds fewer than `max`, and stores the head once (release)
     /// when the batch ends.
     #[inline]
@@ -77,7 +77,9 @@ impl<T> Consumer<T> {
             return 0;
         }
         let end = self.head.wrapping_add(n);
-        self.prefetch(ready.min(2 * max));
+        // Saturating: any `max` is a valid batch size (issue 13: `2 * max`
+        // overflowed above `usize::MAX / 2`).
+        self.prefetch(ready.min(max.saturating_mul(2)));
         let commit = Commit {
             ring: &self.ring,
             head: &mut self.head,
@@ -145,5 +147,26 @@ impl<T> Consumer<T> {
         prefetch_read(self.ring.slot(self.head));
         self.tail_cache = self.ring.tail.load(Acquire);
         self.tail_cache != self.head
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::ring;
+
+    /// Issue 13: `pop_batch` with a `max` above `usize::MAX / 2` overflowed
+    /// computing the prefetch window (a panic in debug builds).
+    #[test]
+    fn any_batch_size_pops_what_is_there() {
+        for max in [usize::MAX / 2 + 1, usize::MAX - 1, usize::MAX] {
+            let (mut p, mut c) = ring::<u64>(8);
+            for i in 0..5 {
+                p.push(i).unwrap();
+            }
+            let mut got = vec![];
+            assert_eq!(c.pop_batch(max, |v| got.push(v)), 5);
+            assert_eq!(got, [0, 1, 2, 3, 4]);
+            assert_eq!(c.pop_batch(max, |v| got.push(v)), 0);
+        }
     }
 }
