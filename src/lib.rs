@@ -69,16 +69,7 @@
 // their model tests (`RUSTFLAGS="--cfg loom" cargo test --lib -- loom`).
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-mod barrier;
-#[cfg(not(loom))]
-mod batch;
-mod inbox;
-#[cfg(all(test, not(loom)))]
-mod model_tests;
-mod prefetch;
-mod ring;
-mod signal;
-mod sync;
+mod lockfree;
 
 #[cfg(not(loom))]
 mod config;
@@ -92,7 +83,8 @@ pub mod placement;
 mod pool;
 #[cfg(not(loom))]
 mod runtime;
-mod shutdown;
+#[cfg(not(loom))]
+mod sender;
 #[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
@@ -101,8 +93,6 @@ mod worker;
 /// Key-to-worker partitioners (the `shardpool-partitioners` crate).
 pub use shardpool_partitioners as partitioners;
 
-#[cfg(not(loom))]
-pub use batch::SendBatch;
 #[cfg(not(loom))]
 pub use config::{
     Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,
@@ -113,6 +103,8 @@ pub use config::{
 pub use error::{Error, SendError};
 #[cfg(not(loom))]
 pub use pool::{Pool, PoolSender};
+#[cfg(not(loom))]
+pub use sender::SendBatch;
 #[cfg(not(loom))]
 pub use stats::{ChannelStats, Endpoint, PoolStats, WorkerStats};
 #[cfg(not(loom))]

@@ -15,11 +15,11 @@ use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
-use crate::barrier;
+use crate::lockfree::barrier;
+use crate::lockfree::ring::Producer;
+use crate::lockfree::sync::Arc;
 use crate::partitioners::key_hash;
 use crate::pool::Shared;
-use crate::ring::Producer;
-use crate::sync::Arc;
 use crate::{SendError, WorkerId};
 
 /// One worker's outbound side of the mesh.

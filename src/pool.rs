@@ -10,16 +10,16 @@ use std::thread::JoinHandle;
 use crossbeam_utils::CachePadded;
 
 use crate::config::SharedPartitioner;
-use crate::inbox::{Inbox, PushError};
+use crate::lockfree::inbox::{Inbox, PushError};
+use crate::lockfree::ring::{self, Producer, Ring};
+pub(crate) use crate::lockfree::shutdown::control;
+use crate::lockfree::signal::Signal;
+use crate::lockfree::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
 use crate::mesh::Outbound;
 use crate::partitioners::key_hash;
 use crate::placement::{self, Slot, Topology};
-use crate::ring::{self, Producer, Ring};
 use crate::runtime::{panic_message, Factory, Inbound, LoopConfig, Runtime, WorkerExit};
-pub(crate) use crate::shutdown::control;
-use crate::signal::Signal;
 use crate::stats::PoolStats;
-use crate::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
 use crate::{Error, PoolConfig, SendError, Worker, WorkerId};
 
 /// Statistics a worker writes about itself (single writer each).
@@ -65,7 +65,7 @@ impl<M> Shared<M> {
     }
 }
 
-impl<M> crate::shutdown::Channels for Shared<M> {
+impl<M> crate::lockfree::shutdown::Channels for Shared<M> {
     fn balanced(&self, finals: &[u64]) -> bool {
         self.workers.iter().zip(finals).all(|(w, &fin)| {
             w.inbox.received() >= fin
@@ -140,7 +140,7 @@ impl<W: Worker> Pool<W> {
         F: Fn(WorkerId) -> W + Send + Sync + 'static,
     {
         config.validate()?;
-        crate::barrier::init();
+        crate::lockfree::barrier::init();
         let topology = Topology::discover();
         let allowed = placement::allowed_cpus();
         let slots = placement::plan(
@@ -152,7 +152,7 @@ impl<W: Worker> Pool<W> {
         )?;
         let n = slots.len();
         tracing::info!(
-            asymmetric_barriers = crate::barrier::is_asymmetric(),
+            asymmetric_barriers = crate::lockfree::barrier::is_asymmetric(),
             "shardpool starting {}",
             placement::Placement::new(&slots)
         );
@@ -394,7 +394,7 @@ impl<W: Worker> Pool<W> {
             .iter()
             .map(|w| w.inbox.close())
             .collect();
-        crate::shutdown::quiesce(&*self.shared, &finals, |w| threads[w].is_finished());
+        crate::lockfree::shutdown::quiesce(&*self.shared, &finals, |w| threads[w].is_finished());
         let mut workers = Vec::with_capacity(threads.len());
         let mut first_panic = None;
         for (me, t) in threads.into_iter().enumerate() {

@@ -17,7 +17,7 @@
 //!
 //! A claim is a locked instruction, which waits for the sender's earlier
 //! stores; so after claiming, a sender prefetches for writing the line a
-//! little ahead ([`crate::prefetch`]), and the worker does not poll a
+//! little ahead ([`crate::lockfree::prefetch`]), and the worker does not poll a
 //! drained inbox for a moment after a batch (`PoolConfig::inbox_coalesce`,
 //! in the runtime). Together: ~80 M messages/s, ~1.7× `ArrayQueue`.
 
@@ -29,16 +29,16 @@
 //! variable. The consumer, after publishing its head, checks a waiter count behind a light
 //! barrier (one load on its fast path) and wakes parked senders only when
 //! there are some — no fixed-interval polling. The sender pays the heavy
-//! barrier when it registers ([`crate::barrier`]).
+//! barrier when it registers ([`crate::lockfree::barrier`]).
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use crate::barrier;
-use crate::prefetch::prefetch_write;
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
+use crate::lockfree::barrier;
+use crate::lockfree::prefetch::prefetch_write;
+use crate::lockfree::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
 
 /// Why a push did not happen; carries the message back.
 #[derive(Debug, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl<T> Inbox<T> {
             {
                 Ok(_) => {
                     // Fetch the line a little past our claim for writing
-                    // now (see `crate::prefetch`), unless it may still hold
+                    // now (see `crate::lockfree::prefetch`), unless it may still hold
                     // messages the consumer has not read.
                     let ahead = Self::PREFETCH_AHEAD;
                     if free >= k + ahead {
@@ -457,7 +457,7 @@ impl<T> Drop for Inbox<T> {
         let mut index = self.consumer_head.with(|p| unsafe { *p });
         loop {
             let slot = &mut self.buf[index & self.mask];
-            if crate::sync::load_mut(&mut slot.stamp) != written_stamp(index) {
+            if crate::lockfree::sync::load_mut(&mut slot.stamp) != written_stamp(index) {
                 break;
             }
             // SAFETY: the stamp says the slot holds an untaken message; we
@@ -642,7 +642,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::{thread, Arc};
+    use crate::lockfree::sync::{thread, Arc};
 
     /// Two producers push one message each while the consumer pops
     /// concurrently: each message arrives exactly once.

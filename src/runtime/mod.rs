@@ -22,11 +22,11 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::{Duration, Instant};
 
 use crate::config::{IdleStrategy, PanicPolicy};
-use crate::inbox::Inbox;
+use crate::lockfree::inbox::Inbox;
+use crate::lockfree::ring::Consumer;
+use crate::lockfree::sync::Arc;
 use crate::mesh::Outbound;
 use crate::pool::{control, Shared};
-use crate::ring::Consumer;
-use crate::sync::Arc;
 use crate::{Context, Worker, WorkerId};
 
 /// What a worker thread hands back when it ends.

@@ -32,7 +32,7 @@ use std::sync::atomic::Ordering::Acquire;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{load_mut, Arc, AtomicUsize, Counter, UnsafeCell};
+use crate::lockfree::sync::{load_mut, Arc, AtomicUsize, Counter, UnsafeCell};
 
 /// Statistics written only by the producer's thread.
 #[derive(Debug, Default)]

@@ -98,7 +98,7 @@ pub(crate) fn quiesce(pool: &impl Channels, finals: &[u64], finished: impl Fn(us
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::{thread, Arc, AtomicU64, Condvar, Mutex};
+    use crate::lockfree::sync::{thread, Arc, AtomicU64, Condvar, Mutex};
     use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 
     /// Simulated workers, as the detector sees them: per worker a

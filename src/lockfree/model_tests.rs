@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use proptest::prelude::*;
 
-use crate::inbox::{Inbox, PushError};
-use crate::ring::ring;
+use crate::lockfree::inbox::{Inbox, PushError};
+use crate::lockfree::ring::ring;
 
 #[derive(Debug, Clone)]
 enum RingOp {

@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Release};
 
 use super::Ring;
-use crate::sync::Arc;
+use crate::lockfree::sync::Arc;
 
 /// Writes into a ring. Owned by exactly one thread at a time.
 ///
