@@ -86,6 +86,10 @@ mod runtime;
 #[cfg(not(loom))]
 mod sender;
 #[cfg(not(loom))]
+mod shared;
+#[cfg(not(loom))]
+mod spawn;
+#[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
 mod worker;
@@ -102,9 +106,9 @@ pub use config::{
 #[cfg(not(loom))]
 pub use error::{Error, SendError};
 #[cfg(not(loom))]
-pub use pool::{Pool, PoolSender};
+pub use pool::Pool;
 #[cfg(not(loom))]
-pub use sender::SendBatch;
+pub use sender::{PoolSender, SendBatch};
 #[cfg(not(loom))]
 pub use stats::{ChannelStats, Endpoint, PoolStats, WorkerStats};
 #[cfg(not(loom))]

@@ -21,12 +21,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::{Duration, Instant};
 
-use crate::config::{IdleStrategy, PanicPolicy};
-use crate::lockfree::inbox::Inbox;
+use crate::config::{IdleStrategy, PanicPolicy, PoolConfig};
+use crate::lockfree::inbox::InboxReceiver;
 use crate::lockfree::ring::Consumer;
+use crate::lockfree::shutdown::control;
 use crate::lockfree::sync::Arc;
 use crate::mesh::Outbound;
-use crate::pool::{control, Shared};
+use crate::shared::Shared;
 use crate::{Context, Worker, WorkerId};
 
 /// What a worker thread hands back when it ends.
@@ -37,10 +38,20 @@ pub(crate) struct WorkerExit<W> {
     pub(crate) panic: Option<String>,
 }
 
+impl<W> WorkerExit<W> {
+    /// A thread that gave up before its worker ran.
+    pub(crate) fn not_started() -> Self {
+        WorkerExit {
+            worker: None,
+            panic: None,
+        }
+    }
+}
+
 /// The queues a worker consumes: its inbox and `ring[src][me]` for every
 /// `src`, allocated on the worker's own thread.
 pub(crate) struct Inbound<M> {
-    pub(crate) inbox: Arc<Inbox<M>>,
+    pub(crate) inbox: InboxReceiver<M>,
     pub(crate) rings: Vec<Consumer<M>>,
 }
 
@@ -58,6 +69,18 @@ pub(crate) struct LoopConfig {
     pub(crate) inbox_coalesce: u32,
 }
 
+impl From<&PoolConfig> for LoopConfig {
+    fn from(config: &PoolConfig) -> Self {
+        LoopConfig {
+            batch: config.batch_size,
+            idle: config.idle,
+            tick_interval: config.tick_interval,
+            on_panic: config.on_panic,
+            inbox_coalesce: spins_for(config.inbox_coalesce),
+        }
+    }
+}
+
 /// Local copies of the single-writer statistics, published once per
 /// iteration.
 #[derive(Default)]
@@ -71,7 +94,7 @@ pub(crate) struct Runtime<W: Worker> {
     me: usize,
     worker: W,
     out: Outbound<W::Msg>,
-    inbox: Arc<Inbox<W::Msg>>,
+    inbox: InboxReceiver<W::Msg>,
     rx: Box<[Consumer<W::Msg>]>,
     shared: Arc<Shared<W::Msg>>,
     factory: Factory<W>,
@@ -133,14 +156,12 @@ pub(crate) fn spins_for(window: Duration) -> u32 {
 /// borrows of the runtime.
 #[inline]
 fn pending<M>(
-    inbox: &Inbox<M>,
+    inbox: &mut InboxReceiver<M>,
     rx: &mut [Consumer<M>],
     shared: &Shared<M>,
     control_seen: u64,
 ) -> bool {
-    // SAFETY: only the worker thread calls this, and it is the inbox's only
-    // consumer.
-    (unsafe { inbox.has_pending() }) || rings_pending(rx, shared, control_seen)
+    inbox.has_pending() || rings_pending(rx, shared, control_seen)
 }
 
 /// [`pending`] without the inbox: a message in one of `rx`, or a new
@@ -306,8 +327,12 @@ impl<W: Worker> Runtime<W> {
         self.out.flush_overflow();
         let work = if self.panic.is_none() {
             let batch = self.cfg.batch;
-            let (worker, out, inbox, rx) =
-                (&mut self.worker, &mut self.out, &*self.inbox, &mut self.rx);
+            let (worker, out, inbox, rx) = (
+                &mut self.worker,
+                &mut self.out,
+                &mut self.inbox,
+                &mut self.rx,
+            );
             let handled = &mut self.local.handled;
             let inbox_rest = &mut self.inbox_rest;
             let coalesce = self.cfg.inbox_coalesce;
@@ -319,8 +344,7 @@ impl<W: Worker> Runtime<W> {
                 };
                 let mut n = 0;
                 if *inbox_rest == 0 {
-                    // SAFETY: this thread is the inbox's only consumer.
-                    n = unsafe { inbox.pop_batch(batch, &mut handle) };
+                    n = inbox.pop_batch(batch, &mut handle);
                     // Two or more at once: a stream, worth coalescing. A
                     // lone message (request/response) never waits.
                     if n >= 2 && n < batch {
@@ -357,8 +381,7 @@ impl<W: Worker> Runtime<W> {
     /// A failed worker's iteration: take everything, drop it, count it.
     fn drain_and_drop(&mut self) -> usize {
         let batch = self.cfg.batch;
-        // SAFETY: this thread is the inbox's only consumer.
-        let mut n = unsafe { self.inbox.pop_batch(batch, drop) };
+        let mut n = self.inbox.pop_batch(batch, drop);
         for c in self.rx.iter_mut() {
             n += c.pop_batch(batch, drop);
         }
@@ -412,7 +435,12 @@ impl<W: Worker> Runtime<W> {
         // wake us, and no clock read or fence on the way to the next message.
         if self.rx.len() < POLL_LIMIT && !self.skip_spin {
             for _ in 0..HOT_POLLS {
-                if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
+                if pending(
+                    &mut self.inbox,
+                    &mut self.rx,
+                    &self.shared,
+                    self.control_seen,
+                ) {
                     return;
                 }
                 std::hint::spin_loop();
@@ -462,7 +490,13 @@ impl<W: Worker> Runtime<W> {
             }
             for i in 0..spins {
                 let rescan = poll || i % 64 == 0;
-                if (rescan && pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen))
+                if (rescan
+                    && pending(
+                        &mut self.inbox,
+                        &mut self.rx,
+                        &self.shared,
+                        self.control_seen,
+                    ))
                     || (!poll && signal.rung())
                 {
                     signal.wake();
@@ -476,7 +510,12 @@ impl<W: Worker> Runtime<W> {
                 std::hint::spin_loop();
             }
             for _ in 0..yields {
-                if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
+                if pending(
+                    &mut self.inbox,
+                    &mut self.rx,
+                    &self.shared,
+                    self.control_seen,
+                ) {
                     signal.wake();
                     return;
                 }
@@ -499,7 +538,12 @@ impl<W: Worker> Runtime<W> {
             return;
         }
         signal.prepare_park();
-        if pending(&self.inbox, &mut self.rx, &self.shared, self.control_seen) {
+        if pending(
+            &mut self.inbox,
+            &mut self.rx,
+            &self.shared,
+            self.control_seen,
+        ) {
             signal.wake();
             return;
         }

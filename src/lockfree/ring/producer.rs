@@ -40,11 +40,6 @@ impl<T> Producer<T> {
         self.ring.capacity()
     }
 
-    /// The shared ring (for statistics).
-    pub(crate) fn ring(&self) -> &Ring<T> {
-        &self.ring
-    }
-
     /// Writes `value` into the next slot without publishing it; hands it back
     /// when the ring is full. Refreshes the cached head only when the cached
     /// view says full.
