@@ -43,6 +43,9 @@ struct Setup<M> {
     inbound: Vec<InboundPair<M>>,
 }
 
+/// A worker thread's report: its id and its setup, or why it failed.
+type Report<M> = (usize, Result<Setup<M>, StartFailure>);
+
 /// Why a worker could not start.
 enum StartFailure {
     Pin(usize),
@@ -83,7 +86,7 @@ impl<W: Worker> WorkerBuilder<W> {
     /// or the pool gave up starting.
     fn run(
         self,
-        report: mpsc::Sender<(usize, Result<Setup<W::Msg>, StartFailure>)>,
+        report: mpsc::Sender<Report<W::Msg>>,
         wiring: mpsc::Receiver<Wiring<W::Msg>>,
     ) -> WorkerExit<W> {
         // One span per worker thread: every event it logs carries the
@@ -204,7 +207,6 @@ where
     let n = slots.len();
     let factory: Factory<W> = Arc::new(factory);
     let loop_config = LoopConfig::from(config);
-    type Report<M> = (usize, Result<Setup<M>, StartFailure>);
     let (setup_tx, setup_rx) = mpsc::channel::<Report<W::Msg>>();
     let mut wiring_txs = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
@@ -263,7 +265,7 @@ where
 /// Waits for every worker's report. Returns the setups in id order, or the
 /// lowest failing worker and why.
 fn collect<M>(
-    rx: &mpsc::Receiver<(usize, Result<Setup<M>, StartFailure>)>,
+    rx: &mpsc::Receiver<Report<M>>,
     n: usize,
 ) -> Result<Vec<Setup<M>>, (usize, StartFailure)> {
     let mut setups: Vec<Option<Setup<M>>> = (0..n).map(|_| None).collect();
