@@ -76,6 +76,8 @@ mod config;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+mod id;
+#[cfg(not(loom))]
 mod mesh;
 #[cfg(not(loom))]
 pub mod placement;
@@ -106,13 +108,15 @@ pub use config::{
 #[cfg(not(loom))]
 pub use error::{Error, SendError};
 #[cfg(not(loom))]
+pub use id::WorkerId;
+#[cfg(not(loom))]
 pub use pool::Pool;
 #[cfg(not(loom))]
 pub use sender::{PoolSender, SendBatch};
 #[cfg(not(loom))]
 pub use stats::{ChannelStats, Endpoint, PoolStats, WorkerStats};
 #[cfg(not(loom))]
-pub use worker::{Context, Worker, WorkerId};
+pub use worker::{Context, Worker};
 
 /// Everything a typical user needs: `use shardpool::prelude::*;`.
 #[cfg(not(loom))]
