@@ -5,18 +5,8 @@
 //! (the *mesh*), and every worker has a bounded MPSC inbox for threads
 //! outside the pool. Each worker runs one loop: drain a batch from each
 //! inbound queue, `handle` each message, publish what it sent, `tick`, and
-//! sleep when there is nothing to do.
-//!
-//! ```text
-//!   external threads ──PoolSender──▶ inbox(w0)  inbox(w1)  inbox(w2)
-//!                                      │           │          │
-//!                                      ▼           ▼          ▼
-//!                                    ┌────┐ ring ┌────┐ ring ┌────┐
-//!                                    │ w0 │◀────▶│ w1 │◀────▶│ w2 │
-//!                                    └────┘      └────┘      └────┘
-//!                                      ▲  ring[0][2], ring[2][0]  ▲
-//!                                      └──────────────────────────┘
-//! ```
+//! sleep when there is nothing to do. The picture, and one section per
+//! mechanism, are in `docs/architecture.md` in the repository.
 //!
 //! A user's job is three steps: implement [`Worker`], configure a
 //! [`PoolConfig`] (affinity, queue capacity), and read per-channel

@@ -9,15 +9,10 @@
 //! it. A watching worker gets its bell rung; a parked one is unparked.
 //!
 //! Going to sleep is a Dekker handshake in which the worker pays for both
-//! sides ([heavy barrier](crate::lockfree::barrier::heavy)):
-//!
-//! ```text
-//!  worker                                   producer
-//!  state = PARKED                           publish (release store)
-//!  heavy barrier (membarrier / fence)       light barrier
-//!  re-check every queue  ── found? wake     if state == PARKED { unpark }
-//!  park (until unpark or the next tick)
-//! ```
+//! sides ([heavy barrier](crate::lockfree::barrier::heavy)): it sets
+//! PARKED, issues the heavy barrier, re-checks every queue, and only then
+//! parks; the producer publishes, issues the light barrier and loads the
+//! state (drawn in `docs/architecture.md`, "Idle and wake").
 //!
 //! Either the worker's re-check sees the message, or the producer sees
 //! PARKED and unparks. An unpark that comes before the park makes the park

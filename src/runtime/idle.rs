@@ -1,12 +1,8 @@
 //! What a worker does when an iteration found nothing: the idle state
-//! machine.
-//!
-//! ```text
-//! inbox resting? ── spin while the sender fills the line (rings watched)
-//! hot poll       ── HOT_POLLS polls of the queues, still marked running
-//! tick due?      ── tick now (the caller runs it)
-//! spin → yield → park   until a message, a control change or the tick
-//! ```
+//! machine. In order: let a resting inbox fill (rings still watched); hot
+//! poll the queues while still marked running; tick if due (the caller
+//! runs it); then spin, yield and park until a message, a control change
+//! or the tick. Each step is cheaper to wake from than the next.
 //!
 //! The park side of the handshake (announce, barrier, re-check, park) is
 //! [`Signal`](crate::lockfree::signal::Signal)'s; this file decides *when*
