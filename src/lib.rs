@@ -5,18 +5,8 @@
 //! (the *mesh*), and every worker has a bounded MPSC inbox for threads
 //! outside the pool. Each worker runs one loop: drain a batch from each
 //! inbound queue, `handle` each message, publish what it sent, `tick`, and
-//! sleep when there is nothing to do.
-//!
-//! ```text
-//!   external threads ──PoolSender──▶ inbox(w0)  inbox(w1)  inbox(w2)
-//!                                      │           │          │
-//!                                      ▼           ▼          ▼
-//!                                    ┌────┐ ring ┌────┐ ring ┌────┐
-//!                                    │ w0 │◀────▶│ w1 │◀────▶│ w2 │
-//!                                    └────┘      └────┘      └────┘
-//!                                      ▲  ring[0][2], ring[2][0]  ▲
-//!                                      └──────────────────────────┘
-//! ```
+//! sleep when there is nothing to do. The picture, and one section per
+//! mechanism, are in `docs/architecture.md` in the repository.
 //!
 //! A user's job is three steps: implement [`Worker`], configure a
 //! [`PoolConfig`] (affinity, queue capacity), and read per-channel
@@ -69,21 +59,14 @@
 // their model tests (`RUSTFLAGS="--cfg loom" cargo test --lib -- loom`).
 #![cfg_attr(loom, allow(dead_code, unused_imports))]
 
-mod barrier;
-#[cfg(not(loom))]
-mod batch;
-mod inbox;
-#[cfg(all(test, not(loom)))]
-mod model_tests;
-mod prefetch;
-mod ring;
-mod signal;
-mod sync;
+mod lockfree;
 
 #[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
+mod id;
 #[cfg(not(loom))]
 mod mesh;
 #[cfg(not(loom))]
@@ -92,7 +75,12 @@ pub mod placement;
 mod pool;
 #[cfg(not(loom))]
 mod runtime;
-mod shutdown;
+#[cfg(not(loom))]
+mod sender;
+#[cfg(not(loom))]
+mod shared;
+#[cfg(not(loom))]
+mod spawn;
 #[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
@@ -108,8 +96,6 @@ pub use shardpool_partitioners as partitioners;
 pub use prometheus_client;
 
 #[cfg(not(loom))]
-pub use batch::SendBatch;
-#[cfg(not(loom))]
 pub use config::{
     Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,
     DEFAULT_CAPACITY, DEFAULT_INBOX_COALESCE, DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
@@ -118,11 +104,15 @@ pub use config::{
 #[cfg(not(loom))]
 pub use error::{Error, SendError};
 #[cfg(not(loom))]
-pub use pool::{Pool, PoolSender};
+pub use id::WorkerId;
+#[cfg(not(loom))]
+pub use pool::Pool;
+#[cfg(not(loom))]
+pub use sender::{PoolSender, SendBatch};
 #[cfg(not(loom))]
 pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, WorkerStats};
 #[cfg(not(loom))]
-pub use worker::{Context, Worker, WorkerId};
+pub use worker::{Context, Worker};
 
 /// Everything a typical user needs: `use shardpool::prelude::*;`.
 #[cfg(not(loom))]

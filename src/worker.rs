@@ -1,51 +1,11 @@
-//! The user's side of the contract: the [`Worker`] trait, the [`Context`]
-//! it is handed, and [`WorkerId`].
+//! The user's side of the contract: the [`Worker`] trait and the
+//! [`Context`] it is handed.
 
 use std::fmt;
 use std::hash::Hash;
 
 use crate::mesh::Outbound;
-use crate::SendError;
-
-/// The index of a worker, `0..workers`.
-///
-/// ```
-/// use shardpool::WorkerId;
-/// let id = WorkerId::from(3);
-/// assert_eq!(usize::from(id), 3);
-/// assert_eq!(id.to_string(), "3");
-/// ```
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
-pub struct WorkerId(usize);
-
-impl WorkerId {
-    /// The index as a `usize`.
-    #[inline]
-    pub const fn index(self) -> usize {
-        self.0
-    }
-}
-
-impl From<usize> for WorkerId {
-    #[inline]
-    fn from(index: usize) -> Self {
-        WorkerId(index)
-    }
-}
-
-impl From<WorkerId> for usize {
-    #[inline]
-    fn from(id: WorkerId) -> usize {
-        id.0
-    }
-}
-
-impl fmt::Display for WorkerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
+use crate::{SendError, WorkerId};
 
 /// A shard of the application: its state lives here, on one pinned thread,
 /// and messages for it arrive in [`handle`](Worker::handle).

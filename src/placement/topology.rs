@@ -11,8 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io;
-use std::path::Path;
 
 /// One logical CPU (hardware thread) of the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,54 +73,6 @@ pub(crate) struct RawCpu {
 }
 
 impl Topology {
-    /// Reads this machine's topology. Never fails: with the `hwloc` feature
-    /// hwloc is asked first; then Linux sysfs (`/sys`); when neither
-    /// answers (another OS, a sandbox without `/sys`), a flat topology of
-    /// [`std::thread::available_parallelism`] CPUs, one core each, no
-    /// NUMA node.
-    pub fn discover() -> Topology {
-        #[cfg(feature = "hwloc")]
-        {
-            if let Some(t) = Topology::from_hwloc() {
-                tracing::debug!(topology = %t, "topology read from hwloc");
-                return t;
-            }
-            tracing::debug!("hwloc gave no topology; trying sysfs");
-        }
-        match Topology::from_sysfs(Path::new("/sys")) {
-            Ok(t) => {
-                tracing::debug!(topology = %t, "topology read from sysfs");
-                t
-            }
-            Err(e) => {
-                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-                tracing::debug!(error = %e, cpus = n, "no sysfs topology; assuming a flat machine");
-                Topology::flat(n)
-            }
-        }
-    }
-
-    /// Reads the topology from a sysfs tree rooted at `root` (`/sys` on a
-    /// real machine; a fixture directory in tests): online CPUs from
-    /// `devices/system/cpu/online`, each CPU's `topology/` files, NUMA
-    /// nodes from `devices/system/node/node*/{cpulist,distance}`.
-    ///
-    /// Offline CPUs are left out. Without `devices/system/node` every CPU's
-    /// node is `None`. Fails when no online CPU can be found or a file is
-    /// malformed.
-    pub fn from_sysfs(root: &Path) -> io::Result<Topology> {
-        super::sysfs::read_topology(root)
-    }
-
-    /// Reads the topology through hwloc (feature `hwloc`); `None` when
-    /// hwloc cannot load it. Node distances are not bound by `hwloc2` 2.2,
-    /// so they are taken from sysfs on Linux when its nodes match (else
-    /// left empty).
-    #[cfg(feature = "hwloc")]
-    pub fn from_hwloc() -> Option<Topology> {
-        super::hwloc::read_topology()
-    }
-
     /// A flat machine of `n` CPUs `0..n`: one core each, one package, no
     /// NUMA information. What [`discover`](Topology::discover) falls back
     /// to.

@@ -35,7 +35,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::{ChannelStats, Endpoint, PoolStats, WorkerStats};
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::WorkerId;
 
 /// A `prometheus-client` [`Collector`] of a pool's statistics: register it

@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::WorkerId;
 
 /// One end of a channel.
@@ -151,17 +151,17 @@ impl PoolStats {
         }
         for src in 0..n {
             for (dst, w) in shared.workers.iter().enumerate() {
-                let ring = &w.inbound[src];
+                let (ring, pair) = (&w.inbound[src].ring, &w.inbound[src].counters);
                 let received = ring.received();
-                let sent = ring.tx.sent.get().max(received);
+                let sent = pair.sent.get().max(received);
                 channels.push(ChannelStats {
                     from: Endpoint::Worker(WorkerId::from(src)),
                     to: WorkerId::from(dst),
                     capacity: ring.capacity(),
                     sent,
                     received,
-                    full: ring.tx.full.get(),
-                    overflowed: ring.tx.overflowed.get(),
+                    full: pair.full.get(),
+                    overflowed: pair.overflowed.get(),
                     depth: (sent - received) as usize,
                 });
             }

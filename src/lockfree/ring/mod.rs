@@ -14,12 +14,13 @@
 //! The producer keeps a cached copy of `head` and touches that line only
 //! when its cached view says the ring is full. So the consumer never reads a
 //! slot the producer may still be writing, and slots are dense: eight `u64`
-//! messages per line move from one core to the other per transfer. (An
-//! earlier design stamped each slot, FastForward-style, so the consumer
-//! polled the data line itself; the stamp halved the density of small
-//! messages and made the ring ~0.6x rtrb, PERFORMANCE.md.) Indices are
-//! free-running `usize` counters (slot = index & mask); `head` doubles as
-//! the pair's `received` statistic.
+//! messages per line move from one core to the other per transfer (no
+//! per-slot stamp halves that density, as a FastForward-style ring would).
+//! Indices are free-running
+//! `usize` counters (slot = index & mask); `head` doubles as the pair's
+//! `received` statistic. The sender-side statistics of a pair (`sent`,
+//! `full`, `overflowed`) are the mesh's business and live there
+//! (`crate::mesh::pair`), not here.
 
 mod consumer;
 mod producer;
@@ -32,18 +33,7 @@ use std::sync::atomic::Ordering::Acquire;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{load_mut, Arc, AtomicUsize, Counter, UnsafeCell};
-
-/// Statistics written only by the producer's thread.
-#[derive(Debug, Default)]
-pub(crate) struct TxCounters {
-    /// Messages accepted by `send_to` for this pair (ring or overflow).
-    pub(crate) sent: Counter,
-    /// Sends that found the ring full.
-    pub(crate) full: Counter,
-    /// Messages that went through the pair's overflow.
-    pub(crate) overflowed: Counter,
-}
+use crate::lockfree::sync::{load_mut, Arc, AtomicUsize, UnsafeCell};
 
 /// The slots and the two published indices, shared by a [`Producer`] and a
 /// [`Consumer`].
@@ -55,8 +45,6 @@ pub(crate) struct Ring<T> {
     /// once per publish; read by the consumer when its cached copy runs
     /// short.
     tail: CachePadded<AtomicUsize>,
-    /// Producer-side statistics, on their own cache line.
-    pub(crate) tx: CachePadded<TxCounters>,
     mask: usize,
     buf: Box<[UnsafeCell<MaybeUninit<T>>]>,
 }
@@ -79,7 +67,6 @@ pub(crate) fn ring<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let ring = Arc::new(Ring {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
-        tx: CachePadded::new(TxCounters::default()),
         mask: capacity - 1,
         buf,
     });

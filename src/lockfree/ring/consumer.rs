@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering::{Acquire, Release};
 
 use super::Ring;
-use crate::prefetch::prefetch_read;
-use crate::sync::Arc;
+use crate::lockfree::prefetch::prefetch_read;
+use crate::lockfree::sync::Arc;
 
 /// The most cache lines the consumer keeps requested ahead of `head`.
 const PREFETCH_LINES: usize = 64;

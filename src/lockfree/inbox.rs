@@ -1,6 +1,11 @@
 //! The bounded multi-producer single-consumer inbox through which threads
 //! outside the pool reach a worker.
 //!
+//! Split by side, like the ring: [`inbox`] returns an [`InboxSender`]
+//! (shared by any number of threads, `Clone`) and an [`InboxReceiver`]
+//! (owned by the one consumer, so popping is a safe `&mut self` method and
+//! the single-consumer rule is enforced by the type, not by callers).
+//!
 //! An array of slots, each with a sequence stamp. Producers claim an index
 //! with one compare-and-swap on `tail`, write the message and publish the
 //! slot with a release store of its stamp. The single consumer needs no
@@ -12,25 +17,24 @@
 //! round one lap later does not miss on a line the consumer dirtied.
 //! Producers read a shared cached copy of the head, refreshed only when it
 //! says full, so a send does not touch the line the consumer rewrites after
-//! every batch. Measured: `send_to` from 21–23 to ~30 M messages/s, 0.39×
-//! to 0.55× crossbeam's `ArrayQueue` (PERFORMANCE.md).
+//! every batch.
 //!
 //! A claim is a locked instruction, which waits for the sender's earlier
 //! stores; so after claiming, a sender prefetches for writing the line a
-//! little ahead ([`crate::prefetch`]), and the worker does not poll a
+//! little ahead ([`crate::lockfree::prefetch`]), and the worker does not poll a
 //! drained inbox for a moment after a batch (`PoolConfig::inbox_coalesce`,
-//! in the runtime). Together: ~80 M messages/s, ~1.7× `ArrayQueue`.
-
+//! in the runtime). What each of these buys is measured in PERFORMANCE.md.
+//!
 //! Closing sets the low bit of `tail`, so every later claim fails and the
 //! final tail is known exactly: a drain waits until `head` reaches it,
 //! including claims that were mid-write when the inbox closed.
 //!
-//! A blocking [`Inbox::push_blocking`] spins, then parks on a condition
+//! A blocking [`InboxSender::push_blocking`] spins, then parks on a condition
 //! variable. The consumer, after publishing its head, checks a waiter count behind a light
 //! barrier (one load on its fast path) and wakes parked senders only when
 //! there are some. The sender pays the heavy barrier when it registers
-//! ([`crate::barrier`]), and re-checks on its own every
-//! [`LOST_WAKEUP_BOUND`](crate::barrier::LOST_WAKEUP_BOUND) in case a
+//! ([`crate::lockfree::barrier`]), and re-checks on its own every
+//! [`LOST_WAKEUP_BOUND`](crate::lockfree::barrier::LOST_WAKEUP_BOUND) in case a
 //! wake-up was lost (a safety net, not the wake-up path).
 
 use std::mem::MaybeUninit;
@@ -38,9 +42,9 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
-use crate::barrier;
-use crate::prefetch::prefetch_write;
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
+use crate::lockfree::barrier;
+use crate::lockfree::prefetch::prefetch_write;
+use crate::lockfree::sync::{Arc, AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
 
 /// Why a push did not happen; carries the message back.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,8 +60,9 @@ struct Slot<T> {
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// Bounded MPSC queue. See the module documentation.
-pub(crate) struct Inbox<T> {
+/// The slots and indices shared by an [`InboxSender`] and an
+/// [`InboxReceiver`]. See the module documentation.
+struct Inbox<T> {
     /// Next index the consumer reads; written by the consumer only,
     /// published once per batch (statistics and drain accounting).
     head: CachePadded<AtomicUsize>,
@@ -75,9 +80,6 @@ pub(crate) struct Inbox<T> {
     waiters: CachePadded<AtomicUsize>,
     lock: Mutex<()>,
     space: Condvar,
-    /// Consumer-private mirror of `head`, on its own line: it is written
-    /// after every batch, while `mask` and `buf` are read by every sender.
-    consumer_head: CachePadded<UnsafeCell<usize>>,
     mask: usize,
     buf: Box<[Slot<T>]>,
 }
@@ -85,9 +87,62 @@ pub(crate) struct Inbox<T> {
 // SAFETY: values move from producer threads to the consumer thread; every
 // slot is handed over by its stamp (release/acquire), so `T: Send` suffices.
 unsafe impl<T: Send> Send for Inbox<T> {}
-// SAFETY: as above. `consumer_head` is only touched by the one consumer
-// (the methods that use it are documented as consumer-only).
+// SAFETY: as above. Slot values are only read by the one
+// `InboxReceiver`, which is not `Clone` and pops through `&mut self`.
 unsafe impl<T: Send> Sync for Inbox<T> {}
+
+impl<T> std::fmt::Debug for Inbox<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("capacity", &(self.mask + 1))
+            .field("tail", &self.tail.load(Relaxed))
+            .field("head", &self.head.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sending side of an inbox: any number of threads, through clones or a
+/// shared reference.
+#[derive(Debug)]
+pub(crate) struct InboxSender<T> {
+    inbox: Arc<Inbox<T>>,
+}
+
+impl<T> Clone for InboxSender<T> {
+    fn clone(&self) -> Self {
+        InboxSender {
+            inbox: self.inbox.clone(),
+        }
+    }
+}
+
+/// The receiving side of an inbox: one owner, which alone moves messages
+/// out. Keeps its own copy of `head` (the published one is for statistics
+/// and for the senders' free-space checks).
+///
+/// Aligned to 128 bytes (a line pair, as `CachePadded`), like the ring's
+/// `Consumer`: `head` is written after every batch and must not share a
+/// line with anything a sender reads.
+#[repr(align(128))]
+#[derive(Debug)]
+pub(crate) struct InboxReceiver<T> {
+    inbox: Arc<Inbox<T>>,
+    /// Next index to read; the published `head` lags it only inside
+    /// `pop_batch`.
+    head: usize,
+}
+
+/// Creates an inbox with room for `capacity` messages, rounded up to a power
+/// of two (at least 1).
+pub(crate) fn inbox<T>(capacity: usize) -> (InboxSender<T>, InboxReceiver<T>) {
+    let inbox = Arc::new(Inbox::new(capacity));
+    (
+        InboxSender {
+            inbox: inbox.clone(),
+        },
+        InboxReceiver { inbox, head: 0 },
+    )
+}
 
 const CLOSED: usize = 1;
 
@@ -108,9 +163,7 @@ fn written_stamp(i: usize) -> usize {
 }
 
 impl<T> Inbox<T> {
-    /// An inbox with room for `capacity` messages, rounded up to a power of
-    /// two (at least 1).
-    pub(crate) fn new(capacity: usize) -> Self {
+    fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1).next_power_of_two();
         Inbox {
             head: CachePadded::new(AtomicUsize::new(0)),
@@ -120,7 +173,6 @@ impl<T> Inbox<T> {
             waiters: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
             space: Condvar::new(),
-            consumer_head: CachePadded::new(UnsafeCell::new(0)),
             mask: capacity - 1,
             buf: (0..capacity)
                 .map(|_| Slot {
@@ -143,7 +195,7 @@ impl<T> Inbox<T> {
     };
 
     /// The number of slots.
-    pub(crate) fn capacity(&self) -> usize {
+    fn capacity(&self) -> usize {
         self.mask + 1
     }
 
@@ -183,7 +235,7 @@ impl<T> Inbox<T> {
             {
                 Ok(_) => {
                     // Fetch the line a little past our claim for writing
-                    // now (see `crate::prefetch`), unless it may still hold
+                    // now (see `crate::lockfree::prefetch`), unless it may still hold
                     // messages the consumer has not read.
                     let ahead = Self::PREFETCH_AHEAD;
                     if free >= k + ahead {
@@ -225,7 +277,7 @@ impl<T> Inbox<T> {
 
     /// Claims a slot and writes `value`, or hands it back. Never blocks.
     #[inline]
-    pub(crate) fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+    fn try_push(&self, value: T) -> Result<(), PushError<T>> {
         match self.claim(1) {
             Ok((index, 1)) => {
                 // SAFETY: index `index` was just claimed by us.
@@ -240,7 +292,7 @@ impl<T> Inbox<T> {
     /// Claims up to `batch.len()` slots with one compare-and-swap and moves
     /// that many messages from the front of `batch` into them, in order.
     /// Returns how many it moved (0 when full), or `Closed`.
-    pub(crate) fn try_push_batch(&self, batch: &mut Vec<T>) -> Result<usize, PushError<()>> {
+    fn try_push_batch(&self, batch: &mut Vec<T>) -> Result<usize, PushError<()>> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -317,7 +369,7 @@ impl<T> Inbox<T> {
     /// claim (the caller wakes the consumer there); waits like
     /// [`push_blocking`](Self::push_blocking) while the inbox is full. On
     /// `Closed`, the messages not sent are still in `batch`.
-    pub(crate) fn push_batch_blocking(
+    fn push_batch_blocking(
         &self,
         batch: &mut Vec<T>,
         mut on_claim: impl FnMut(),
@@ -340,7 +392,7 @@ impl<T> Inbox<T> {
     /// Pushes `value`, waiting for space while the inbox is full: spins
     /// briefly, then parks until the consumer frees a slot. Counts one `full`
     /// when it had to wait.
-    pub(crate) fn push_blocking(&self, value: T) -> Result<(), PushError<T>> {
+    fn push_blocking(&self, value: T) -> Result<(), PushError<T>> {
         let mut value = Some(value);
         self.until_done(|| {
             let v = value.take().expect("put back on every Full");
@@ -355,72 +407,8 @@ impl<T> Inbox<T> {
     }
 
     /// Counts a send that found the inbox full.
-    pub(crate) fn count_full(&self) {
+    fn count_full(&self) {
         self.full.fetch_add(1, Relaxed);
-    }
-
-    /// Consumer only: takes up to `max` messages in FIFO order and passes
-    /// each to `f`; publishes the head once and wakes parked senders if any.
-    ///
-    /// # Safety
-    /// Only one thread may ever call the consumer methods of an inbox.
-    #[inline]
-    pub(crate) unsafe fn pop_batch(&self, max: usize, mut f: impl FnMut(T)) -> usize {
-        struct Commit<'a, T> {
-            inbox: &'a Inbox<T>,
-            head: usize,
-            taken: usize,
-        }
-        impl<T> Drop for Commit<'_, T> {
-            fn drop(&mut self) {
-                if self.taken == 0 {
-                    return;
-                }
-                let head = self.head;
-                // SAFETY: consumer-only field, and we are the consumer.
-                self.inbox.consumer_head.with_mut(|p| unsafe { *p = head });
-                self.inbox.head.store(head, Release);
-                // Pairs with the waiter registration and heavy barrier in
-                // `push_blocking`: see the module documentation.
-                barrier::light();
-                if self.inbox.waiters.load(Relaxed) > 0 {
-                    self.inbox.wake_senders();
-                }
-            }
-        }
-        // SAFETY: consumer-only field, and we are the consumer.
-        let head = self.consumer_head.with(|p| unsafe { *p });
-        let mut commit = Commit {
-            inbox: self,
-            head,
-            taken: 0,
-        };
-        while commit.taken < max {
-            let index = commit.head;
-            let slot = &self.buf[index & self.mask];
-            if slot.stamp.load(Acquire) != written_stamp(index) {
-                break; // empty, or the claim at `index` is still writing
-            }
-            // SAFETY: the stamp says the producer finished writing index
-            // `index` (acquire); we are the only consumer, so we move the
-            // value out once, then free the slot for the next lap.
-            let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
-            commit.head = index.wrapping_add(1);
-            commit.taken += 1;
-            f(value);
-        }
-        commit.taken
-    }
-
-    /// Consumer only: whether the next message is ready.
-    ///
-    /// # Safety
-    /// Only the consumer thread may call this.
-    #[inline]
-    pub(crate) unsafe fn has_pending(&self) -> bool {
-        // SAFETY: consumer-only field, and we are the consumer.
-        let head = self.consumer_head.with(|p| unsafe { *p });
-        self.buf[head & self.mask].stamp.load(Acquire) == written_stamp(head)
     }
 
     #[cold]
@@ -432,30 +420,162 @@ impl<T> Inbox<T> {
     /// Refuses every later push; wakes parked senders (they get `Closed`).
     /// Returns the final number of claimed indices: once `received()` reaches
     /// it, the inbox is drained for good.
-    pub(crate) fn close(&self) -> u64 {
+    fn close(&self) -> u64 {
         let tail = self.tail.fetch_or(CLOSED, SeqCst);
         self.wake_senders();
         (tail >> 1) as u64
     }
 
     /// Whether [`close`](Self::close) was called.
-    pub(crate) fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.tail.load(Acquire) & CLOSED != 0
     }
 
     /// Messages claimed by senders so far (a statistic).
-    pub(crate) fn sent(&self) -> u64 {
+    fn sent(&self) -> u64 {
         (self.tail.load(Acquire) >> 1) as u64
     }
 
     /// Messages taken by the consumer so far (a statistic).
-    pub(crate) fn received(&self) -> u64 {
+    fn received(&self) -> u64 {
         self.head.load(Acquire) as u64
     }
 
     /// Sends that found the inbox full.
-    pub(crate) fn full_count(&self) -> u64 {
+    fn full_count(&self) -> u64 {
         self.full.load(Relaxed)
+    }
+}
+
+impl<T> InboxSender<T> {
+    /// The number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.inbox.capacity()
+    }
+
+    /// Claims a slot and writes `value`, or hands it back. Never blocks.
+    #[inline]
+    pub(crate) fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        self.inbox.try_push(value)
+    }
+
+    /// Claims up to `batch.len()` slots with one compare-and-swap and moves
+    /// that many messages from the front of `batch` into them, in order.
+    /// Returns how many it moved (0 when full), or `Closed`.
+    #[inline]
+    pub(crate) fn try_push_batch(&self, batch: &mut Vec<T>) -> Result<usize, PushError<()>> {
+        self.inbox.try_push_batch(batch)
+    }
+
+    /// Pushes `value`, waiting for space while the inbox is full: spins
+    /// briefly, then parks until the receiver frees a slot. Counts one
+    /// `full` when it had to wait.
+    pub(crate) fn push_blocking(&self, value: T) -> Result<(), PushError<T>> {
+        self.inbox.push_blocking(value)
+    }
+
+    /// Moves every message of `batch` into the inbox in order, claiming as
+    /// many slots at once as are free and calling `on_claim` after each
+    /// claim (the caller wakes the receiver there); waits like
+    /// [`push_blocking`](Self::push_blocking) while the inbox is full. On
+    /// `Closed`, the messages not sent are still in `batch`.
+    pub(crate) fn push_batch_blocking(
+        &self,
+        batch: &mut Vec<T>,
+        on_claim: impl FnMut(),
+    ) -> Result<(), PushError<()>> {
+        self.inbox.push_batch_blocking(batch, on_claim)
+    }
+
+    /// Counts a send that found the inbox full (the `try_` sends' caller
+    /// does this; the blocking pushes count themselves).
+    pub(crate) fn count_full(&self) {
+        self.inbox.count_full();
+    }
+
+    /// Refuses every later push; wakes parked senders (they get `Closed`).
+    /// Returns the final number of claimed indices: once `received()` reaches
+    /// it, the inbox is drained for good.
+    pub(crate) fn close(&self) -> u64 {
+        self.inbox.close()
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inbox.is_closed()
+    }
+
+    /// Messages claimed by senders so far (a statistic).
+    pub(crate) fn sent(&self) -> u64 {
+        self.inbox.sent()
+    }
+
+    /// Messages taken by the receiver so far (a statistic).
+    pub(crate) fn received(&self) -> u64 {
+        self.inbox.received()
+    }
+
+    /// Sends that found the inbox full.
+    pub(crate) fn full_count(&self) -> u64 {
+        self.inbox.full_count()
+    }
+}
+
+impl<T> InboxReceiver<T> {
+    /// Takes up to `max` messages in FIFO order and passes each to `f`;
+    /// publishes the head once and wakes parked senders if any. If `f`
+    /// panics, the messages taken so far stay taken.
+    #[inline]
+    pub(crate) fn pop_batch(&mut self, max: usize, mut f: impl FnMut(T)) -> usize {
+        /// Publishes the head when the batch ends, also when `f` panics.
+        struct Commit<'a, T> {
+            inbox: &'a Inbox<T>,
+            head: &'a mut usize,
+            taken: usize,
+        }
+        impl<T> Drop for Commit<'_, T> {
+            fn drop(&mut self) {
+                if self.taken == 0 {
+                    return;
+                }
+                self.inbox.head.store(*self.head, Release);
+                // Pairs with the waiter registration and heavy barrier in
+                // `push_blocking`: see the module documentation.
+                barrier::light();
+                if self.inbox.waiters.load(Relaxed) > 0 {
+                    self.inbox.wake_senders();
+                }
+            }
+        }
+        let inbox = &*self.inbox;
+        let mut commit = Commit {
+            inbox,
+            head: &mut self.head,
+            taken: 0,
+        };
+        while commit.taken < max {
+            let index = *commit.head;
+            let slot = &inbox.buf[index & inbox.mask];
+            if slot.stamp.load(Acquire) != written_stamp(index) {
+                break; // empty, or the claim at `index` is still writing
+            }
+            // SAFETY: the stamp says the producer finished writing index
+            // `index` (acquire); `&mut self` on the only receiver means no
+            // one else reads it, so we move the value out once, then free
+            // the slot for the next lap by advancing the head.
+            let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+            *commit.head = index.wrapping_add(1);
+            commit.taken += 1;
+            f(value);
+        }
+        commit.taken
+    }
+
+    /// Whether the next message is ready.
+    #[inline]
+    pub(crate) fn has_pending(&mut self) -> bool {
+        let inbox = &*self.inbox;
+        inbox.buf[self.head & inbox.mask].stamp.load(Acquire) == written_stamp(self.head)
     }
 }
 
@@ -464,11 +584,12 @@ impl<T> Drop for Inbox<T> {
         // Drop every written, untaken message. Claims are always completed
         // (a claimer writes right after its CAS), and `&mut self` means no
         // producer is mid-write.
-        // SAFETY: `&mut self`: no consumer runs concurrently.
-        let mut index = self.consumer_head.with(|p| unsafe { *p });
+        // The receiver publishes its head at the end of every batch, so the
+        // published head is where the untaken messages start.
+        let mut index = crate::lockfree::sync::load_mut(&mut self.head);
         loop {
             let slot = &mut self.buf[index & self.mask];
-            if crate::sync::load_mut(&mut slot.stamp) != written_stamp(index) {
+            if crate::lockfree::sync::load_mut(&mut slot.stamp) != written_stamp(index) {
                 break;
             }
             // SAFETY: the stamp says the slot holds an untaken message; we
@@ -485,61 +606,57 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn pop_all(q: &Inbox<u64>) -> Vec<u64> {
+    fn pop_all(rx: &mut InboxReceiver<u64>) -> Vec<u64> {
         let mut v = vec![];
-        // SAFETY: the test thread is the only consumer.
-        unsafe { q.pop_batch(usize::MAX, |m| v.push(m)) };
+        rx.pop_batch(usize::MAX, |m| v.push(m));
         v
     }
 
     /// Consumes `producers * per_producer` messages tagged `producer << 32 |
     /// seq`, checking that each producer's arrive in order.
-    fn drain_checking_fifo(q: &Inbox<u64>, producers: usize, per_producer: u64) {
+    fn drain_checking_fifo(rx: &mut InboxReceiver<u64>, producers: usize, per_producer: u64) {
         let mut next = vec![0u64; producers];
         let mut total = 0;
         while total < producers as u64 * per_producer {
-            // SAFETY: this thread is the only consumer.
-            total += unsafe {
-                q.pop_batch(8, |m| {
-                    let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
-                    assert_eq!(next[p], i, "FIFO per producer");
-                    next[p] += 1;
-                })
-            } as u64;
+            total += rx.pop_batch(8, |m| {
+                let (p, i) = ((m >> 32) as usize, m & 0xffff_ffff);
+                assert_eq!(next[p], i, "FIFO per producer");
+                next[p] += 1;
+            }) as u64;
         }
         assert_eq!(next, vec![per_producer; producers]);
     }
 
     #[test]
     fn fifo_full_and_capacity() {
-        let q = Inbox::new(3);
+        let (q, mut rx) = inbox(3);
         assert_eq!(q.capacity(), 4);
         for i in 0..4 {
             q.try_push(i).unwrap();
         }
         assert_eq!(q.try_push(9), Err(PushError::Full(9)));
-        assert_eq!(pop_all(&q), [0, 1, 2, 3]);
+        assert_eq!(pop_all(&mut rx), [0, 1, 2, 3]);
         assert_eq!(q.sent(), 4);
         assert_eq!(q.received(), 4);
         q.try_push(4).unwrap();
-        assert_eq!(pop_all(&q), [4]);
+        assert_eq!(pop_all(&mut rx), [4]);
     }
 
     #[test]
     fn close_refuses_and_reports_final_tail() {
-        let q = Inbox::new(4);
+        let (q, mut rx) = inbox(4);
         q.try_push(1).unwrap();
         q.try_push(2).unwrap();
         assert_eq!(q.close(), 2);
         assert!(q.is_closed());
         assert_eq!(q.try_push(3), Err(PushError::Closed(3)));
         assert_eq!(q.push_blocking(3), Err(PushError::Closed(3)));
-        assert_eq!(pop_all(&q), [1, 2], "messages sent before close stay");
+        assert_eq!(pop_all(&mut rx), [1, 2], "messages sent before close stay");
     }
 
     #[test]
     fn blocked_sender_is_woken_by_consumer() {
-        let q = Arc::new(Inbox::new(1));
+        let (q, mut rx) = inbox(1);
         q.try_push(0).unwrap();
         let q2 = q.clone();
         let t = std::thread::spawn(move || q2.push_blocking(1));
@@ -547,9 +664,9 @@ mod tests {
         while q.full_count() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(pop_all(&q), [0]);
+        assert_eq!(pop_all(&mut rx), [0]);
         t.join().unwrap().unwrap();
-        assert_eq!(pop_all(&q), [1]);
+        assert_eq!(pop_all(&mut rx), [1]);
         assert_eq!(q.full_count(), 1);
     }
 
@@ -560,7 +677,7 @@ mod tests {
     /// own timed re-check can let it finish.
     #[test]
     fn blocked_sender_recovers_from_a_lost_wakeup() {
-        let q = Arc::new(Inbox::new(1));
+        let (q, mut rx) = inbox(1);
         q.try_push(0).unwrap();
         let q2 = q.clone();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -571,27 +688,27 @@ mod tests {
         });
         // The sender registers under the lock and holds it until it waits:
         // once it counts as a waiter and the lock is free, it is parked.
-        while q.waiters.load(SeqCst) == 0 {
+        while q.inbox.waiters.load(SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let guard = q.lock.lock().unwrap();
+        let guard = q.inbox.lock.lock().unwrap();
         // Hide the waiter from the consumer, free the slot (no wake-up),
         // then restore the count before the sender can take itself off.
-        q.waiters.fetch_sub(1, SeqCst);
-        assert_eq!(pop_all(&q), [0]);
-        q.waiters.fetch_add(1, SeqCst);
+        q.inbox.waiters.fetch_sub(1, SeqCst);
+        assert_eq!(pop_all(&mut rx), [0]);
+        q.inbox.waiters.fetch_add(1, SeqCst);
         drop(guard);
         assert!(
             done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
             "a sender whose wake-up was lost is still parked after 60 s"
         );
         t.join().unwrap().unwrap();
-        assert_eq!(pop_all(&q), [1]);
+        assert_eq!(pop_all(&mut rx), [1]);
     }
 
     #[test]
     fn blocked_sender_is_released_by_close() {
-        let q = Arc::new(Inbox::new(1));
+        let (q, _rx) = inbox(1);
         q.try_push(0).unwrap();
         let q2 = q.clone();
         let t = std::thread::spawn(move || q2.push_blocking(7));
@@ -606,7 +723,7 @@ mod tests {
     fn many_producers_exact_accounting() {
         const P: u64 = 4;
         const N: u64 = 50_000;
-        let q = Arc::new(Inbox::new(16));
+        let (q, mut rx) = inbox(16);
         let handles: Vec<_> = (0..P)
             .map(|p| {
                 let q = q.clone();
@@ -617,7 +734,7 @@ mod tests {
                 })
             })
             .collect();
-        drain_checking_fifo(&q, P as usize, N);
+        drain_checking_fifo(&mut rx, P as usize, N);
         for h in handles {
             h.join().unwrap();
         }
@@ -625,7 +742,7 @@ mod tests {
 
     #[test]
     fn batch_push_claims_what_fits_in_order() {
-        let q = Inbox::new(8);
+        let (q, mut rx) = inbox(8);
         q.try_push(100).unwrap();
         let mut batch: Vec<u64> = (0..10).collect();
         assert_eq!(
@@ -635,10 +752,10 @@ mod tests {
         );
         assert_eq!(batch, [7, 8, 9], "the rest stays, in order");
         assert_eq!(q.try_push_batch(&mut batch).unwrap(), 0);
-        assert_eq!(pop_all(&q), [100, 0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(pop_all(&mut rx), [100, 0, 1, 2, 3, 4, 5, 6]);
         assert_eq!(q.try_push_batch(&mut batch).unwrap(), 3);
         assert!(batch.is_empty());
-        assert_eq!(pop_all(&q), [7, 8, 9]);
+        assert_eq!(pop_all(&mut rx), [7, 8, 9]);
         q.close();
         let mut more = vec![1u64];
         assert_eq!(q.try_push_batch(&mut more), Err(PushError::Closed(())));
@@ -649,7 +766,7 @@ mod tests {
     fn blocking_batches_from_many_producers_keep_per_producer_order() {
         const P: u64 = 3;
         const N: u64 = 30_000;
-        let q = Arc::new(Inbox::new(16));
+        let (q, mut rx) = inbox(16);
         let handles: Vec<_> = (0..P)
             .map(|p| {
                 let q = q.clone();
@@ -665,7 +782,7 @@ mod tests {
                 })
             })
             .collect();
-        drain_checking_fifo(&q, P as usize, N);
+        drain_checking_fifo(&mut rx, P as usize, N);
         for h in handles {
             h.join().unwrap();
         }
@@ -674,14 +791,13 @@ mod tests {
     #[test]
     fn drop_releases_untaken_messages() {
         let item = Arc::new(());
-        let q = Inbox::new(4);
+        let (q, mut rx) = inbox(4);
         for _ in 0..3 {
             q.try_push(item.clone()).unwrap();
         }
-        // SAFETY: this thread is the only consumer.
-        unsafe { q.pop_batch(1, drop) };
+        rx.pop_batch(1, drop);
         assert_eq!(Arc::strong_count(&item), 3);
-        drop(q);
+        drop((q, rx));
         assert_eq!(Arc::strong_count(&item), 1);
     }
 }
@@ -689,14 +805,14 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::{thread, Arc};
+    use crate::lockfree::sync::{thread, Arc};
 
     /// Two producers push one message each while the consumer pops
     /// concurrently: each message arrives exactly once.
     #[test]
     fn mpsc_exactly_once() {
         loom::model(|| {
-            let q = Arc::new(Inbox::new(2));
+            let (q, mut rx) = inbox(2);
             let producers: Vec<_> = (0..2u32)
                 .map(|p| {
                     let q = q.clone();
@@ -704,13 +820,11 @@ mod loom_tests {
                 })
                 .collect();
             let mut got = vec![];
-            // SAFETY: this thread is the only consumer.
-            unsafe { q.pop_batch(2, |m| got.push(m)) };
+            rx.pop_batch(2, |m| got.push(m));
             for p in producers {
                 assert!(p.join().unwrap(), "two messages fit two slots");
             }
-            // SAFETY: as above.
-            unsafe { q.pop_batch(2, |m| got.push(m)) };
+            rx.pop_batch(2, |m| got.push(m));
             got.sort();
             assert_eq!(got, [0, 1]);
         });
@@ -721,17 +835,15 @@ mod loom_tests {
     #[test]
     fn full_hands_back_and_slot_is_reused() {
         loom::model(|| {
-            let q = Arc::new(Inbox::new(1));
+            let (q, mut rx) = inbox(1);
             q.try_push(0u32).unwrap();
             assert_eq!(q.try_push(9), Err(PushError::Full(9)));
             let q2 = q.clone();
             let t = thread::spawn(move || q2.try_push(1).is_ok());
             let mut got = vec![];
-            // SAFETY: this thread is the only consumer.
-            unsafe { q.pop_batch(1, |m| got.push(m)) };
+            rx.pop_batch(1, |m| got.push(m));
             let pushed = t.join().unwrap();
-            // SAFETY: as above.
-            unsafe { q.pop_batch(1, |m| got.push(m)) };
+            rx.pop_batch(1, |m| got.push(m));
             assert_eq!(got, if pushed { vec![0, 1] } else { vec![0] });
         });
     }
@@ -742,16 +854,14 @@ mod loom_tests {
     #[test]
     fn blocked_sender_wakes() {
         loom::model(|| {
-            let q = Arc::new(Inbox::new(1));
+            let (q, mut rx) = inbox(1);
             q.try_push(0u32).unwrap();
             let q2 = q.clone();
             let t = thread::spawn(move || q2.push_blocking(1).unwrap());
             let mut got = vec![];
-            // SAFETY: this thread is the only consumer.
-            unsafe { q.pop_batch(1, |m| got.push(m)) };
+            rx.pop_batch(1, |m| got.push(m));
             t.join().unwrap();
-            // SAFETY: as above.
-            unsafe { q.pop_batch(1, |m| got.push(m)) };
+            rx.pop_batch(1, |m| got.push(m));
             assert_eq!(got, [0, 1]);
         });
     }
@@ -761,15 +871,14 @@ mod loom_tests {
     #[test]
     fn close_races_push() {
         loom::model(|| {
-            let q = Arc::new(Inbox::new(2));
+            let (q, mut rx) = inbox(2);
             let q2 = q.clone();
             let t = thread::spawn(move || q2.try_push(5u32).is_ok());
             let final_tail = q.close();
             let pushed = t.join().unwrap();
             assert_eq!(final_tail == 1, pushed);
             let mut got = vec![];
-            // SAFETY: this thread is the only consumer.
-            unsafe { q.pop_batch(2, |m| got.push(m)) };
+            rx.pop_batch(2, |m| got.push(m));
             assert_eq!(got.len() as u64, final_tail);
         });
     }

@@ -2,9 +2,10 @@
 //! quiescent while workers may still be sending to each other.
 //!
 //! Every channel counts on both ends, each end written by one thread:
-//! a ring's `sent` (by its producer, at `send_to`, overflow included) and its
-//! `received` (the consumer's head); an inbox's final tail (fixed once it is
-//! closed) and its head. A message is in flight exactly while
+//! a mesh pair's `sent` (by the sending worker, overflow included) and its
+//! `received` (the ring consumer's head); an inbox's final tail (fixed once
+//! it is closed) and its head. This file sees them only through
+//! [`Channels`]; the registry implements it over the real counters. A message is in flight exactly while
 //! `sent > received` somewhere, and a worker counts a message as received only
 //! after the batch that handled it is done — so the sends it made while
 //! handling it are already counted.
@@ -98,7 +99,7 @@ pub(crate) fn quiesce(pool: &impl Channels, finals: &[u64], finished: impl Fn(us
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::{thread, Arc, AtomicU64, Condvar, Mutex};
+    use crate::lockfree::sync::{thread, Arc, AtomicU64, Condvar, Mutex};
     use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 
     /// Simulated workers, as the detector sees them: per worker a

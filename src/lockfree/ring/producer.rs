@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Release};
 
 use super::Ring;
-use crate::sync::Arc;
+use crate::lockfree::sync::Arc;
 
 /// Writes into a ring. Owned by exactly one thread at a time.
 ///
@@ -38,11 +38,6 @@ impl<T> Producer<T> {
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.ring.capacity()
-    }
-
-    /// The shared ring (for statistics).
-    pub(crate) fn ring(&self) -> &Ring<T> {
-        &self.ring
     }
 
     /// Writes `value` into the next slot without publishing it; hands it back

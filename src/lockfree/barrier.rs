@@ -46,7 +46,7 @@ use std::sync::atomic::{compiler_fence, AtomicU8, Ordering::Relaxed};
 use std::sync::atomic::{fence, Ordering::SeqCst};
 
 #[cfg(loom)]
-use crate::sync::fence;
+use crate::lockfree::sync::fence;
 #[cfg(loom)]
 use std::sync::atomic::Ordering::SeqCst;
 

@@ -2,22 +2,17 @@
 //!
 //! A worker's [`Signal`] has a `state` (running, watching, parked) and a
 //! `bell`. A producer that has just published a message calls
-//! [`Signal::notify`]: a [light barrier](crate::barrier::light) (a compiler
+//! [`Signal::notify`]: a [light barrier](crate::lockfree::barrier::light) (a compiler
 //! fence where membarrier is available) and one plain load of `state`. While
 //! the worker is running, that is all a send costs; the line holding `state`
 //! stays in the producer's cache because a spinning worker does not write
 //! it. A watching worker gets its bell rung; a parked one is unparked.
 //!
 //! Going to sleep is a Dekker handshake in which the worker pays for both
-//! sides ([heavy barrier](crate::barrier::heavy)):
-//!
-//! ```text
-//!  worker                                   producer
-//!  state = PARKED                           publish (release store)
-//!  heavy barrier (membarrier / fence)       light barrier
-//!  re-check every queue  ── found? wake     if state == PARKED { unpark }
-//!  park (until unpark or the next tick)
-//! ```
+//! sides ([heavy barrier](crate::lockfree::barrier::heavy)): it sets
+//! PARKED, issues the heavy barrier, re-checks every queue, and only then
+//! parks; the producer publishes, issues the light barrier and loads the
+//! state (drawn in `docs/architecture.md`, "Idle and wake").
 //!
 //! Either the worker's re-check sees the message, or the producer sees
 //! PARKED and unparks. An unpark that comes before the park makes the park
@@ -29,8 +24,8 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use crate::barrier;
-use crate::sync::{thread, AtomicBool, AtomicU32};
+use crate::lockfree::barrier;
+use crate::lockfree::sync::{thread, AtomicBool, AtomicU32};
 
 const RUNNING: u32 = 0;
 const WATCHING: u32 = 1;
@@ -154,7 +149,7 @@ fn park_current(_timeout: Option<std::time::Duration>) {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::sync::{Arc, AtomicBool, Condvar, Mutex};
+    use crate::lockfree::sync::{Arc, AtomicBool, Condvar, Mutex};
 
     /// A worker thread goes to sleep with the full protocol (announce
     /// PARKED, barrier, re-check, park without a timeout) while the main

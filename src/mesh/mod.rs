@@ -10,22 +10,42 @@
 //! moved the overflow into the ring ([`Outbound::flush_overflow`]), so FIFO
 //! per pair holds. The overflow is the only allocation on the send path and
 //! happens only when a ring is full.
+//!
+//! The pair's statistics ([`pair::PairCounters`]) are written here and only
+//! here, one method per counter: `sent` by `Outbound::store_sent` (before
+//! every publish, and when the overflow grows), `full` by
+//! `Outbound::count_full`, `overflowed` by `Outbound::count_overflowed`.
+//!
+//! The `Outbound` needs only its producers, its pair counters and the
+//! registry ([`crate::shared`]), so the unit tests in `tests.rs` build one
+//! by hand, without a pool. The diagram of the send path is in
+//! `docs/architecture.md` ("The mesh").
+
+pub(crate) mod pair;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 
-use crate::barrier;
+use crossbeam_utils::CachePadded;
+
+use crate::lockfree::barrier;
+use crate::lockfree::ring::Producer;
+use crate::lockfree::sync::Arc;
 use crate::partitioners::key_hash;
-use crate::pool::Shared;
-use crate::ring::Producer;
-use crate::sync::Arc;
+use crate::shared::Shared;
 use crate::{SendError, WorkerId};
+
+use pair::PairCounters;
 
 /// One worker's outbound side of the mesh.
 pub(crate) struct Outbound<M> {
     id: usize,
     tx: Box<[Producer<M>]>,
+    /// Per peer: the pair's statistics (see [`pair`]).
+    pairs: Box<[Arc<CachePadded<PairCounters>>]>,
     overflow: Box<[VecDeque<M>]>,
     /// Peers whose overflow is not empty.
     overflow_pending: usize,
@@ -58,16 +78,21 @@ impl<M> Outbound<M> {
 }
 
 impl<M: Send + 'static> Outbound<M> {
+    /// The outbound side of worker `id`: `tx[dst]` produces into the ring
+    /// `id → dst`, and `pairs[dst]` are that pair's counters.
     pub(crate) fn new(
         id: usize,
         tx: Vec<Producer<M>>,
+        pairs: Vec<Arc<CachePadded<PairCounters>>>,
         shared: Arc<Shared<M>>,
         overflow_limit: Option<usize>,
     ) -> Self {
         let n = tx.len();
+        debug_assert_eq!(pairs.len(), n);
         Outbound {
             id,
             tx: tx.into_boxed_slice(),
+            pairs: pairs.into_boxed_slice(),
             overflow: (0..n).map(|_| VecDeque::new()).collect(),
             overflow_pending: 0,
             dirty: vec![false; n].into_boxed_slice(),
@@ -224,22 +249,44 @@ impl<M: Send + 'static> Outbound<M> {
     /// that it can drain the ring.
     fn refuse_full(&mut self, peer: usize) {
         if self.overflow[peer].is_empty() {
-            self.ring_full(peer, 0);
+            self.ring_full(peer);
         } else {
-            self.tx[peer].ring().tx.full.add(1);
+            self.count_full(peer);
         }
     }
 
     /// The ring to `peer` had no room: counts it in `full` and publishes
-    /// what is staged, so that the peer can drain it, with `queued`
-    /// messages in (or about to enter) the overflow.
-    fn ring_full(&mut self, peer: usize, queued: usize) {
-        let tx = &mut self.tx[peer];
-        tx.ring().tx.full.add(1);
-        store_sent(tx, queued);
-        if tx.publish() {
+    /// what is staged, so that the peer can drain it.
+    fn ring_full(&mut self, peer: usize) {
+        self.count_full(peer);
+        self.store_sent(peer);
+        if self.tx[peer].publish() {
             self.shared.workers[peer].signal.notify();
         }
+    }
+
+    /// Counts a send that found the pair to `peer` full. The only write of
+    /// the pair's `full`.
+    #[inline]
+    fn count_full(&self, peer: usize) {
+        self.pairs[peer].full.add(1);
+    }
+
+    /// Counts a message that entered `peer`'s overflow. The only write of
+    /// the pair's `overflowed`.
+    #[inline]
+    fn count_overflowed(&self, peer: usize) {
+        self.pairs[peer].overflowed.add(1);
+    }
+
+    /// Stores the pair's `sent`: everything accepted for it, i.e. the
+    /// messages written into its ring plus those in its overflow. The only
+    /// write of the pair's `sent`; called before every publish (so the
+    /// receiver's count never passes it) and whenever the overflow grows.
+    #[inline]
+    fn store_sent(&self, peer: usize) {
+        let queued = self.overflow[peer].len() as u64;
+        self.pairs[peer].sent.set(self.tx[peer].written() + queued);
     }
 
     /// Accepts `msg` for `peer` behind everything accepted before it: into
@@ -247,28 +294,24 @@ impl<M: Send + 'static> Outbound<M> {
     /// the back of the overflow. Never refuses; callers check
     /// [`room`](Self::room) first.
     fn enqueue(&mut self, peer: usize, msg: M) {
-        let msg = if self.overflow[peer].is_empty() {
+        if self.overflow[peer].is_empty() {
             match self.tx[peer].try_stage(msg) {
-                Ok(()) => {
-                    self.mark_dirty(peer);
-                    return;
-                }
+                Ok(()) => self.mark_dirty(peer),
                 Err(msg) => {
-                    // Full: publish what is staged so the peer can drain
-                    // it, then queue behind it.
-                    self.ring_full(peer, 1);
+                    // Full: queue it, then publish what is staged so the
+                    // peer can drain it (`sent` counts the queued one).
+                    self.overflow[peer].push_back(msg);
+                    self.count_overflowed(peer);
                     self.overflow_pending += 1;
                     self.unusual[peer] = true;
-                    msg
+                    self.ring_full(peer);
                 }
             }
         } else {
-            msg
-        };
-        let (tx, overflow) = (&self.tx[peer], &mut self.overflow[peer]);
-        tx.ring().tx.overflowed.add(1);
-        overflow.push_back(msg);
-        store_sent(tx, overflow.len());
+            self.overflow[peer].push_back(msg);
+            self.count_overflowed(peer);
+            self.store_sent(peer);
+        }
     }
 
     /// Notes that `peer`'s ring has staged messages to publish at `flush`.
@@ -319,12 +362,11 @@ impl<M: Send + 'static> Outbound<M> {
         }
         for &peer in &self.dirty_list {
             self.dirty[peer] = false;
-            let tx = &mut self.tx[peer];
             // Counted here, once per iteration, not per message; stored
             // before the messages become visible, so `received` does not
             // pass it.
-            store_sent(tx, self.overflow[peer].len());
-            tx.publish();
+            self.store_sent(peer);
+            self.tx[peer].publish();
         }
         barrier::light();
         for &peer in &self.dirty_list {
@@ -332,12 +374,4 @@ impl<M: Send + 'static> Outbound<M> {
         }
         self.dirty_list.clear();
     }
-}
-
-/// Stores a pair's `sent` statistic: everything accepted for the pair, i.e.
-/// the messages written into its ring plus the `queued` ones in (or about to
-/// enter) its overflow.
-#[inline]
-fn store_sent<M>(tx: &Producer<M>, queued: usize) {
-    tx.ring().tx.sent.set(tx.written() + queued as u64);
 }

@@ -1,0 +1,24 @@
+//! The loop each worker thread runs, and what it owns.
+//!
+//! - [`worker_loop`]: [`Runtime`], one worker's loop — control word,
+//!   overflow, drain a batch from every inbound queue, `handle`, publish,
+//!   `tick` — and the catching of panics around every callback.
+//! - [`inbound`]: [`Inbound`], the queues the worker consumes (its inbox's
+//!   receiving side and the rings from every peer) and the "anything
+//!   pending?" check the idle path polls.
+//! - [`idle`]: `Idle`, the state machine for a worker with nothing to do:
+//!   hot-poll, spin, yield, park, bounded by the next tick.
+//! - [`restart`]: `RestartBudget`, how many restarts a
+//!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
+//!
+//! The loop and the idle/park handshake are drawn once, in
+//! `docs/architecture.md` ("The worker loop", "Parking and waking").
+
+mod idle;
+mod inbound;
+mod restart;
+mod worker_loop;
+
+pub(crate) use inbound::Inbound;
+pub(crate) use restart::panic_message;
+pub(crate) use worker_loop::{Factory, LoopConfig, Runtime, WorkerExit};

@@ -1,0 +1,146 @@
+//! The per-pool registry: what the pool, its senders, its workers and the
+//! statistics know of each worker — its bell, its inbox's sending side, the
+//! rings it consumes, its counters, its placement — plus the control word
+//! and the partitioner.
+//!
+//! Everything above it (mesh, runtime, stats, sender, pool) reads it;
+//! it depends on none of them, only on the lock-free core and on leaf
+//! types (config, placement's `Slot`, the mesh's pair counters). That is what
+//! lets an `Outbound` be tested against a hand-built registry without a
+//! `Pool`. The dependency picture is in `docs/architecture.md`.
+
+use std::sync::atomic::Ordering::SeqCst;
+
+use crossbeam_utils::CachePadded;
+
+use crate::config::SharedPartitioner;
+use crate::lockfree::inbox::InboxSender;
+use crate::lockfree::ring::Ring;
+use crate::lockfree::shutdown::{control, Channels};
+use crate::lockfree::signal::Signal;
+use crate::lockfree::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
+use crate::mesh::pair::PairCounters;
+use crate::placement::Slot;
+use crate::WorkerId;
+
+/// Statistics a worker writes about itself (single writer each).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) handled: Counter,
+    pub(crate) ticks: Counter,
+    pub(crate) parks: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) restarts: Counter,
+    /// The last FREEZE epoch this worker acknowledged.
+    pub(crate) ack: Counter,
+}
+
+/// The channel `src → me` of the mesh as the registry sees it: the ring
+/// (its head is the pair's `received`, its capacity the pair's) and the
+/// sender's counters for the pair.
+pub(crate) struct InboundPair<M> {
+    pub(crate) ring: Arc<Ring<M>>,
+    pub(crate) counters: Arc<CachePadded<PairCounters>>,
+}
+
+impl<M> Clone for InboundPair<M> {
+    fn clone(&self) -> Self {
+        InboundPair {
+            ring: self.ring.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+/// What the pool, the senders and the other workers know of one worker.
+pub(crate) struct WorkerShared<M> {
+    pub(crate) signal: CachePadded<Signal>,
+    pub(crate) failed: AtomicBool,
+    pub(crate) inbox: InboxSender<M>,
+    /// `src → me` for every `src`, for statistics and quiescence.
+    pub(crate) inbound: Box<[InboundPair<M>]>,
+    pub(crate) counters: CachePadded<WorkerCounters>,
+    pub(crate) panic: Mutex<Option<String>>,
+    pub(crate) slot: Slot,
+}
+
+impl<M> WorkerShared<M> {
+    /// A worker's entry before it runs: not failed, counters at zero.
+    pub(crate) fn new(
+        signal: Signal,
+        inbox: InboxSender<M>,
+        inbound: Box<[InboundPair<M>]>,
+        slot: Slot,
+    ) -> Self {
+        WorkerShared {
+            signal: CachePadded::new(signal),
+            failed: AtomicBool::new(false),
+            inbox,
+            inbound,
+            counters: CachePadded::new(WorkerCounters::default()),
+            panic: Mutex::new(None),
+            slot,
+        }
+    }
+}
+
+/// State shared by the pool, its senders and its workers.
+pub(crate) struct Shared<M> {
+    pub(crate) workers: Box<[WorkerShared<M>]>,
+    pub(crate) control: CachePadded<AtomicU64>,
+    /// How many workers have failed so far (each adds one, once).
+    pub(crate) failures: CachePadded<AtomicU64>,
+    partitioner: SharedPartitioner,
+}
+
+impl<M> Shared<M> {
+    /// A registry over `workers`, in the RUN phase with no failures.
+    pub(crate) fn new(workers: Box<[WorkerShared<M>]>, partitioner: SharedPartitioner) -> Self {
+        Shared {
+            workers,
+            control: CachePadded::new(AtomicU64::new(control::word(0, control::RUN))),
+            failures: CachePadded::new(AtomicU64::new(0)),
+            partitioner,
+        }
+    }
+
+    /// The worker that owns a key of hash `hash` under the pool's
+    /// partitioner.
+    #[inline]
+    pub(crate) fn worker_for(&self, hash: u64) -> WorkerId {
+        let n = self.workers.len();
+        let shard = self.partitioner.0.shard(hash, n);
+        debug_assert!(shard < n, "partitioner returned shard {shard} of {n}");
+        WorkerId::from(shard)
+    }
+}
+
+impl<M> Channels for Shared<M> {
+    fn balanced(&self, finals: &[u64]) -> bool {
+        self.workers.iter().zip(finals).all(|(w, &fin)| {
+            w.inbox.received() >= fin
+                && w.inbound
+                    .iter()
+                    .all(|pair| pair.ring.received() >= pair.counters.sent.get_acquire())
+        })
+    }
+
+    fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn acked(&self, worker: usize) -> u64 {
+        self.workers[worker].counters.ack.get_acquire()
+    }
+
+    fn control(&self) -> u64 {
+        self.control.load(SeqCst)
+    }
+
+    fn set_control(&self, word: u64) {
+        self.control.store(word, SeqCst);
+        for w in self.workers.iter() {
+            w.signal.wake_now();
+        }
+    }
+}
