@@ -85,6 +85,8 @@ mod config;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod io;
+#[cfg(not(loom))]
 mod mesh;
 #[cfg(not(loom))]
 pub mod placement;
