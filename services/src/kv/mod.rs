@@ -25,6 +25,19 @@
 //!   `CLIENT SETINFO LIB-VER …` and ignores the answers; the engine answers
 //!   `OK` as Redis 7.2 does.
 
+//! ## Wiring it into a thread-per-core server
+//! Each worker owns its connections (one [`Session`] and one [`ReplyQueue`]
+//! each), its shard's [`Store`] and a [`KvStats`]. For every request:
+//! [`route`] it with the pool's partitioner as `shard_of`;
+//! [`Route::Anywhere`] and a [`Route::Shard`] that is the worker's own
+//! shard are executed at once ([`ReplyQueue::push_ready`]); anything else
+//! reserves a slot ([`ReplyQueue::reserve`]) and goes over the mesh with
+//! (connection id, slot, part). A fanout keeps a [`Gather`] per slot. The
+//! owning worker fills the slot when the answer comes back and flushes the
+//! queue into [`Session::output_mut`], so a pipeline is answered in request
+//! order whatever order the shards answer in. `tick` calls
+//! [`Store::expire_some`].
+
 pub mod command;
 pub mod reply;
 pub mod request;
