@@ -731,6 +731,8 @@ fn shutdown_all_returns_the_survivors_with_the_failures() {
         assert_eq!(report.failures().count(), 1);
         assert_eq!(report.survivors().count(), 2);
         let first = report.into_result().map(|v| v.len()).unwrap_err();
-        assert!(matches!(first, Error::WorkerPanicked { worker, .. } if worker == WorkerId::from(1)));
+        assert!(
+            matches!(first, Error::WorkerPanicked { worker, .. } if worker == WorkerId::from(1))
+        );
     });
 }
