@@ -22,7 +22,7 @@ use common::watchdog;
 use shardpool::prelude::*;
 
 /// Runs per CI batch, multiplied by `SHARDPOOL_CHAOS_SCALE`.
-const RUNS: u64 = 24;
+const RUNS: u64 = 50;
 
 /// A small deterministic generator (SplitMix64): each run, worker instance
 /// and producer draws from its own seed.
@@ -195,8 +195,20 @@ fn quiet_chaos_panics() {
     });
 }
 
-/// One run: returns a line describing it (for the failure message).
-fn run(seed: u64) {
+/// What one run went through, summed over the batch (to show the batch
+/// reaches the paths it is meant to).
+#[derive(Default, Debug, Clone, Copy)]
+struct Seen {
+    runs: u64,
+    start_failed: u64,
+    failed_shutdowns: u64,
+    panics: u64,
+    pool_dropped: u64,
+    messages: u64,
+}
+
+/// One run; panics with its seed and counts if anything is off.
+fn run(seed: u64) -> Seen {
     let mut rng = Rng(seed);
     let workers = 1 + rng.below(4) as usize;
     let restart = rng.chance(500);
@@ -230,7 +242,8 @@ fn run(seed: u64) {
         let (ledger, builds) = (ledger.clone(), builds.clone());
         move |id: WorkerId| {
             let n = builds.fetch_add(1, SeqCst);
-            let mut rng = Rng(seed ^ (n + 1).wrapping_mul(0x2545_f491_4f6c_dd1d) ^ id.index() as u64);
+            let mut rng =
+                Rng(seed ^ (n + 1).wrapping_mul(0x2545_f491_4f6c_dd1d) ^ id.index() as u64);
             if rng.chance(odds.factory) {
                 ledger.panics.fetch_add(1, SeqCst);
                 panic!("[chaos] factory");
@@ -247,7 +260,11 @@ fn run(seed: u64) {
         Ok(pool) => pool,
         Err(Error::WorkerPanicked { message, .. }) => {
             assert!(message.contains("[chaos] factory"), "{message}");
-            return;
+            return Seen {
+                runs: 1,
+                start_failed: 1,
+                ..Seen::default()
+            };
         }
         Err(e) => panic!("seed {seed}: unexpected start error {e}"),
     };
@@ -328,6 +345,14 @@ fn run(seed: u64) {
     assert_eq!(created, destroyed, "a message leaked: {detail}");
     assert_eq!(created, handled + refused + unseen, "{detail}");
     assert_eq!(unseen, dropped, "dropped but not counted: {detail}");
+    Seen {
+        runs: 1,
+        start_failed: 0,
+        failed_shutdowns: outcome.iter().any(Result::is_err) as u64,
+        panics: l.panics.load(SeqCst),
+        pool_dropped: dropped,
+        messages: created,
+    }
 }
 
 fn scale() -> u64 {
@@ -344,7 +369,19 @@ fn chaos_every_run_ends_and_accounts_for_every_message() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
+    let mut total = Seen::default();
     for seed in first..first + RUNS * scale() {
-        watchdog(60, move || run(seed));
+        let s = watchdog(60, move || run(seed));
+        total.runs += s.runs;
+        total.start_failed += s.start_failed;
+        total.failed_shutdowns += s.failed_shutdowns;
+        total.panics += s.panics;
+        total.pool_dropped += s.pool_dropped;
+        total.messages += s.messages;
     }
+    eprintln!("chaos: {total:?}");
+    assert!(
+        total.panics > 0 && total.pool_dropped > 0,
+        "the batch exercised nothing: {total:?}"
+    );
 }

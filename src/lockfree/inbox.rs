@@ -769,7 +769,7 @@ mod tests {
     #[test]
     fn many_producers_exact_accounting() {
         const P: u64 = 4;
-        const N: u64 = 50_000;
+        const N: u64 = if cfg!(miri) { 300 } else { 50_000 };
         let (q, mut rx) = inbox(16);
         let handles: Vec<_> = (0..P)
             .map(|p| {
@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn blocking_batches_from_many_producers_keep_per_producer_order() {
         const P: u64 = 3;
-        const N: u64 = 30_000;
+        const N: u64 = if cfg!(miri) { 300 } else { 30_000 };
         let (q, mut rx) = inbox(16);
         let handles: Vec<_> = (0..P)
             .map(|p| {
