@@ -97,6 +97,12 @@ impl<M: Send + 'static> PoolSender<M> {
     /// briefly, then parked until the worker frees a slot). Errors only when
     /// the pool is shutting down or stopped, the worker failed (`Closed`), or
     /// the id is out of range (`NoSuchWorker`).
+    ///
+    /// # Panics
+    /// When called from inside one of this pool's own workers and the inbox
+    /// is full: a worker must not wait on its own pool (the inbox may be
+    /// its own, and only it can drain it). Use [`Context::send_to`](crate::Context::send_to),
+    /// which never blocks, or [`try_send_to`](Self::try_send_to).
     pub fn send_to(&self, worker: WorkerId, msg: M) -> Result<(), SendError<M>> {
         let (w, msg) = self.target(worker, msg)?;
         let msg = match w.inbox.try_push(msg) {
@@ -158,6 +164,10 @@ impl<M: Send + 'static> PoolSender<M> {
     /// assert_eq!(pool.shutdown()?[0].0, 5050);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Panics
+    /// As [`send_to`](Self::send_to), when called from inside one of this
+    /// pool's own workers and the inbox is full.
     pub fn send_batch(&self, worker: WorkerId, batch: &mut Vec<M>) -> Result<(), SendError<()>> {
         let (w, ()) = self.target(worker, ()).map_err(|e| e.map(|_| ()))?;
         match w.inbox.try_push_batch(batch) {
