@@ -25,6 +25,15 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// [`Pool::shutdown`](crate::Pool::shutdown) (or
+    /// [`shutdown_all`](crate::Pool::shutdown_all)) was called from inside
+    /// one of that pool's own workers, which cannot wait for itself to
+    /// stop. The pool is still stopped and drained, on a separate thread;
+    /// its workers are dropped there.
+    ShutdownFromWorker {
+        /// The worker the call was made from.
+        worker: WorkerId,
+    },
     /// The operating system refused to create a worker thread.
     Spawn {
         /// The worker whose thread could not be created.
@@ -52,6 +61,12 @@ impl fmt::Display for Error {
             Error::WorkerPanicked { worker, message } => {
                 write!(f, "worker {worker} panicked: {message}")
             }
+            Error::ShutdownFromWorker { worker } => write!(
+                f,
+                "the pool was shut down from inside its own worker {worker}, which cannot \
+                 wait for itself: it is being stopped on a separate thread and its workers \
+                 are dropped there"
+            ),
             Error::Spawn { worker, reason } => {
                 write!(f, "could not spawn the thread of worker {worker}: {reason}")
             }

@@ -117,11 +117,15 @@ impl<M> Shared<M> {
 
 impl<M> Channels for Shared<M> {
     fn balanced(&self, finals: &[u64]) -> bool {
+        // Equality, in the width each counter wraps at: the ring's head
+        // and the inbox's head are `usize`s (2^32 on a 32-bit target), the
+        // pair's `sent` a `u64`. The received side is read first and never
+        // passes the sent side, so equality is "nothing in flight".
         self.workers.iter().zip(finals).all(|(w, &fin)| {
-            w.inbox.received() >= fin
-                && w.inbound
-                    .iter()
-                    .all(|pair| pair.ring.received() >= pair.counters.sent.get_acquire())
+            w.inbox.drained(fin)
+                && w.inbound.iter().all(|pair| {
+                    pair.ring.received() as usize == pair.counters.sent.get_acquire() as usize
+                })
         })
     }
 

@@ -8,17 +8,22 @@
 //!   pending?" check the idle path polls.
 //! - [`idle`]: `Idle`, the state machine for a worker with nothing to do:
 //!   hot-poll, spin, yield, park, bounded by the next tick.
+//! - [`current`]: which pool's worker the current thread is, for the calls
+//!   that must not wait for their own worker (dropping the pool, a
+//!   blocking send from a handler).
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
 //!
 //! The loop and the idle/park handshake are drawn once, in
 //! `docs/architecture.md` ("The worker loop", "Parking and waking").
 
+mod current;
 mod idle;
 mod inbound;
 mod restart;
 mod worker_loop;
 
+pub(crate) use current::worker_of;
 pub(crate) use inbound::Inbound;
 pub(crate) use restart::panic_message;
 pub(crate) use worker_loop::{Factory, LoopConfig, Runtime, WorkerExit};

@@ -3,10 +3,16 @@
 //! `handle`, publish what was sent, `tick`, and hand over to [`Idle`] when
 //! nothing arrived. Drawn in `docs/architecture.md` ("The worker loop").
 //!
-//! Panics in `on_start`, `handle` and `tick` are caught here. The failed
-//! worker keeps its thread: it goes on draining its queues, dropping and
-//! counting what arrives, so no sender ever waits on it and shutdown still
-//! sees every message accounted for.
+//! Panics in `on_start`, `handle`, `tick` and `on_stop` are caught here,
+//! each around its callback; and the whole body (start, loop, stop) runs
+//! inside one more `catch_unwind` ([`Runtime::run`]), so a panic that
+//! escapes those (a message's `Drop`, a bug of ours) still marks the worker
+//! failed instead of ending the thread. The failed worker keeps its thread
+//! until the pool stops: it goes on draining its queues, dropping each
+//! message inside its own `catch_unwind` and counting it, so no sender ever
+//! waits on it and shutdown still sees every message accounted for.
+//! Restarts run in a loop ([`Runtime::start_worker`]), never recursively,
+//! so an `on_start` that always panics cannot grow the stack.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Acquire, Release};
@@ -120,14 +126,60 @@ impl<W: Worker> Runtime<W> {
         }
     }
 
-    /// Runs the worker until the pool stops it.
+    /// Runs the worker until the pool stops it, then `on_stop`. Never ends
+    /// before the pool's STOP, whatever panics: a panic that escapes the
+    /// callback-level catches fails the worker (no restart: its state may
+    /// be half-updated anywhere) and the loop goes on as a failed worker's.
     pub(crate) fn run(mut self) -> WorkerExit<W> {
         let id = WorkerId::from(self.me);
-        self.start_worker();
+        let _current = super::current::enter(Arc::as_ptr(&self.shared).cast(), self.me);
+        let mut escaped = catch_unwind(AssertUnwindSafe(|| {
+            self.start_worker();
+            self.serve();
+        }))
+        .err();
+        while let Some(payload) = escaped {
+            let message = panic_message(payload);
+            self.fail_for_good(format!("{message} (outside a callback)"));
+            escaped = catch_unwind(AssertUnwindSafe(|| self.serve())).err();
+        }
+        // Stopped: the pool is quiescent. Sends from on_stop are refused.
+        self.out.close();
+        if self.panic.is_none() {
+            let stopped = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context { out: &mut self.out };
+                self.worker.on_stop(&mut ctx);
+            }));
+            if let Err(payload) = stopped {
+                // Never restarted: the pool has stopped, and the state the
+                // panic interrupted is what the caller asked for.
+                self.fail_for_good(panic_message(payload));
+            }
+        }
+        self.publish_counters();
+        tracing::debug!(worker = %id, "worker stopped");
+        let Runtime { worker, panic, .. } = self;
+        if panic.is_none() {
+            return WorkerExit {
+                worker: Some(worker),
+                panic,
+            };
+        }
+        // A failed worker is not handed back; a Drop that panics must not
+        // turn the report into a thread panic with another message.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(worker)));
+        WorkerExit {
+            worker: None,
+            panic,
+        }
+    }
+
+    /// The loop, until the pool's STOP.
+    fn serve(&mut self) {
         loop {
             let c = self.shared.control.load(Acquire);
             if c != self.control_seen && self.on_control(c) {
-                break;
+                return;
             }
             let work = self.iteration();
             if work > 0 {
@@ -149,46 +201,42 @@ impl<W: Worker> Runtime<W> {
                 }
             }
         }
-        // Stopped: the pool is quiescent. Sends from on_stop are refused.
-        self.out.close();
-        if self.panic.is_none() {
-            let stopped = catch_unwind(AssertUnwindSafe(|| {
+    }
+
+    /// Runs `on_start` (after the first start or a restart). A panic in it
+    /// restarts the worker again while the budget allows: a loop, not a
+    /// recursion, so a large `max_restarts` cannot overflow the stack.
+    fn start_worker(&mut self) {
+        loop {
+            let started = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out: &mut self.out };
-                self.worker.on_stop(&mut ctx);
+                self.worker.on_start(&mut ctx);
             }));
-            if let Err(payload) = stopped {
-                self.fail(payload);
+            self.out.flush();
+            match started {
+                Ok(()) => return,
+                Err(payload) => {
+                    if !self.replace_after(payload) {
+                        return;
+                    }
+                }
             }
         }
-        self.publish_counters();
-        tracing::debug!(worker = %id, "worker stopped");
-        let worker = if self.panic.is_none() {
-            Some(self.worker)
-        } else {
-            None
-        };
-        WorkerExit {
-            worker,
-            panic: self.panic,
+    }
+
+    /// A callback (`handle`, `tick`) panicked: restart the worker if the
+    /// policy allows (and run its `on_start`), else fail it.
+    fn recover(&mut self, payload: Box<dyn std::any::Any + Send>) {
+        if self.replace_after(payload) {
+            self.start_worker();
         }
     }
 
-    /// Runs `on_start` (after the first start or a restart).
-    fn start_worker(&mut self) {
-        let started = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context { out: &mut self.out };
-            self.worker.on_start(&mut ctx);
-        }));
-        self.out.flush();
-        if let Err(payload) = started {
-            self.fail(payload);
-        }
-    }
-
-    /// Handles a caught panic: restarts the worker if the policy and its
-    /// budget allow, else marks it failed — from then on it drops what it
-    /// receives.
-    fn fail(&mut self, payload: Box<dyn std::any::Any + Send>) {
+    /// Handles a caught panic: builds a fresh worker if the policy and its
+    /// budget allow and returns `true` (the caller runs its `on_start`);
+    /// else marks the worker failed — from then on it drops what it
+    /// receives — and returns `false`.
+    fn replace_after(&mut self, payload: Box<dyn std::any::Any + Send>) -> bool {
         let mut message = panic_message(payload);
         tracing::error!(worker = self.me, panic = %message, "worker panicked");
         if let PanicPolicy::Restart {
@@ -206,8 +254,7 @@ impl<W: Worker> Runtime<W> {
                         let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
                         self.shared.workers[self.me].counters.restarts.add(1);
                         tracing::warn!(worker = self.me, "worker restarted");
-                        self.start_worker();
-                        return;
+                        return true;
                     }
                     Err(p) => {
                         message = format!("{message} (restart failed: {})", panic_message(p));
@@ -219,13 +266,22 @@ impl<W: Worker> Runtime<W> {
                 );
             }
         }
+        self.fail_for_good(message);
+        false
+    }
+
+    /// Marks the worker failed (once; the first message is kept): sends to
+    /// it are refused, and the loop drops what it receives.
+    fn fail_for_good(&mut self, message: String) {
+        if self.panic.is_some() {
+            return;
+        }
+        tracing::error!(worker = self.me, panic = %message, "worker failed");
         let slot = &self.shared.workers[self.me];
         *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
         slot.failed.store(true, Release);
         self.shared.failures.fetch_add(1, Release);
-        if self.panic.is_none() {
-            self.panic = Some(message);
-        }
+        self.panic = Some(message);
     }
 
     /// One pass over every inbound queue. Returns how many messages it took.
@@ -261,7 +317,7 @@ impl<W: Worker> Runtime<W> {
             match result {
                 Ok(n) => n,
                 Err(payload) => {
-                    self.fail(payload);
+                    self.recover(payload);
                     1
                 }
             }
@@ -277,11 +333,16 @@ impl<W: Worker> Runtime<W> {
     }
 
     /// A failed worker's iteration: take everything, drop it, count it.
+    /// Each drop runs inside its own `catch_unwind`: a message whose `Drop`
+    /// panics is still counted, and the rest are still drained.
     fn drain_and_drop(&mut self) -> usize {
         let batch = self.cfg.batch;
-        let mut n = self.inbox.pop_batch(batch, drop);
+        let drop_one = |m: W::Msg| {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(m)));
+        };
+        let mut n = self.inbox.pop_batch(batch, drop_one);
         for c in self.rx.iter_mut() {
-            n += c.pop_batch(batch, drop);
+            n += c.pop_batch(batch, drop_one);
         }
         self.shared.workers[self.me].counters.dropped.add(n as u64);
         n
@@ -297,7 +358,7 @@ impl<W: Worker> Runtime<W> {
             self.worker.tick(&mut ctx);
         }));
         if let Err(payload) = ticked {
-            self.fail(payload);
+            self.recover(payload);
         }
         self.out.flush();
     }
