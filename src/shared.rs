@@ -31,6 +31,9 @@ pub(crate) struct WorkerCounters {
     pub(crate) parks: Counter,
     pub(crate) dropped: Counter,
     pub(crate) restarts: Counter,
+    /// `send_after` timers dropped: pending when the pool stopped or when
+    /// the worker failed.
+    pub(crate) timers_dropped: Counter,
     /// The last FREEZE epoch this worker acknowledged.
     pub(crate) ack: Counter,
 }

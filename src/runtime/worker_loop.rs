@@ -19,11 +19,32 @@ use crate::lockfree::shutdown::control;
 use crate::lockfree::sync::Arc;
 use crate::mesh::Outbound;
 use crate::shared::Shared;
-use crate::{Context, Worker, WorkerId};
+use crate::{Context, Endpoint, Worker, WorkerId};
 
 use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
 use super::restart::{panic_message, RestartBudget};
+
+/// Hands up to `batch` due timers to `handle` (the caller has set the
+/// source). Returns how many.
+fn deliver_timers<W: Worker>(
+    worker: &mut W,
+    ctx: &mut Context<'_, W::Msg>,
+    batch: usize,
+    handled: &mut u64,
+) -> usize {
+    let now = Instant::now();
+    let mut n = 0;
+    while n < batch {
+        let Some(msg) = ctx.out.timers.pop_due(now) else {
+            break;
+        };
+        worker.handle(msg, ctx);
+        *handled += 1;
+        n += 1;
+    }
+    n
+}
 
 /// What a worker thread hands back when it ends.
 pub(crate) struct WorkerExit<W> {
@@ -55,6 +76,9 @@ pub(crate) struct LoopConfig {
     pub(crate) on_panic: PanicPolicy,
     /// `PoolConfig::inbox_coalesce`, in spins (see [`spins_for`]).
     pub(crate) inbox_coalesce: u32,
+    /// `PoolConfig::overflow_pause`: the inbox is left alone while more
+    /// than this many of the worker's own sends wait in its overflows.
+    pub(crate) overflow_pause: usize,
 }
 
 impl From<&PoolConfig> for LoopConfig {
@@ -65,6 +89,7 @@ impl From<&PoolConfig> for LoopConfig {
             tick_interval: config.tick_interval,
             on_panic: config.on_panic,
             inbox_coalesce: spins_for(config.inbox_coalesce),
+            overflow_pause: config.get_overflow_pause(),
         }
     }
 }
@@ -141,9 +166,10 @@ impl<W: Worker> Runtime<W> {
                 std::thread::yield_now();
             } else {
                 let (inbox, rx) = (&mut self.inbox, &mut self.rx);
-                let wake = self
-                    .idle
-                    .wait(inbox, rx, &self.shared, self.me, self.control_seen);
+                let timer = self.out.timers.next_due();
+                let wake =
+                    self.idle
+                        .wait(inbox, rx, &self.shared, self.me, self.control_seen, timer);
                 if wake == Wake::Tick {
                     self.idle_tick();
                 }
@@ -151,6 +177,7 @@ impl<W: Worker> Runtime<W> {
         }
         // Stopped: the pool is quiescent. Sends from on_stop are refused.
         self.out.close();
+        self.drop_timers();
         if self.panic.is_none() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out: &mut self.out };
@@ -242,22 +269,38 @@ impl<W: Worker> Runtime<W> {
             );
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
+            let (me, pause) = (self.me, self.cfg.overflow_pause);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out };
-                let mut handle = |msg| {
-                    worker.handle(msg, &mut ctx);
-                    *handled += 1;
-                };
+                // `source` is set once per queue, before its batch.
+                macro_rules! handle {
+                    () => {
+                        |msg| {
+                            worker.handle(msg, &mut ctx);
+                            *handled += 1;
+                        }
+                    };
+                }
                 let mut n = 0;
-                if !idle.inbox_resting() {
-                    n = inbox.pop_batch(batch, &mut handle);
+                // Bounded memory: while the worker's own sends wait in
+                // overflow beyond `overflow_pause`, its inbox fills and
+                // outside senders feel it. Rings are always drained.
+                if ctx.out.overflow_queued() <= pause && !idle.inbox_resting() {
+                    ctx.out.source = Some(Endpoint::External);
+                    n = inbox.pop_batch(batch, handle!());
                     idle.inbox_taken(n, batch);
                 }
-                for c in rx.iter_mut() {
-                    n += c.pop_batch(batch, &mut handle);
+                for (src, c) in rx.iter_mut().enumerate() {
+                    ctx.out.source = Some(Endpoint::Worker(WorkerId::from(src)));
+                    n += c.pop_batch(batch, handle!());
+                }
+                if !ctx.out.timers.is_empty() {
+                    ctx.out.source = Some(Endpoint::Worker(WorkerId::from(me)));
+                    n += deliver_timers(worker, &mut ctx, batch, handled);
                 }
                 n
             }));
+            self.out.source = None;
             match result {
                 Ok(n) => n,
                 Err(payload) => {
@@ -276,8 +319,19 @@ impl<W: Worker> Runtime<W> {
         work
     }
 
+    /// Drops the timers still pending (at stop, or when the worker
+    /// failed) and counts them.
+    fn drop_timers(&mut self) {
+        let n = self.out.timers.clear();
+        if n > 0 {
+            let c = &self.shared.workers[self.me].counters;
+            c.timers_dropped.add(n as u64);
+        }
+    }
+
     /// A failed worker's iteration: take everything, drop it, count it.
     fn drain_and_drop(&mut self) -> usize {
+        self.drop_timers();
         let batch = self.cfg.batch;
         let mut n = self.inbox.pop_batch(batch, drop);
         for c in self.rx.iter_mut() {

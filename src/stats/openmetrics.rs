@@ -58,7 +58,7 @@ use crate::WorkerId;
 /// |---|---|---|
 /// | `shardpool_workers` | gauge | workers in the pool |
 /// | `shardpool_worker_info{worker,cpu,numa_node}` | info | placement (`cpu`/`numa_node` omitted when unknown) |
-/// | `shardpool_worker_{handled,ticks,parks,dropped,restarts}_total` | counter | [`WorkerStats`] |
+/// | `shardpool_worker_{handled,ticks,parks,dropped,restarts,timers_dropped}_total` | counter | [`WorkerStats`] |
 /// | `shardpool_worker_failed` | gauge | 1 once the worker panicked |
 /// | `shardpool_inbox_{sent,received,full}_total` | counter | the worker's inbox |
 /// | `shardpool_inbox_{depth,capacity}` | gauge | the worker's inbox |
@@ -322,7 +322,7 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
     }
 
     type WorkerField = fn(&WorkerStats) -> u64;
-    let worker_counters: [(&str, &str, WorkerField); 5] = [
+    let worker_counters: [(&str, &str, WorkerField); 6] = [
         (
             "shardpool_worker_handled",
             "Messages passed to handle and returned from it.",
@@ -343,6 +343,11 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
             "shardpool_worker_restarts",
             "Times the worker was rebuilt after a panic.",
             |w| w.restarts,
+        ),
+        (
+            "shardpool_worker_timers_dropped",
+            "send_after messages dropped unhandled (pending at stop or failure).",
+            |w| w.timers_dropped,
         ),
     ];
     for (name, help, get) in worker_counters {

@@ -37,6 +37,7 @@ impl WorkerStats {
             parks: self.parks.saturating_sub(prev.parks),
             dropped: self.dropped.saturating_sub(prev.dropped),
             restarts: self.restarts.saturating_sub(prev.restarts),
+            timers_dropped: self.timers_dropped.saturating_sub(prev.timers_dropped),
             ..self.clone()
         }
     }

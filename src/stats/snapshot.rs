@@ -18,29 +18,9 @@
 //! and `depth` is never negative: the receiving side is read before the
 //! sending side, and `sent` is clamped to at least `received`.
 
-use std::fmt;
-
+pub use crate::id::Endpoint;
 use crate::shared::Shared;
 use crate::WorkerId;
-
-/// One end of a channel.
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// Threads outside the pool, through a [`PoolSender`](crate::PoolSender).
-    External,
-    /// A worker of the pool.
-    Worker(WorkerId),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::External => f.write_str("ext"),
-            Endpoint::Worker(id) => write!(f, "w{id}"),
-        }
-    }
-}
 
 /// The counters of one channel: a worker's inbox (`from: External`) or the
 /// ring from one worker to another.
@@ -92,6 +72,10 @@ pub struct WorkerStats {
     pub restarts: u64,
     /// Whether the worker panicked and stopped handling messages.
     pub failed: bool,
+    /// [`Context::send_after`](crate::Context::send_after) messages dropped
+    /// unhandled: still pending when the pool stopped (shutdown never
+    /// waits on a timer) or when the worker failed.
+    pub timers_dropped: u64,
 }
 
 /// A snapshot of a pool's statistics: one [`WorkerStats`] per worker, one
@@ -130,6 +114,7 @@ impl PoolStats {
                     dropped: c.dropped.get(),
                     restarts: c.restarts.get(),
                     failed: w.failed.load(std::sync::atomic::Ordering::Relaxed),
+                    timers_dropped: c.timers_dropped.get(),
                 }
             })
             .collect();
@@ -230,6 +215,7 @@ pub(super) mod fixture {
             dropped: 0,
             restarts: i as u64 * scale,
             failed: i == 1,
+            timers_dropped: scale,
         };
         let chan = |from: Endpoint, to: usize, sent: u64, received: u64| ChannelStats {
             from,

@@ -163,6 +163,7 @@ mod tests {
                 dropped: 0,
                 restarts: 0,
                 failed: false,
+                timers_dropped: 0,
             })
             .collect();
         let text = PoolStats { workers, channels }.to_string();
