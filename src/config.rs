@@ -289,8 +289,10 @@ impl PoolConfig {
 
     /// Bounded memory: a worker stops taking from its inbox while more than
     /// `n` of its own sends wait in its overflows (all peers together), and
-    /// resumes when they have drained to `n` or fewer. Default: the ring
-    /// capacity (after rounding; 1024 by default).
+    /// resumes when they have drained to `n` or fewer. Default: the batch
+    /// size (64 by default): once more than one batch of its own sends is
+    /// waiting, taking more input only grows memory — the rings ahead of
+    /// the overflow still hold a full capacity of work for the peers.
     ///
     /// Worker-to-worker sends never block, so without this a handler that
     /// fans one message out into thousands would pile them up in the
@@ -319,10 +321,9 @@ impl PoolConfig {
     }
 
     /// The [`overflow_pause`](Self::overflow_pause) the pool will use: the
-    /// configured value, or the rounded ring capacity.
+    /// configured value, or the batch size.
     pub fn get_overflow_pause(&self) -> usize {
-        self.overflow_pause
-            .unwrap_or_else(|| self.get_ring_capacity())
+        self.overflow_pause.unwrap_or(self.batch_size)
     }
 
     /// After a batch of two or more messages that emptied its inbox, a

@@ -34,6 +34,9 @@ pub(crate) struct WorkerCounters {
     /// `send_after` timers dropped: pending when the pool stopped or when
     /// the worker failed.
     pub(crate) timers_dropped: Counter,
+    /// Messages waiting in the worker's overflows now (a gauge, stored
+    /// once per iteration).
+    pub(crate) overflow_queued: Counter,
     /// The last FREEZE epoch this worker acknowledged.
     pub(crate) ack: Counter,
 }

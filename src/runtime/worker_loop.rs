@@ -361,6 +361,7 @@ impl<W: Worker> Runtime<W> {
         c.handled.set(self.local.handled);
         c.ticks.set(self.local.ticks);
         c.parks.set(self.idle.parks());
+        c.overflow_queued.set(self.out.overflow_queued() as u64);
     }
 
     /// The tick an idle (or overflow-waiting) worker owes: run it and

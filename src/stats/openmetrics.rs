@@ -60,6 +60,7 @@ use crate::WorkerId;
 /// | `shardpool_worker_info{worker,cpu,numa_node}` | info | placement (`cpu`/`numa_node` omitted when unknown) |
 /// | `shardpool_worker_{handled,ticks,parks,dropped,restarts,timers_dropped}_total` | counter | [`WorkerStats`] |
 /// | `shardpool_worker_failed` | gauge | 1 once the worker panicked |
+/// | `shardpool_worker_overflow_queued` | gauge | its sends waiting in overflow now |
 /// | `shardpool_inbox_{sent,received,full}_total` | counter | the worker's inbox |
 /// | `shardpool_inbox_{depth,capacity}` | gauge | the worker's inbox |
 /// | `shardpool_mesh_{sent,full,overflowed}_total` | counter | summed over the rings *from* the worker |
@@ -365,6 +366,14 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
         workers
             .iter()
             .map(|w| (worker_label(w.id), u64::from(w.failed))),
+    )?;
+    gauges(
+        enc,
+        "shardpool_worker_overflow_queued",
+        "Messages the worker sent that wait in its overflows now.",
+        workers
+            .iter()
+            .map(|w| (worker_label(w.id), w.overflow_queued)),
     )?;
 
     let totals = totals(stats);

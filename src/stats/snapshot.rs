@@ -76,6 +76,12 @@ pub struct WorkerStats {
     /// unhandled: still pending when the pool stopped (shutdown never
     /// waits on a timer) or when the worker failed.
     pub timers_dropped: u64,
+    /// Messages this worker has sent that wait in its overflows now (all
+    /// peers together; a gauge, as of the worker's last loop iteration).
+    /// While it is above
+    /// [`PoolConfig::overflow_pause`](crate::PoolConfig::overflow_pause)
+    /// the worker leaves its inbox alone.
+    pub overflow_queued: u64,
 }
 
 /// A snapshot of a pool's statistics: one [`WorkerStats`] per worker, one
@@ -115,6 +121,7 @@ impl PoolStats {
                     restarts: c.restarts.get(),
                     failed: w.failed.load(std::sync::atomic::Ordering::Relaxed),
                     timers_dropped: c.timers_dropped.get(),
+                    overflow_queued: c.overflow_queued.get(),
                 }
             })
             .collect();
@@ -216,6 +223,7 @@ pub(super) mod fixture {
             restarts: i as u64 * scale,
             failed: i == 1,
             timers_dropped: scale,
+            overflow_queued: i as u64,
         };
         let chan = |from: Endpoint, to: usize, sent: u64, received: u64| ChannelStats {
             from,

@@ -164,6 +164,7 @@ mod tests {
                 restarts: 0,
                 failed: false,
                 timers_dropped: 0,
+                overflow_queued: 0,
             })
             .collect();
         let text = PoolStats { workers, channels }.to_string();
