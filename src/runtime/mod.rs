@@ -8,6 +8,8 @@
 //!   pending?" check the idle path polls.
 //! - [`idle`]: `Idle`, the state machine for a worker with nothing to do:
 //!   hot-poll, spin, yield, park, bounded by the next tick.
+//! - [`queue_delay`]: `DelaySampler`, how long messages wait in the
+//!   worker's queues, sampled by index (no timestamp per message).
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
 //!
@@ -16,6 +18,7 @@
 
 mod idle;
 mod inbound;
+mod queue_delay;
 mod restart;
 mod worker_loop;
 

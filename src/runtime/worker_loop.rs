@@ -23,6 +23,7 @@ use crate::{Context, Endpoint, Worker, WorkerId};
 
 use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
+use super::queue_delay::DelaySampler;
 use super::restart::{panic_message, RestartBudget};
 
 /// Hands up to `batch` due timers to `handle` (the caller has set the
@@ -116,6 +117,7 @@ pub(crate) struct Runtime<W: Worker> {
     control_seen: u64,
     local: Local,
     idle: Idle,
+    delay: DelaySampler,
 }
 
 impl<W: Worker> Runtime<W> {
@@ -142,6 +144,7 @@ impl<W: Worker> Runtime<W> {
             control_seen: 0,
             local: Local::default(),
             idle: Idle::new(cfg.idle, cfg.tick_interval, cfg.inbox_coalesce),
+            delay: DelaySampler::new(),
         }
     }
 
@@ -312,6 +315,7 @@ impl<W: Worker> Runtime<W> {
             self.drain_and_drop()
         };
         self.out.flush();
+        self.delay.after_iteration(&self.shared, self.me);
         if work > 0 {
             self.tick();
         }

@@ -61,6 +61,7 @@ use crate::WorkerId;
 /// | `shardpool_worker_{handled,ticks,parks,dropped,restarts,timers_dropped}_total` | counter | [`WorkerStats`] |
 /// | `shardpool_worker_failed` | gauge | 1 once the worker panicked |
 /// | `shardpool_worker_overflow_queued` | gauge | its sends waiting in overflow now |
+/// | `shardpool_worker_queue_delay_{p50,p99,max}_seconds` | gauge | [`QueueDelay`](crate::QueueDelay) |
 /// | `shardpool_inbox_{sent,received,full}_total` | counter | the worker's inbox |
 /// | `shardpool_inbox_{depth,capacity}` | gauge | the worker's inbox |
 /// | `shardpool_mesh_{sent,full,overflowed}_total` | counter | summed over the rings *from* the worker |
@@ -367,6 +368,28 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
             .iter()
             .map(|w| (worker_label(w.id), u64::from(w.failed))),
     )?;
+    for (name, help, get) in [
+        (
+            "shardpool_worker_queue_delay_p50_seconds",
+            "Median time sampled messages waited in the worker's queues (log2 buckets).",
+            (|w: &WorkerStats| w.queue_delay.p50) as fn(&WorkerStats) -> std::time::Duration,
+        ),
+        (
+            "shardpool_worker_queue_delay_p99_seconds",
+            "99th percentile time sampled messages waited in the worker's queues.",
+            |w| w.queue_delay.p99,
+        ),
+        (
+            "shardpool_worker_queue_delay_max_seconds",
+            "Longest time a sampled message waited in the worker's queues.",
+            |w| w.queue_delay.max,
+        ),
+    ] {
+        let samples = workers
+            .iter()
+            .map(|w| (worker_label(w.id), ConstGauge::new(get(w).as_secs_f64())));
+        family(enc, name, help, MetricType::Gauge, samples)?;
+    }
     gauges(
         enc,
         "shardpool_worker_overflow_queued",

@@ -22,13 +22,13 @@ impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8}  status",
-            "worker", "cpu", "node", "handled", "ticks", "parks", "dropped"
+            "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10}  status",
+            "worker", "cpu", "node", "handled", "ticks", "parks", "dropped", "wait p99"
         )?;
         for w in &self.workers {
             writeln!(
                 f,
-                "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8}  {}",
+                "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10}  {}",
                 format!("w{}", w.id),
                 opt(w.cpu),
                 opt(w.numa_node),
@@ -36,6 +36,11 @@ impl fmt::Display for PoolStats {
                 w.ticks,
                 w.parks,
                 w.dropped,
+                if w.queue_delay.samples == 0 {
+                    String::from("-")
+                } else {
+                    format!("{:.1?}", w.queue_delay.p99)
+                },
                 match (w.failed, w.restarts) {
                     (true, _) => String::from("FAILED"),
                     (false, 0) => String::from("ok"),
@@ -165,6 +170,7 @@ mod tests {
                 failed: false,
                 timers_dropped: 0,
                 overflow_queued: 0,
+                queue_delay: Default::default(),
             })
             .collect();
         let text = PoolStats { workers, channels }.to_string();
