@@ -544,6 +544,8 @@ mod tests {
         name: String,
         labels: String,
         value: u64,
+        /// The value as written (the `_seconds` gauges are fractional).
+        float: f64,
     }
 
     /// Checks the structure OpenMetrics requires of `text` and returns its
@@ -599,7 +601,12 @@ mod tests {
             samples.push(Sample {
                 name: name.into(),
                 labels: labels.into(),
-                value: value.parse().unwrap_or_else(|_| panic!("value: {line}")),
+                value: if name.ends_with("_seconds") {
+                    0
+                } else {
+                    value.parse().unwrap_or_else(|_| panic!("value: {line}"))
+                },
+                float: value.parse().unwrap_or_else(|_| panic!("value: {line}")),
             });
         }
         samples
@@ -679,8 +686,16 @@ mod tests {
         let w0 = "worker=\"0\"";
         assert_eq!(value(&s, "shardpool_mesh_received_total", w0), 78);
         assert_eq!(value(&s, "shardpool_mesh_depth", w0), 2);
-        // 1 + 2 (info) + 2 × (5 + 1 + 10) per-worker series, nothing else.
-        assert_eq!(s.len(), 1 + 2 + 2 * 16);
+        assert_eq!(value(&s, "shardpool_worker_timers_dropped_total", w1), 1);
+        assert_eq!(value(&s, "shardpool_worker_overflow_queued", w1), 1);
+        let p99 = s
+            .iter()
+            .find(|s| s.name == "shardpool_worker_queue_delay_p99_seconds" && s.labels == w1)
+            .expect("p99 of w1");
+        assert!((p99.float - 10e-6).abs() < 1e-12, "{}", p99.float);
+        // 1 + 2 (info) + 2 × (6 counters + 2 gauges + 3 delays + 10
+        // aggregates) per-worker series, nothing else.
+        assert_eq!(s.len(), 1 + 2 + 2 * 21);
         assert!(s.iter().all(|s| !s.name.starts_with("shardpool_channel_")));
     }
 

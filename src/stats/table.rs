@@ -112,13 +112,17 @@ mod tests {
                 "10",
                 "1",
                 "0",
+                "10.0µs",
                 "ok",
                 "(restarted",
                 "2",
                 "times)"
             ]
         );
-        assert_eq!(rows[2], ["w1", "-", "-", "101", "10", "1", "0", "FAILED"]);
+        assert_eq!(
+            rows[2],
+            ["w1", "-", "-", "101", "10", "1", "0", "10.0µs", "FAILED"]
+        );
         assert!(rows[3].is_empty());
         assert_eq!(rows[4][0], "from");
         // 2 inboxes + 4 rings, in snapshot order; nothing hidden.
