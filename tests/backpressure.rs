@@ -82,7 +82,7 @@ fn queued_messages_stay_within_the_documented_bound_with_a_fan_out_of_1000() {
             config.get_inbox_capacity(),
             config.get_ring_capacity(),
         );
-        let (pause, batch) = (config.get_overflow_pause(), 64);
+        let (pause, batch) = (config.get_overflow_pause(), shardpool::DEFAULT_BATCH_SIZE);
         let bound = n * cin + n * n * cring + n * (pause + batch * FAN_OUT as usize);
         let words = leaves.div_ceil(64);
         let pool = Pool::start(config, move |_| Fanner {
