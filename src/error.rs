@@ -98,20 +98,30 @@ pub enum SendError<M> {
     Closed(M),
     /// The target [`WorkerId`] is not below the number of workers.
     NoSuchWorker(M),
+    /// [`Context::send_after`](crate::Context::send_after) was given a
+    /// delay so long that its deadline cannot be represented (an
+    /// [`Instant`](std::time::Instant) overflow, e.g. `Duration::MAX`).
+    DelayTooLong(M),
 }
 
 impl<M> SendError<M> {
     /// The message that was not sent.
     pub fn into_inner(self) -> M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::NoSuchWorker(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::NoSuchWorker(m)
+            | SendError::DelayTooLong(m) => m,
         }
     }
 
     /// A reference to the message that was not sent.
     pub fn message(&self) -> &M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::NoSuchWorker(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::NoSuchWorker(m)
+            | SendError::DelayTooLong(m) => m,
         }
     }
 
@@ -121,6 +131,7 @@ impl<M> SendError<M> {
             SendError::Full(m) => SendError::Full(f(m)),
             SendError::Closed(m) => SendError::Closed(f(m)),
             SendError::NoSuchWorker(m) => SendError::NoSuchWorker(f(m)),
+            SendError::DelayTooLong(m) => SendError::DelayTooLong(f(m)),
         }
     }
 
@@ -139,6 +150,7 @@ impl<M> SendError<M> {
             SendError::Full(_) => "Full",
             SendError::Closed(_) => "Closed",
             SendError::NoSuchWorker(_) => "NoSuchWorker",
+            SendError::DelayTooLong(_) => "DelayTooLong",
         }
     }
 }
@@ -159,6 +171,9 @@ impl<M> fmt::Display for SendError<M> {
             SendError::Full(_) => "send failed: the queue is full",
             SendError::Closed(_) => "send failed: the receiver is closed",
             SendError::NoSuchWorker(_) => "send failed: no such worker",
+            SendError::DelayTooLong(_) => {
+                "send failed: the delay is too long for the clock to represent its deadline"
+            }
         })
     }
 }
@@ -190,6 +205,7 @@ mod tests {
             SendError::Full(String::from("m")),
             SendError::Closed(String::from("m")),
             SendError::NoSuchWorker(String::from("m")),
+            SendError::DelayTooLong(String::from("m")),
         ] {
             let boxed: Box<dyn std::error::Error> = Box::new(e.clone());
             assert!(!boxed.to_string().is_empty());
@@ -210,6 +226,7 @@ mod tests {
             (SendError::Full(NotDebug(1)), "Full(..)"),
             (SendError::Closed(NotDebug(2)), "Closed(..)"),
             (SendError::NoSuchWorker(NotDebug(3)), "NoSuchWorker(..)"),
+            (SendError::DelayTooLong(NotDebug(5)), "DelayTooLong(..)"),
         ] {
             assert_eq!(format!("{e:?}"), debug);
             let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);

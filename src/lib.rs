@@ -116,7 +116,7 @@ pub use report::ShutdownReport;
 #[cfg(not(loom))]
 pub use sender::{PoolSender, SendBatch};
 #[cfg(not(loom))]
-pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, WorkerStats};
+pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, QueueDelay, WorkerStats};
 #[cfg(not(loom))]
 pub use worker::{Context, Worker};
 

@@ -119,7 +119,9 @@ impl Idle {
         None
     }
 
-    /// Nothing arrived in the last iteration: wait for something to do.
+    /// Nothing arrived in the last iteration: wait for something to do,
+    /// at most until the tick or `timer` (the earliest `send_after`
+    /// deadline) is due.
     pub(super) fn wait<M>(
         &mut self,
         inbox: &mut InboxReceiver<M>,
@@ -127,6 +129,7 @@ impl Idle {
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,
+        timer: Option<Instant>,
     ) -> Wake {
         if self.inbox_rest > 0 {
             // Let messages land in the inbox; meanwhile watch the control
@@ -152,9 +155,15 @@ impl Idle {
                 std::hint::spin_loop();
             }
         }
-        let Some(due) = self.tick_schedule() else {
+        let Some(mut due) = self.tick_schedule() else {
             return Wake::Tick;
         };
+        if let Some(timer) = timer {
+            if timer <= Instant::now() {
+                return Wake::Ready;
+            }
+            due = due.min(timer);
+        }
         match self.strategy {
             IdleStrategy::BusyPoll => std::hint::spin_loop(),
             IdleStrategy::Backoff { spins, yields } => {

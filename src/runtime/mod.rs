@@ -11,6 +11,8 @@
 //! - [`current`]: which pool's worker the current thread is, for the calls
 //!   that must not wait for their own worker (dropping the pool, a
 //!   blocking send from a handler).
+//! - [`queue_delay`]: `DelaySampler`, how long messages wait in the
+//!   worker's queues, sampled by index (no timestamp per message).
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
 //!
@@ -20,6 +22,7 @@
 mod current;
 mod idle;
 mod inbound;
+mod queue_delay;
 mod restart;
 mod worker_loop;
 

@@ -25,11 +25,33 @@ use crate::lockfree::shutdown::control;
 use crate::lockfree::sync::Arc;
 use crate::mesh::Outbound;
 use crate::shared::Shared;
-use crate::{Context, Worker, WorkerId};
+use crate::{Context, Endpoint, Worker, WorkerId};
 
 use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
+use super::queue_delay::DelaySampler;
 use super::restart::{panic_message, RestartBudget};
+
+/// Hands up to `batch` due timers to `handle` (the caller has set the
+/// source). Returns how many.
+fn deliver_timers<W: Worker>(
+    worker: &mut W,
+    ctx: &mut Context<'_, W::Msg>,
+    batch: usize,
+    handled: &mut u64,
+) -> usize {
+    let now = Instant::now();
+    let mut n = 0;
+    while n < batch {
+        let Some(msg) = ctx.out.timers.pop_due(now) else {
+            break;
+        };
+        worker.handle(msg, ctx);
+        *handled += 1;
+        n += 1;
+    }
+    n
+}
 
 /// What a worker thread hands back when it ends.
 pub(crate) struct WorkerExit<W> {
@@ -61,6 +83,9 @@ pub(crate) struct LoopConfig {
     pub(crate) on_panic: PanicPolicy,
     /// `PoolConfig::inbox_coalesce`, in spins (see [`spins_for`]).
     pub(crate) inbox_coalesce: u32,
+    /// `PoolConfig::overflow_pause`: the inbox is left alone while more
+    /// than this many of the worker's own sends wait in its overflows.
+    pub(crate) overflow_pause: usize,
 }
 
 impl From<&PoolConfig> for LoopConfig {
@@ -71,6 +96,7 @@ impl From<&PoolConfig> for LoopConfig {
             tick_interval: config.tick_interval,
             on_panic: config.on_panic,
             inbox_coalesce: spins_for(config.inbox_coalesce),
+            overflow_pause: config.get_overflow_pause(),
         }
     }
 }
@@ -97,6 +123,7 @@ pub(crate) struct Runtime<W: Worker> {
     control_seen: u64,
     local: Local,
     idle: Idle,
+    delay: DelaySampler,
 }
 
 impl<W: Worker> Runtime<W> {
@@ -123,6 +150,7 @@ impl<W: Worker> Runtime<W> {
             control_seen: 0,
             local: Local::default(),
             idle: Idle::new(cfg.idle, cfg.tick_interval, cfg.inbox_coalesce),
+            delay: DelaySampler::new(),
         }
     }
 
@@ -145,6 +173,7 @@ impl<W: Worker> Runtime<W> {
         }
         // Stopped: the pool is quiescent. Sends from on_stop are refused.
         self.out.close();
+        self.drop_timers();
         if self.panic.is_none() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out: &mut self.out };
@@ -193,9 +222,10 @@ impl<W: Worker> Runtime<W> {
                 std::thread::yield_now();
             } else {
                 let (inbox, rx) = (&mut self.inbox, &mut self.rx);
-                let wake = self
-                    .idle
-                    .wait(inbox, rx, &self.shared, self.me, self.control_seen);
+                let timer = self.out.timers.next_due();
+                let wake =
+                    self.idle
+                        .wait(inbox, rx, &self.shared, self.me, self.control_seen, timer);
                 if wake == Wake::Tick {
                     self.idle_tick();
                 }
@@ -298,22 +328,38 @@ impl<W: Worker> Runtime<W> {
             );
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
+            let (me, pause) = (self.me, self.cfg.overflow_pause);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out };
-                let mut handle = |msg| {
-                    worker.handle(msg, &mut ctx);
-                    *handled += 1;
-                };
+                // `source` is set once per queue, before its batch.
+                macro_rules! handle {
+                    () => {
+                        |msg| {
+                            worker.handle(msg, &mut ctx);
+                            *handled += 1;
+                        }
+                    };
+                }
                 let mut n = 0;
-                if !idle.inbox_resting() {
-                    n = inbox.pop_batch(batch, &mut handle);
+                // Bounded memory: while the worker's own sends wait in
+                // overflow beyond `overflow_pause`, its inbox fills and
+                // outside senders feel it. Rings are always drained.
+                if ctx.out.overflow_queued() <= pause && !idle.inbox_resting() {
+                    ctx.out.source = Some(Endpoint::External);
+                    n = inbox.pop_batch(batch, handle!());
                     idle.inbox_taken(n, batch);
                 }
-                for c in rx.iter_mut() {
-                    n += c.pop_batch(batch, &mut handle);
+                for (src, c) in rx.iter_mut().enumerate() {
+                    ctx.out.source = Some(Endpoint::Worker(WorkerId::from(src)));
+                    n += c.pop_batch(batch, handle!());
+                }
+                if !ctx.out.timers.is_empty() {
+                    ctx.out.source = Some(Endpoint::Worker(WorkerId::from(me)));
+                    n += deliver_timers(worker, &mut ctx, batch, handled);
                 }
                 n
             }));
+            self.out.source = None;
             match result {
                 Ok(n) => n,
                 Err(payload) => {
@@ -325,6 +371,7 @@ impl<W: Worker> Runtime<W> {
             self.drain_and_drop()
         };
         self.out.flush();
+        self.delay.after_iteration(&self.shared, self.me);
         if work > 0 {
             self.tick();
         }
@@ -332,10 +379,21 @@ impl<W: Worker> Runtime<W> {
         work
     }
 
+    /// Drops the timers still pending (at stop, or when the worker
+    /// failed) and counts them.
+    fn drop_timers(&mut self) {
+        let n = self.out.timers.clear();
+        if n > 0 {
+            let c = &self.shared.workers[self.me].counters;
+            c.timers_dropped.add(n as u64);
+        }
+    }
+
     /// A failed worker's iteration: take everything, drop it, count it.
     /// Each drop runs inside its own `catch_unwind`: a message whose `Drop`
     /// panics is still counted, and the rest are still drained.
     fn drain_and_drop(&mut self) -> usize {
+        self.drop_timers();
         let batch = self.cfg.batch;
         let drop_one = |m: W::Msg| {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(m)));
@@ -368,6 +426,7 @@ impl<W: Worker> Runtime<W> {
         c.handled.set(self.local.handled);
         c.ticks.set(self.local.ticks);
         c.parks.set(self.idle.parks());
+        c.overflow_queued.set(self.out.overflow_queued() as u64);
     }
 
     /// The tick an idle (or overflow-waiting) worker owes: run it and
