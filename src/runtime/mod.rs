@@ -8,6 +8,9 @@
 //!   pending?" check the idle path polls.
 //! - [`idle`]: `Idle`, the state machine for a worker with nothing to do:
 //!   hot-poll, spin, yield, park, bounded by the next tick.
+//! - [`reactor`]: `Reactor`, a worker's own `mio::Poll`, created when the
+//!   worker first asks for [`Context::io`](crate::Context::io): when to
+//!   poll readiness while busy, and the OS poll as the worker's one sleep.
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
 //!
@@ -16,9 +19,11 @@
 
 mod idle;
 mod inbound;
+mod reactor;
 mod restart;
 mod worker_loop;
 
 pub(crate) use inbound::Inbound;
+pub(crate) use reactor::Reactor;
 pub(crate) use restart::panic_message;
 pub(crate) use worker_loop::{Factory, LoopConfig, Runtime, WorkerExit};

@@ -23,6 +23,7 @@ use crate::{Context, Worker, WorkerId};
 
 use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
+use super::reactor::Reactor;
 use super::restart::{panic_message, RestartBudget};
 
 /// What a worker thread hands back when it ends.
@@ -55,6 +56,8 @@ pub(crate) struct LoopConfig {
     pub(crate) on_panic: PanicPolicy,
     /// `PoolConfig::inbox_coalesce`, in spins (see [`spins_for`]).
     pub(crate) inbox_coalesce: u32,
+    /// `PoolConfig::io_poll_interval`.
+    pub(crate) io_poll_interval: Duration,
 }
 
 impl From<&PoolConfig> for LoopConfig {
@@ -65,6 +68,7 @@ impl From<&PoolConfig> for LoopConfig {
             tick_interval: config.tick_interval,
             on_panic: config.on_panic,
             inbox_coalesce: spins_for(config.inbox_coalesce),
+            io_poll_interval: config.io_poll_interval,
         }
     }
 }
@@ -91,6 +95,10 @@ pub(crate) struct Runtime<W: Worker> {
     control_seen: u64,
     local: Local,
     idle: Idle,
+    reactor: Reactor<W::Msg>,
+    /// The queues ran dry and readiness was polled since: the next dry
+    /// iteration leaves polling to the idle path.
+    io_dry_polled: bool,
 }
 
 impl<W: Worker> Runtime<W> {
@@ -109,7 +117,6 @@ impl<W: Worker> Runtime<W> {
             out,
             inbox: inbound.inbox,
             rx: inbound.rings.into_boxed_slice(),
-            shared,
             factory,
             cfg,
             panic: None,
@@ -117,6 +124,9 @@ impl<W: Worker> Runtime<W> {
             control_seen: 0,
             local: Local::default(),
             idle: Idle::new(cfg.idle, cfg.tick_interval, cfg.inbox_coalesce),
+            reactor: Reactor::new(shared.clone(), me, cfg.io_poll_interval),
+            io_dry_polled: false,
+            shared,
         }
     }
 
@@ -129,7 +139,10 @@ impl<W: Worker> Runtime<W> {
             if c != self.control_seen && self.on_control(c) {
                 break;
             }
-            let work = self.iteration();
+            let mut work = self.iteration();
+            if self.reactor.is_active() {
+                work += self.poll_io(work);
+            }
             if work > 0 {
                 self.idle.worked();
             } else if self.out.has_overflow() {
@@ -141,19 +154,28 @@ impl<W: Worker> Runtime<W> {
                 std::thread::yield_now();
             } else {
                 let (inbox, rx) = (&mut self.inbox, &mut self.rx);
-                let wake = self
-                    .idle
-                    .wait(inbox, rx, &self.shared, self.me, self.control_seen);
+                let wake = self.idle.wait(
+                    inbox,
+                    rx,
+                    &self.shared,
+                    self.me,
+                    self.control_seen,
+                    &mut self.reactor,
+                );
                 if wake == Wake::Tick {
                     self.idle_tick();
                 }
+                self.dispatch_io();
             }
         }
         // Stopped: the pool is quiescent. Sends from on_stop are refused.
         self.out.close();
         if self.panic.is_none() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out: &mut self.out };
+                let mut ctx = Context {
+                    out: &mut self.out,
+                    io: &self.reactor,
+                };
                 self.worker.on_stop(&mut ctx);
             }));
             if let Err(payload) = stopped {
@@ -176,7 +198,10 @@ impl<W: Worker> Runtime<W> {
     /// Runs `on_start` (after the first start or a restart).
     fn start_worker(&mut self) {
         let started = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context { out: &mut self.out };
+            let mut ctx = Context {
+                out: &mut self.out,
+                io: &self.reactor,
+            };
             self.worker.on_start(&mut ctx);
         }));
         self.out.flush();
@@ -234,16 +259,17 @@ impl<W: Worker> Runtime<W> {
         self.out.flush_overflow();
         let work = if self.panic.is_none() {
             let batch = self.cfg.batch;
-            let (worker, out, inbox, rx) = (
+            let (worker, out, inbox, rx, io) = (
                 &mut self.worker,
                 &mut self.out,
                 &mut self.inbox,
                 &mut self.rx,
+                &self.reactor,
             );
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
             let result = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out };
+                let mut ctx = Context { out, io };
                 let mut handle = |msg| {
                     worker.handle(msg, &mut ctx);
                     *handled += 1;
@@ -276,6 +302,45 @@ impl<W: Worker> Runtime<W> {
         work
     }
 
+    /// Polls readiness without blocking when the busy interval has passed,
+    /// or once when the queues have just run dry, and hands what is ready
+    /// to `on_io`. Returns how many events it handed out.
+    fn poll_io(&mut self, work: usize) -> usize {
+        let dry = work == 0 && !self.io_dry_polled;
+        self.io_dry_polled = work == 0;
+        if self.reactor.poll_if_due(Instant::now(), dry) {
+            self.dispatch_io()
+        } else {
+            0
+        }
+    }
+
+    /// Hands the polled events to `on_io` (a failed worker drops them).
+    /// Returns how many there were.
+    fn dispatch_io(&mut self) -> usize {
+        if !self.reactor.has_ready() {
+            return 0;
+        }
+        let mut n = 0;
+        if self.panic.is_none() {
+            let (worker, out, io) = (&mut self.worker, &mut self.out, &self.reactor);
+            let count = &mut n;
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context { out, io };
+                for event in io.events() {
+                    worker.on_io(event, &mut ctx);
+                    *count += 1;
+                }
+            }));
+            if let Err(payload) = result {
+                self.fail(payload);
+            }
+            self.out.flush();
+        }
+        self.reactor.dispatched();
+        n.max(1)
+    }
+
     /// A failed worker's iteration: take everything, drop it, count it.
     fn drain_and_drop(&mut self) -> usize {
         let batch = self.cfg.batch;
@@ -293,7 +358,10 @@ impl<W: Worker> Runtime<W> {
         }
         self.local.ticks += 1;
         let ticked = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context { out: &mut self.out };
+            let mut ctx = Context {
+                out: &mut self.out,
+                io: &self.reactor,
+            };
             self.worker.tick(&mut ctx);
         }));
         if let Err(payload) = ticked {
