@@ -324,7 +324,8 @@ impl PoolConfig {
     /// the batch in hand) before its `on_io` runs. An idle worker is not
     /// affected: it sleeps in the OS poll and wakes at once. Shorter means
     /// lower I/O latency under message load and more system calls;
-    /// `Duration::ZERO` polls on every iteration.
+    /// `Duration::ZERO` polls on every iteration, `Duration::MAX` only when
+    /// the queues run dry. Every value is accepted.
     pub fn io_poll_interval(mut self, interval: Duration) -> Self {
         self.io_poll_interval = interval;
         self

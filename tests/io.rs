@@ -129,10 +129,15 @@ impl Worker for LineServer {
 }
 
 fn start(workers: usize) -> Pool<LineServer> {
+    start_with(workers, shardpool::DEFAULT_IO_POLL_INTERVAL)
+}
+
+fn start_with(workers: usize, io_poll_interval: Duration) -> Pool<LineServer> {
     let config = PoolConfig::default()
         .workers(workers)
         .affinity(Affinity::None)
-        .tick_interval(NO_TICK);
+        .tick_interval(NO_TICK)
+        .io_poll_interval(io_poll_interval);
     Pool::start(config, |_| LineServer::default()).unwrap()
 }
 
@@ -158,7 +163,16 @@ fn read_line(stream: &mut std::net::TcpStream) -> Vec<u8> {
 
 #[test]
 fn readiness_reaches_on_io_and_answers_come_back_over_the_mesh() {
-    let pool = start(2);
+    for interval in [
+        shardpool::DEFAULT_IO_POLL_INTERVAL,
+        Duration::ZERO,
+        Duration::MAX,
+    ] {
+        lines_round_trip(start_with(2, interval));
+    }
+}
+
+fn lines_round_trip(pool: Pool<LineServer>) {
     let addr = listen(&pool, 0);
     let mut clients: Vec<_> = (0..4)
         .map(|_| std::net::TcpStream::connect(addr).unwrap())

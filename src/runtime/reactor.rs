@@ -107,7 +107,12 @@ impl<M> Reactor<M> {
             return self.ready;
         }
         self.poll_for(Some(Duration::ZERO));
-        self.next_poll = Some(now + self.interval);
+        // An interval too long for the clock: poll only when the queues run
+        // dry (a plain `+` would panic outside any catch_unwind).
+        const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        self.next_poll = now
+            .checked_add(self.interval)
+            .or_else(|| now.checked_add(NEVER));
         self.ready
     }
 
