@@ -19,6 +19,8 @@
 //! - Bad input gets the engine's error reply (and a close for malformed
 //!   RESP); a client that leaves mid-pipeline only loses its own
 //!   connection. Answers for a connection that has gone are dropped.
+//! - Answers from other shards are written once per batch (in `tick`,
+//!   which runs after every batch), not once per answer.
 //! - `tick` sweeps expired keys. [`KvStats`] per worker: connections,
 //!   commands, cross-shard share.
 //!
@@ -124,6 +126,11 @@ pub struct KvWorker {
     next_conn: u64,
     limits: Limits,
     stats: KvStats,
+    /// Where reads land before they are appended to a connection's input.
+    scratch: Box<[u8]>,
+    /// Connections that got answers from other shards this iteration:
+    /// flushed once, in `tick` (after the batch), not once per answer.
+    dirty: Vec<u64>,
 }
 
 impl KvWorker {
@@ -136,6 +143,8 @@ impl KvWorker {
             next_conn: 0,
             limits,
             stats: KvStats::default(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            dirty: Vec::new(),
         }
     }
 
@@ -192,23 +201,18 @@ impl KvWorker {
             return;
         };
         loop {
-            let input = conn.session.input_mut();
-            let len = input.len();
-            input.resize(len + READ_CHUNK, 0);
-            match conn.stream.read(&mut input[len..]) {
+            match conn.stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    input.truncate(len);
                     conn.eof = true;
                     break;
                 }
-                Ok(n) => input.truncate(len + n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    input.truncate(len);
-                    break;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => input.truncate(len),
+                Ok(n) => conn
+                    .session
+                    .input_mut()
+                    .extend_from_slice(&self.scratch[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    input.truncate(len);
                     self.close(id);
                     return;
                 }
@@ -290,14 +294,7 @@ impl KvWorker {
     }
 
     /// An answer from another shard.
-    fn done(
-        &mut self,
-        id: u64,
-        seq: u64,
-        part: Option<u32>,
-        reply: Reply,
-        ctx: &mut Context<'_, Msg>,
-    ) {
+    fn done(&mut self, id: u64, seq: u64, part: Option<u32>, reply: Reply) {
         // The connection may have gone meanwhile: drop the answer.
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
@@ -317,7 +314,7 @@ impl KvWorker {
         };
         if let Some(reply) = reply {
             conn.replies.fill(seq, reply);
-            self.flush(id, ctx);
+            self.dirty.push(id);
         }
     }
 
@@ -432,14 +429,25 @@ impl Worker for KvWorker {
                 seq,
                 part,
                 reply,
-            } => self.done(conn, seq, part, reply, ctx),
+            } => self.done(conn, seq, part, reply),
             Msg::Stats(reply) => {
                 let _ = reply.send((ctx.id(), self.stats));
             }
         }
     }
 
-    fn tick(&mut self, _ctx: &mut Context<'_, Msg>) {
+    /// After every batch (and every tick interval while idle): write out
+    /// the answers that came back from other shards, one write per
+    /// connection; sweep expired keys.
+    fn tick(&mut self, ctx: &mut Context<'_, Msg>) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &id in &dirty {
+            self.flush(id, ctx);
+        }
+        dirty.clear();
+        self.dirty = dirty;
         self.store.expire_some(SWEEP_PER_TICK);
     }
 
