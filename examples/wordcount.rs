@@ -405,6 +405,12 @@ pub struct Outcome {
     pub disjoint: bool,
     /// The pool's statistics, taken once every queue had drained.
     pub stats: PoolStats,
+    /// The most messages queued in the pool (inboxes, rings, overflows) in
+    /// any of the 10 ms snapshots taken while it ran, and the most of them
+    /// waiting in the workers' overflows.
+    pub peak_queued: usize,
+    /// See `peak_queued`.
+    pub peak_overflow: u64,
     /// From the first send to the end of `shutdown`.
     pub elapsed: Duration,
 }
@@ -451,6 +457,7 @@ pub fn count_parallel(chunks: Vec<String>, opts: &Options) -> Result<Outcome, Bo
     let chunk_count = chunks.len() as u64;
     let tx = pool.sender();
     let start = Instant::now();
+    let (mut peak_queued, mut peak_overflow) = (0, 0);
     let stats = std::thread::scope(|s| -> Result<PoolStats, Box<dyn Error>> {
         let feeder = s.spawn(move || {
             for (i, chunk) in chunks.into_iter().enumerate() {
@@ -466,6 +473,8 @@ pub fn count_parallel(chunks: Vec<String>, opts: &Options) -> Result<Outcome, Bo
         loop {
             std::thread::sleep(Duration::from_millis(10));
             let now = pool.stats();
+            peak_queued = peak_queued.max(now.depth());
+            peak_overflow = peak_overflow.max(now.workers.iter().map(|w| w.overflow_queued).sum());
             let done = feeder.is_finished() && now.depth() == 0;
             if opts.progress && (done || prev_at.elapsed() >= Duration::from_millis(200)) {
                 let window = now.delta(&prev);
@@ -522,6 +531,8 @@ pub fn count_parallel(chunks: Vec<String>, opts: &Options) -> Result<Outcome, Bo
         counts,
         disjoint,
         stats,
+        peak_queued,
+        peak_overflow,
         elapsed,
     })
 }
@@ -655,6 +666,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         opts.chunk,
         opts.batch,
         (chunks_in + batches) as f64 / secs / 1e3
+    );
+    println!(
+        "peak queued messages: {} (inboxes, rings and overflows; of them in overflow: {}; 10 ms snapshots)",
+        out.peak_queued, out.peak_overflow
     );
     println!("\ntop 10 of {} distinct words:", out.counts.len());
     let total: u64 = out.counts.values().sum();

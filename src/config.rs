@@ -146,6 +146,7 @@ pub struct PoolConfig {
     pub(crate) name: String,
     pub(crate) on_panic: PanicPolicy,
     pub(crate) overflow_limit: Option<usize>,
+    pub(crate) overflow_pause: Option<usize>,
     pub(crate) inbox_coalesce: Duration,
     pub(crate) io_poll_interval: Duration,
 }
@@ -180,6 +181,7 @@ impl Default for PoolConfig {
             name: String::from("shardpool"),
             on_panic: PanicPolicy::Stop,
             overflow_limit: None,
+            overflow_pause: None,
             inbox_coalesce: DEFAULT_INBOX_COALESCE,
             io_poll_interval: DEFAULT_IO_POLL_INTERVAL,
         }
@@ -290,6 +292,45 @@ impl PoolConfig {
         self
     }
 
+    /// Bounded memory: a worker stops taking from its inbox while more than
+    /// `n` of its own sends wait in its overflows (all peers together), and
+    /// resumes when they have drained to `n` or fewer. Default: the batch
+    /// size (64 by default): once more than one batch of its own sends is
+    /// waiting, taking more input only grows memory — the rings ahead of
+    /// the overflow still hold a full capacity of work for the peers.
+    ///
+    /// Worker-to-worker sends never block, so without this a handler that
+    /// fans one message out into thousands would pile them up in the
+    /// overflow for as long as input keeps coming. With it, the pressure
+    /// reaches the outside as a full inbox: `send_to` waits, `try_send_to`
+    /// returns `Full`. Rings are always drained, so this cannot deadlock.
+    ///
+    /// The messages queued in a pool of `N` workers (inboxes, rings and
+    /// overflows; timers not included) then stay at or below
+    ///
+    /// ```text
+    /// N·inbox_capacity + N²·ring_capacity + N·(overflow_pause + batch_size·F)
+    /// ```
+    ///
+    /// where `F` is the most messages one `handle` of an inbox message
+    /// sends, as long as handling a message from a peer (or a `tick`, or a
+    /// timer) sends nothing on that would itself need the overflow — see
+    /// `docs/tuning.md` ("Bounded memory") for pipelines of several hops.
+    ///
+    /// Any value works: `0` pauses the inbox whenever any send waits in an
+    /// overflow; `usize::MAX` never pauses (the first stage's unbounded
+    /// behaviour).
+    pub fn overflow_pause(mut self, n: usize) -> Self {
+        self.overflow_pause = Some(n);
+        self
+    }
+
+    /// The [`overflow_pause`](Self::overflow_pause) the pool will use: the
+    /// configured value, or the batch size.
+    pub fn get_overflow_pause(&self) -> usize {
+        self.overflow_pause.unwrap_or(self.batch_size)
+    }
+
     /// After a batch of two or more messages that emptied its inbox, a
     /// worker waits about this long before it polls the inbox again (it
     /// keeps polling its rings and reacting to shutdown meanwhile).
@@ -358,6 +399,7 @@ impl PoolConfig {
     /// | `on_panic` `within` | zero | the rest; `Duration::MAX` = never refills |
     /// | `on_panic` `max_restarts` | — | any `u32` |
     /// | `overflow_limit` | — | any `usize` (0: no overflow) |
+    /// | `overflow_pause` | — | any `usize` (0: pause on any overflow; `usize::MAX`: never) |
     /// | `name` | a NUL byte | the rest |
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.workers == Some(0) {

@@ -25,6 +25,15 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// [`Pool::shutdown`](crate::Pool::shutdown) (or
+    /// [`shutdown_all`](crate::Pool::shutdown_all)) was called from inside
+    /// one of that pool's own workers, which cannot wait for itself to
+    /// stop. The pool is still stopped and drained, on a separate thread;
+    /// its workers are dropped there.
+    ShutdownFromWorker {
+        /// The worker the call was made from.
+        worker: WorkerId,
+    },
     /// The operating system refused to create a worker thread.
     Spawn {
         /// The worker whose thread could not be created.
@@ -52,6 +61,12 @@ impl fmt::Display for Error {
             Error::WorkerPanicked { worker, message } => {
                 write!(f, "worker {worker} panicked: {message}")
             }
+            Error::ShutdownFromWorker { worker } => write!(
+                f,
+                "the pool was shut down from inside its own worker {worker}, which cannot \
+                 wait for itself: it is being stopped on a separate thread and its workers \
+                 are dropped there"
+            ),
             Error::Spawn { worker, reason } => {
                 write!(f, "could not spawn the thread of worker {worker}: {reason}")
             }
@@ -83,20 +98,30 @@ pub enum SendError<M> {
     Closed(M),
     /// The target [`WorkerId`] is not below the number of workers.
     NoSuchWorker(M),
+    /// [`Context::send_after`](crate::Context::send_after) was given a
+    /// delay so long that its deadline cannot be represented (an
+    /// [`Instant`](std::time::Instant) overflow, e.g. `Duration::MAX`).
+    DelayTooLong(M),
 }
 
 impl<M> SendError<M> {
     /// The message that was not sent.
     pub fn into_inner(self) -> M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::NoSuchWorker(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::NoSuchWorker(m)
+            | SendError::DelayTooLong(m) => m,
         }
     }
 
     /// A reference to the message that was not sent.
     pub fn message(&self) -> &M {
         match self {
-            SendError::Full(m) | SendError::Closed(m) | SendError::NoSuchWorker(m) => m,
+            SendError::Full(m)
+            | SendError::Closed(m)
+            | SendError::NoSuchWorker(m)
+            | SendError::DelayTooLong(m) => m,
         }
     }
 
@@ -106,6 +131,7 @@ impl<M> SendError<M> {
             SendError::Full(m) => SendError::Full(f(m)),
             SendError::Closed(m) => SendError::Closed(f(m)),
             SendError::NoSuchWorker(m) => SendError::NoSuchWorker(f(m)),
+            SendError::DelayTooLong(m) => SendError::DelayTooLong(f(m)),
         }
     }
 
@@ -124,6 +150,7 @@ impl<M> SendError<M> {
             SendError::Full(_) => "Full",
             SendError::Closed(_) => "Closed",
             SendError::NoSuchWorker(_) => "NoSuchWorker",
+            SendError::DelayTooLong(_) => "DelayTooLong",
         }
     }
 }
@@ -144,6 +171,9 @@ impl<M> fmt::Display for SendError<M> {
             SendError::Full(_) => "send failed: the queue is full",
             SendError::Closed(_) => "send failed: the receiver is closed",
             SendError::NoSuchWorker(_) => "send failed: no such worker",
+            SendError::DelayTooLong(_) => {
+                "send failed: the delay is too long for the clock to represent its deadline"
+            }
         })
     }
 }
@@ -175,6 +205,7 @@ mod tests {
             SendError::Full(String::from("m")),
             SendError::Closed(String::from("m")),
             SendError::NoSuchWorker(String::from("m")),
+            SendError::DelayTooLong(String::from("m")),
         ] {
             let boxed: Box<dyn std::error::Error> = Box::new(e.clone());
             assert!(!boxed.to_string().is_empty());
@@ -195,6 +226,7 @@ mod tests {
             (SendError::Full(NotDebug(1)), "Full(..)"),
             (SendError::Closed(NotDebug(2)), "Closed(..)"),
             (SendError::NoSuchWorker(NotDebug(3)), "NoSuchWorker(..)"),
+            (SendError::DelayTooLong(NotDebug(5)), "DelayTooLong(..)"),
         ] {
             assert_eq!(format!("{e:?}"), debug);
             let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);

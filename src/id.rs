@@ -1,5 +1,6 @@
-//! [`WorkerId`], the index of a worker. A leaf: errors, statistics, the
-//! registry and the worker API all name workers by it.
+//! [`WorkerId`], the index of a worker, and [`Endpoint`], one end of a
+//! channel (a worker or the outside). A leaf: errors, statistics, the
+//! registry, the mesh and the worker API all name workers by it.
 
 use std::fmt;
 
@@ -40,5 +41,24 @@ impl From<WorkerId> for usize {
 impl fmt::Display for WorkerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// One end of a channel.
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// Threads outside the pool, through a [`PoolSender`](crate::PoolSender).
+    External,
+    /// A worker of the pool.
+    Worker(WorkerId),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::External => f.write_str("ext"),
+            Endpoint::Worker(id) => write!(f, "w{id}"),
+        }
     }
 }

@@ -76,6 +76,8 @@ pub mod placement;
 #[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
+mod report;
+#[cfg(not(loom))]
 mod runtime;
 #[cfg(not(loom))]
 mod sender;
@@ -110,9 +112,11 @@ pub use id::WorkerId;
 #[cfg(not(loom))]
 pub use pool::Pool;
 #[cfg(not(loom))]
+pub use report::ShutdownReport;
+#[cfg(not(loom))]
 pub use sender::{PoolSender, SendBatch};
 #[cfg(not(loom))]
-pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, WorkerStats};
+pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, QueueDelay, WorkerStats};
 #[cfg(not(loom))]
 pub use worker::{Context, Worker};
 
@@ -121,6 +125,7 @@ pub use worker::{Context, Worker};
 pub mod prelude {
     pub use crate::{
         Affinity, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill, PanicPolicy,
-        Pool, PoolConfig, PoolSender, PoolStats, SendError, Worker, WorkerId, WorkerStats,
+        Pool, PoolConfig, PoolSender, PoolStats, SendError, ShutdownReport, Worker, WorkerId,
+        WorkerStats,
     };
 }

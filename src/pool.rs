@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use crate::lockfree::sync::Arc;
 use crate::placement::{self, Topology};
+use crate::report::ShutdownReport;
 use crate::runtime::{panic_message, WorkerExit};
 use crate::sender::PoolSender;
 use crate::shared::Shared;
@@ -19,7 +20,9 @@ use crate::{Error, PoolConfig, Worker, WorkerId};
 /// A running pool of pinned workers. See the [crate documentation](crate).
 ///
 /// Dropping a pool without [`shutdown`](Pool::shutdown) also drains it,
-/// stops and joins its threads, discarding the workers.
+/// stops and joins its threads, discarding the workers. Dropped from
+/// inside one of its own workers, it does the same on a separate thread
+/// (it cannot wait for the worker it runs on) and returns at once.
 pub struct Pool<W: Worker> {
     shared: Arc<Shared<W::Msg>>,
     threads: Vec<JoinHandle<WorkerExit<W>>>,
@@ -88,47 +91,85 @@ impl<W: Worker> Pool<W> {
     /// workers in id order. Nothing sent before `shutdown` is lost.
     ///
     /// If a worker panicked, returns [`Error::WorkerPanicked`] for the lowest
-    /// such id (the rest of the pool is still drained and joined).
+    /// such id (the rest of the pool is still drained and joined, and its
+    /// workers dropped: [`shutdown_all`](Pool::shutdown_all) keeps them).
+    ///
+    /// Called from inside one of this pool's own workers (a worker that
+    /// owns its pool), it cannot wait for that worker: the pool is stopped
+    /// on a separate thread and this returns
+    /// [`Error::ShutdownFromWorker`] at once.
     pub fn shutdown(mut self) -> Result<Vec<W>, Error> {
+        self.stop().into_result()
+    }
+
+    /// As [`shutdown`](Pool::shutdown), but hands back every worker's
+    /// outcome: the healthy workers' state together with the failures
+    /// (see [`ShutdownReport`]).
+    pub fn shutdown_all(mut self) -> ShutdownReport<W> {
         self.stop()
     }
 
-    fn stop(&mut self) -> Result<Vec<W>, Error> {
+    fn stop(&mut self) -> ShutdownReport<W> {
         let threads = std::mem::take(&mut self.threads);
         if threads.is_empty() {
-            return Ok(Vec::new());
+            return ShutdownReport {
+                workers: Vec::new(),
+            };
         }
-        let finals: Vec<u64> = self
-            .shared
-            .workers
-            .iter()
-            .map(|w| w.inbox.close())
-            .collect();
-        crate::lockfree::shutdown::quiesce(&*self.shared, &finals, |w| threads[w].is_finished());
-        let mut workers = Vec::with_capacity(threads.len());
-        let mut first_panic = None;
-        for (me, t) in threads.into_iter().enumerate() {
+        let Some(me) = crate::runtime::worker_of(Arc::as_ptr(&self.shared).cast()) else {
+            return stop_and_join(&self.shared, threads);
+        };
+        // Called from worker `me` of this very pool: waiting here would
+        // wait for `me` to acknowledge the freeze, which it can only do
+        // after this call returns. Stop on another thread instead; `me`
+        // takes part in the drain as soon as its callback returns.
+        let worker = WorkerId::from(me);
+        let n = threads.len();
+        tracing::warn!(
+            worker = %worker,
+            "pool stopped from inside its own worker: stopping it on a separate thread"
+        );
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(String::from("shardpool-stop"))
+            .spawn(move || drop(stop_and_join(&shared, threads)));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not spawn the thread that stops the pool");
+        }
+        ShutdownReport {
+            workers: (0..n)
+                .map(|_| Err(Error::ShutdownFromWorker { worker }))
+                .collect(),
+        }
+    }
+}
+
+/// Closes the inboxes, drives the pool to quiescence, stops and joins
+/// every worker thread: each worker's outcome, in id order.
+fn stop_and_join<W: Worker>(
+    shared: &Shared<W::Msg>,
+    threads: Vec<JoinHandle<WorkerExit<W>>>,
+) -> ShutdownReport<W> {
+    let finals: Vec<u64> = shared.workers.iter().map(|w| w.inbox.close()).collect();
+    crate::lockfree::shutdown::quiesce(shared, &finals, |w| threads[w].is_finished());
+    let workers = threads
+        .into_iter()
+        .enumerate()
+        .map(|(me, t)| {
             let exit = t.join().unwrap_or_else(|payload| WorkerExit {
                 worker: None,
                 panic: Some(panic_message(payload)),
             });
             match (exit.worker, exit.panic) {
-                (Some(w), None) => workers.push(w),
-                (_, panic) => {
-                    if first_panic.is_none() {
-                        first_panic = Some(Error::WorkerPanicked {
-                            worker: WorkerId::from(me),
-                            message: panic.unwrap_or_else(|| String::from("worker ended early")),
-                        });
-                    }
-                }
+                (Some(w), None) => Ok(w),
+                (_, panic) => Err(Error::WorkerPanicked {
+                    worker: WorkerId::from(me),
+                    message: panic.unwrap_or_else(|| String::from("worker ended early")),
+                }),
             }
-        }
-        match first_panic {
-            Some(e) => Err(e),
-            None => Ok(workers),
-        }
-    }
+        })
+        .collect();
+    ShutdownReport { workers }
 }
 
 impl<W: Worker> Drop for Pool<W> {

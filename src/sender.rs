@@ -67,6 +67,22 @@ impl<M: Send + 'static> PoolSender<M> {
         MetricsCollector::of(&self.shared)
     }
 
+    /// A blocking send found `worker`'s inbox full. If this thread is one
+    /// of this pool's own workers, waiting could hang for good (the inbox
+    /// may be its own, or its owner may be waiting on this worker's), so
+    /// panic with a message that names the misuse; the worker's panic
+    /// policy then applies, as for any panic in `handle`.
+    #[cold]
+    fn refuse_to_block_a_worker(&self, worker: WorkerId) {
+        if let Some(me) = crate::runtime::worker_of(Arc::as_ptr(&self.shared).cast()) {
+            panic!(
+                "PoolSender::send_to (or send_batch) from inside worker {me} of the same pool \
+                 found worker {worker}'s inbox full: a worker must not block on its own pool \
+                 (it could wait for itself); use Context::send_to, or try_send_to"
+            );
+        }
+    }
+
     fn target<T>(&self, worker: WorkerId, msg: T) -> Result<(&WorkerShared<M>, T), SendError<T>> {
         let Some(w) = self.shared.workers.get(worker.index()) else {
             return Err(SendError::NoSuchWorker(msg));
@@ -81,8 +97,23 @@ impl<M: Send + 'static> PoolSender<M> {
     /// briefly, then parked until the worker frees a slot). Errors only when
     /// the pool is shutting down or stopped, the worker failed (`Closed`), or
     /// the id is out of range (`NoSuchWorker`).
+    ///
+    /// # Panics
+    /// When called from inside one of this pool's own workers and the inbox
+    /// is full: a worker must not wait on its own pool (the inbox may be
+    /// its own, and only it can drain it). Use [`Context::send_to`](crate::Context::send_to),
+    /// which never blocks, or [`try_send_to`](Self::try_send_to).
     pub fn send_to(&self, worker: WorkerId, msg: M) -> Result<(), SendError<M>> {
         let (w, msg) = self.target(worker, msg)?;
+        let msg = match w.inbox.try_push(msg) {
+            Ok(()) => {
+                w.signal.notify();
+                return Ok(());
+            }
+            Err(PushError::Closed(m)) => return Err(SendError::Closed(m)),
+            Err(PushError::Full(m)) => m,
+        };
+        self.refuse_to_block_a_worker(worker);
         match w.inbox.push_blocking(msg) {
             Ok(()) => {
                 w.signal.notify();
@@ -133,8 +164,21 @@ impl<M: Send + 'static> PoolSender<M> {
     /// assert_eq!(pool.shutdown()?[0].0, 5050);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Panics
+    /// As [`send_to`](Self::send_to), when called from inside one of this
+    /// pool's own workers and the inbox is full.
     pub fn send_batch(&self, worker: WorkerId, batch: &mut Vec<M>) -> Result<(), SendError<()>> {
         let (w, ()) = self.target(worker, ()).map_err(|e| e.map(|_| ()))?;
+        match w.inbox.try_push_batch(batch) {
+            Err(_) => return Err(SendError::Closed(())),
+            Ok(n) if n > 0 => w.signal.notify(),
+            Ok(_) => {}
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.refuse_to_block_a_worker(worker);
         w.inbox
             .push_batch_blocking(batch, || w.signal.notify())
             .map_err(|_| SendError::Closed(()))

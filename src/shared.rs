@@ -31,8 +31,54 @@ pub(crate) struct WorkerCounters {
     pub(crate) parks: Counter,
     pub(crate) dropped: Counter,
     pub(crate) restarts: Counter,
+    /// `send_after` timers dropped: pending when the pool stopped or when
+    /// the worker failed.
+    pub(crate) timers_dropped: Counter,
+    /// Messages waiting in the worker's overflows now (a gauge, stored
+    /// once per iteration).
+    pub(crate) overflow_queued: Counter,
+    /// How long sampled messages waited in the worker's queues
+    /// (`runtime/queue_delay.rs`).
+    pub(crate) delay: DelayHistogram,
     /// The last FREEZE epoch this worker acknowledged.
     pub(crate) ack: Counter,
+}
+
+/// Buckets of the queue-delay histogram (up to 2^47 ns, about 39 hours).
+pub(crate) const DELAY_BUCKETS: usize = 48;
+
+/// A log2 histogram of delays in nanoseconds, written by one thread:
+/// bucket `k` counts `[2^k, 2^(k+1))` ns (0 and 1 ns in bucket 0, the last
+/// bucket everything above), plus the exact maximum.
+#[derive(Debug)]
+pub(crate) struct DelayHistogram {
+    pub(crate) buckets: [Counter; DELAY_BUCKETS],
+    pub(crate) max: Counter,
+}
+
+impl Default for DelayHistogram {
+    fn default() -> Self {
+        DelayHistogram {
+            buckets: std::array::from_fn(|_| Counter::default()),
+            max: Counter::default(),
+        }
+    }
+}
+
+impl DelayHistogram {
+    /// Adds one sample. Only the owning thread.
+    pub(crate) fn record(&self, nanos: u64) {
+        self.buckets[delay_bucket(nanos)].add(1);
+        if nanos > self.max.get() {
+            self.max.set(nanos);
+        }
+    }
+}
+
+/// The bucket of a delay of `nanos` in a [`DelayHistogram`].
+pub(crate) fn delay_bucket(nanos: u64) -> usize {
+    let k = (63 - nanos.max(1).leading_zeros()) as usize;
+    k.min(DELAY_BUCKETS - 1)
 }
 
 /// The channel `src → me` of the mesh as the registry sees it: the ring
@@ -117,11 +163,15 @@ impl<M> Shared<M> {
 
 impl<M> Channels for Shared<M> {
     fn balanced(&self, finals: &[u64]) -> bool {
+        // Equality, in the width each counter wraps at: the ring's head
+        // and the inbox's head are `usize`s (2^32 on a 32-bit target), the
+        // pair's `sent` a `u64`. The received side is read first and never
+        // passes the sent side, so equality is "nothing in flight".
         self.workers.iter().zip(finals).all(|(w, &fin)| {
-            w.inbox.received() >= fin
-                && w.inbound
-                    .iter()
-                    .all(|pair| pair.ring.received() >= pair.counters.sent.get_acquire())
+            w.inbox.drained(fin)
+                && w.inbound.iter().all(|pair| {
+                    pair.ring.received() as usize == pair.counters.sent.get_acquire() as usize
+                })
         })
     }
 
@@ -142,5 +192,25 @@ impl<M> Channels for Shared<M> {
         for w in self.workers.iter() {
             w.signal.wake_now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_buckets_are_powers_of_two() {
+        assert_eq!(delay_bucket(0), 0);
+        assert_eq!(delay_bucket(1), 0);
+        assert_eq!(delay_bucket(2), 1);
+        assert_eq!(delay_bucket(3), 1);
+        assert_eq!(delay_bucket(1024), 10);
+        assert_eq!(delay_bucket(u64::MAX), DELAY_BUCKETS - 1);
+        let h = DelayHistogram::default();
+        h.record(5);
+        h.record(3);
+        assert_eq!(h.max.get(), 5);
+        assert_eq!(h.buckets[1].get() + h.buckets[2].get(), 2);
     }
 }

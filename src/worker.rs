@@ -3,10 +3,11 @@
 
 use std::fmt;
 use std::hash::Hash;
+use std::time::Duration;
 
 use crate::mesh::Outbound;
 use crate::runtime::Reactor;
-use crate::{io, SendError, WorkerId};
+use crate::{io, Endpoint, SendError, WorkerId};
 
 /// A shard of the application: its state lives here, on one pinned thread,
 /// and messages for it arrive in [`handle`](Worker::handle).
@@ -74,6 +75,51 @@ impl<M: Send + 'static> Context<'_, M> {
     #[inline]
     pub fn workers(&self) -> usize {
         self.out.workers()
+    }
+
+    /// In `handle`: who sent the message being handled —
+    /// `Some(Endpoint::External)` for one from the inbox (any
+    /// `PoolSender`), `Some(Endpoint::Worker(id))` for one from worker
+    /// `id`'s ring (this worker included) and for this worker's own
+    /// [`send_after`](Self::send_after) timers. `None` in `tick`,
+    /// `on_start` and `on_stop`.
+    ///
+    /// Free: the loop knows which queue it is draining and sets this once
+    /// per batch, not per message.
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    ///
+    /// /// Answers every message from outside with a ping to worker 1, and
+    /// /// counts what worker 1 hears from worker 0.
+    /// #[derive(Default)]
+    /// struct Echo {
+    ///     from_peer: u64,
+    /// }
+    ///
+    /// impl Worker for Echo {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: (), ctx: &mut Context<'_, ()>) {
+    ///         match ctx.source() {
+    ///             Some(Endpoint::External) => ctx.send_to(WorkerId::from(1), ()).unwrap(),
+    ///             Some(Endpoint::Worker(w)) if w == WorkerId::from(0) => self.from_peer += 1,
+    ///             other => unreachable!("{other:?}"),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(2).affinity(Affinity::None),
+    ///     |_| Echo::default(),
+    /// )?;
+    /// pool.sender().send_to(WorkerId::from(0), ())?;
+    /// let workers = pool.shutdown()?;
+    /// assert_eq!(workers[1].from_peer, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn source(&self) -> Option<Endpoint> {
+        self.out.source
     }
 
     /// Sends `msg` to `peer` over this worker's ring to it. Never blocks:
@@ -218,6 +264,104 @@ impl<M: Send + 'static> Context<'_, M> {
             self.out.send_to(peer, msg.clone())?;
         }
         self.out.send_to(n - 1, msg)
+    }
+
+    /// Sends `f(peer)` to every worker, itself included, in id order: a
+    /// message built per worker, for message types that are not `Clone`
+    /// (for example because they carry a reply handle). Stops at the first
+    /// failure and hands that worker's message back; `f` is not called for
+    /// the workers after it.
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    ///
+    /// #[derive(Default)]
+    /// struct Node {
+    ///     heard: Vec<usize>,
+    /// }
+    ///
+    /// impl Worker for Node {
+    ///     type Msg = usize;
+    ///     fn handle(&mut self, n: usize, ctx: &mut Context<'_, usize>) {
+    ///         if ctx.source() == Some(Endpoint::External) {
+    ///             // Each worker gets its own index.
+    ///             ctx.broadcast_with(|peer| peer.index()).unwrap();
+    ///         } else {
+    ///             self.heard.push(n);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(2).affinity(Affinity::None),
+    ///     |_| Node::default(),
+    /// )?;
+    /// pool.sender().send_to(WorkerId::from(0), 0)?;
+    /// let workers = pool.shutdown()?;
+    /// assert_eq!(workers[0].heard, [0]);
+    /// assert_eq!(workers[1].heard, [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn broadcast_with(&mut self, mut f: impl FnMut(WorkerId) -> M) -> Result<(), SendError<M>> {
+        for peer in 0..self.workers() {
+            self.out.send_to(peer, f(WorkerId::from(peer)))?;
+        }
+        Ok(())
+    }
+
+    /// Delivers `msg` to this worker's own `handle` no sooner than `delay`
+    /// from now, with [`source`](Self::source) `Some(Endpoint::Worker(me))`.
+    /// Timers with the same deadline arrive in the order they were set.
+    ///
+    /// Each worker keeps its timers in one heap (no thread or OS timer per
+    /// message); the loop hands over the due ones after each drain, and a
+    /// parked worker wakes for its earliest one. Timers still pending when
+    /// the pool has drained at shutdown are dropped and counted in
+    /// [`WorkerStats::timers_dropped`](crate::WorkerStats::timers_dropped),
+    /// not waited for: shutdown never waits on a timer. So do the timers of
+    /// a worker that fails (panics under `PanicPolicy::Stop`); a restarted
+    /// worker keeps them.
+    ///
+    /// Errors hand the message back: `Closed` from `on_stop`;
+    /// `DelayTooLong` when `now + delay` cannot be represented
+    /// (`Duration::MAX`, for instance).
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// /// Retries each job once, 1 ms later.
+    /// #[derive(Default)]
+    /// struct Retry {
+    ///     retried: Vec<u32>,
+    /// }
+    ///
+    /// impl Worker for Retry {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, job: u32, ctx: &mut Context<'_, u32>) {
+    ///         if ctx.source() == Some(Endpoint::External) {
+    ///             ctx.send_after(Duration::from_millis(1), job).unwrap();
+    ///         } else {
+    ///             assert_eq!(ctx.source(), Some(Endpoint::Worker(ctx.id())));
+    ///             self.retried.push(job);
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(1).affinity(Affinity::None),
+    ///     |_| Retry::default(),
+    /// )?;
+    /// let tx = pool.sender();
+    /// tx.send_to(WorkerId::from(0), 7)?;
+    /// while pool.stats().handled() < 2 {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// assert_eq!(pool.shutdown()?[0].retried, [7]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_after(&mut self, delay: Duration, msg: M) -> Result<(), SendError<M>> {
+        self.out.send_after(delay, msg)
     }
 }
 

@@ -106,12 +106,21 @@ fn openmetrics_of_a_real_pool() {
                 }
                 continue;
             }
-            // name{labels} value, value a non-negative integer.
+            // name{labels} value: a non-negative integer, or for the
+            // `_seconds` gauges a non-negative number.
             let (series, value) = line.rsplit_once(' ').unwrap();
-            let value: u64 = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value: {line}"));
             let name = series.split('{').next().unwrap();
+            let value: u64 = if name.ends_with("_seconds") {
+                let v: f64 = value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value: {line}"));
+                assert!(v >= 0.0, "{line}");
+                0
+            } else {
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value: {line}"))
+            };
             assert!(name.starts_with("shardpool_"), "{line}");
             assert!(
                 name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),

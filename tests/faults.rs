@@ -396,3 +396,343 @@ fn senders_dropped_mid_stream() {
         assert_eq!(ws.iter().map(|w| w.0).sum::<u64>(), accepted.load(SeqCst));
     });
 }
+
+// ---------------------------------------------------------------------------
+// Issue 13: no panic ends a worker thread, no misuse hangs the pool.
+// Each scenario runs under a watchdog, so a regression fails instead of
+// hanging.
+
+/// Installs (once per test binary) a panic hook that stays quiet for the
+/// panics these tests cause on purpose (their messages contain
+/// "[expected]"), so thousands of them do not flood the output.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !text.contains("[expected]") {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Defect 1: under `Restart`, a panic in `on_stop` went to the restart
+/// path — a fresh worker, its `on_start` run on a stopped pool, and
+/// `shutdown` returned `Ok` with it. Failed before the fix: `Ok`, and two
+/// builds.
+#[test]
+fn a_panic_in_on_stop_under_restart_is_reported_not_restarted() {
+    watchdog(60, || {
+        quiet_expected_panics();
+        struct BadStop;
+        impl Worker for BadStop {
+            type Msg = ();
+            fn handle(&mut self, _: (), _: &mut Context<'_, ()>) {}
+            fn on_stop(&mut self, _: &mut Context<'_, ()>) {
+                panic!("[expected] cannot stop cleanly");
+            }
+        }
+        let builds = Arc::new(AtomicU64::new(0));
+        let b = builds.clone();
+        let config = unpinned(1).on_panic(PanicPolicy::Restart {
+            max_restarts: 10,
+            within: Duration::from_secs(60),
+        });
+        let pool = Pool::start(config, move |_| {
+            b.fetch_add(1, SeqCst);
+            BadStop
+        })
+        .unwrap();
+        match pool.shutdown() {
+            Err(Error::WorkerPanicked { worker, message }) => {
+                assert_eq!(worker, WorkerId::from(0));
+                assert!(message.contains("cannot stop cleanly"), "{message}");
+            }
+            other => panic!("expected WorkerPanicked, got {:?}", other.map(|v| v.len())),
+        }
+        assert_eq!(builds.load(SeqCst), 1, "on_stop panics are never restarted");
+    });
+}
+
+/// A message whose `Drop` panics once armed (disarmed when handled or
+/// handed back).
+struct Bomb {
+    armed: bool,
+    /// Make `handle` panic on this one.
+    poison: bool,
+    drops: Arc<AtomicU64>,
+}
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        if self.armed {
+            panic!("[expected] a message's Drop panicked");
+        }
+    }
+}
+struct BombSink;
+impl Worker for BombSink {
+    type Msg = Bomb;
+    fn handle(&mut self, mut m: Bomb, _: &mut Context<'_, Bomb>) {
+        m.armed = false;
+        if m.poison {
+            panic!("[expected] poisoned");
+        }
+    }
+}
+
+/// Defect 2: a failed worker dropped what it received outside any
+/// `catch_unwind`; the first panicking `Drop` ended its thread, the rest of
+/// its queues were never drained and `shutdown` waited forever. Failed
+/// before the fix: the watchdog fired.
+#[test]
+fn a_failed_worker_survives_messages_whose_drop_panics() {
+    watchdog(60, || {
+        quiet_expected_panics();
+        let drops = Arc::new(AtomicU64::new(0));
+        let bomb = |armed, poison| Bomb {
+            armed,
+            poison,
+            drops: drops.clone(),
+        };
+        let pool = Pool::start(unpinned(2).batch_size(1), |_| BombSink).unwrap();
+        let tx = pool.sender();
+        // One claim: the poison and three armed bombs are all queued before
+        // worker 0 fails, so the failed worker has to drop the bombs.
+        let mut batch = vec![bomb(false, true), bomb(true, false), bomb(true, false)];
+        batch.push(bomb(true, false));
+        assert_eq!(tx.try_send_batch(WorkerId::from(0), &mut batch), Ok(4));
+        while pool.stats().workers[0].dropped < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The other worker is untouched, and the failed one still answers
+        // the shutdown protocol.
+        tx.send_to(WorkerId::from(1), bomb(true, false)).unwrap();
+        let err = pool.shutdown().map(|v| v.len()).unwrap_err();
+        assert!(matches!(err, Error::WorkerPanicked { worker, .. } if worker == WorkerId::from(0)));
+        assert_eq!(drops.load(SeqCst), 5, "every message dropped exactly once");
+    });
+}
+
+/// Defect 5: `fail → start_worker → fail` recursed once per restart, so an
+/// `on_start` that always panics under a large `max_restarts` overflowed
+/// the worker thread's stack and aborted the process. Failed before the
+/// fix: the test binary died of a stack overflow (SIGSEGV).
+#[test]
+fn restarts_loop_instead_of_recursing() {
+    watchdog(300, || {
+        quiet_expected_panics();
+        struct NeverStarts;
+        impl Worker for NeverStarts {
+            type Msg = ();
+            fn handle(&mut self, _: (), _: &mut Context<'_, ()>) {}
+            fn on_start(&mut self, _: &mut Context<'_, ()>) {
+                panic!("[expected] on_start always fails");
+            }
+        }
+        const RESTARTS: u32 = 100_000;
+        let config = unpinned(1).on_panic(PanicPolicy::Restart {
+            max_restarts: RESTARTS,
+            within: Duration::from_secs(3600),
+        });
+        let pool = Pool::start(config, |_| NeverStarts).unwrap();
+        let tx = pool.sender();
+        while !pool.stats().workers[0].failed {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(pool.stats().workers[0].restarts, u64::from(RESTARTS));
+        assert!(tx.send_to(WorkerId::from(0), ()).unwrap_err().is_closed());
+        match pool.shutdown() {
+            Err(Error::WorkerPanicked { message, .. }) => {
+                assert!(message.contains("budget"), "{message}")
+            }
+            other => panic!("expected WorkerPanicked, got {:?}", other.map(|v| v.len())),
+        }
+    });
+}
+
+/// A worker that may own its own pool, or a sender into it.
+enum Selfish {
+    Work,
+    OwnPool(Box<Pool<Owner>>),
+    ShutdownOwnPool(Box<Pool<Owner>>),
+    FloodOwnInbox(PoolSender<Selfish>),
+}
+struct Owner {
+    handled: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    shutdown: Arc<std::sync::Mutex<Option<Error>>>,
+}
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, SeqCst);
+    }
+}
+impl Worker for Owner {
+    type Msg = Selfish;
+    fn handle(&mut self, m: Selfish, ctx: &mut Context<'_, Selfish>) {
+        match m {
+            Selfish::Work => {}
+            Selfish::OwnPool(pool) => drop(pool),
+            Selfish::ShutdownOwnPool(pool) => {
+                let e = pool.shutdown().map(|v| v.len()).unwrap_err();
+                *self.shutdown.lock().unwrap() = Some(e);
+            }
+            Selfish::FloodOwnInbox(tx) => {
+                // More than the inbox holds, to this worker itself: the
+                // inbox can only drain once this handler returns.
+                for _ in 0..64 {
+                    tx.send_to(ctx.id(), Selfish::Work).unwrap();
+                }
+            }
+        }
+        self.handled.fetch_add(1, SeqCst);
+    }
+}
+
+struct OwnerProbe {
+    handled: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    shutdown: Arc<std::sync::Mutex<Option<Error>>>,
+}
+fn start_owners(config: PoolConfig) -> (Pool<Owner>, OwnerProbe) {
+    let probe = OwnerProbe {
+        handled: Arc::default(),
+        dropped: Arc::default(),
+        shutdown: Arc::default(),
+    };
+    let (h, d, s) = (
+        probe.handled.clone(),
+        probe.dropped.clone(),
+        probe.shutdown.clone(),
+    );
+    let pool = Pool::start(config, move |_| Owner {
+        handled: h.clone(),
+        dropped: d.clone(),
+        shutdown: s.clone(),
+    })
+    .unwrap();
+    (pool, probe)
+}
+
+/// Waits (bounded by the test's watchdog) until `done()`.
+fn wait_for(done: impl Fn() -> bool) {
+    while !done() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Defect 6: dropping the `Pool` inside one of its own handlers waited for
+/// that very worker to acknowledge the freeze. Now the pool is drained and
+/// stopped on another thread. Failed before the fix: the watchdog fired.
+#[test]
+fn dropping_the_pool_inside_its_own_handler_stops_it_without_hanging() {
+    watchdog(60, || {
+        let (pool, probe) = start_owners(unpinned(2));
+        let tx = pool.sender();
+        for _ in 0..100 {
+            tx.send_to(WorkerId::from(1), Selfish::Work).unwrap();
+        }
+        tx.send_to(WorkerId::from(0), Selfish::OwnPool(Box::new(pool)))
+            .unwrap();
+        // Both workers are dropped once the background stop has drained
+        // and joined them; nothing sent before was lost.
+        wait_for(|| probe.dropped.load(SeqCst) == 2);
+        assert_eq!(probe.handled.load(SeqCst), 101);
+        assert!(tx.is_closed());
+        assert!(tx.send_to(WorkerId::from(1), Selfish::Work).is_err());
+    });
+}
+
+/// Defect 6, the `shutdown` variant: it cannot return the worker it runs
+/// on, so it returns `Error::ShutdownFromWorker` at once and the pool stops
+/// on another thread. Failed before the fix: the watchdog fired.
+#[test]
+fn shutdown_inside_its_own_handler_is_an_error_not_a_hang() {
+    watchdog(60, || {
+        let (pool, probe) = start_owners(unpinned(2));
+        let tx = pool.sender();
+        tx.send_to(WorkerId::from(1), Selfish::ShutdownOwnPool(Box::new(pool)))
+            .unwrap();
+        wait_for(|| probe.dropped.load(SeqCst) == 2);
+        let e = probe.shutdown.lock().unwrap().take();
+        assert_eq!(
+            e,
+            Some(Error::ShutdownFromWorker {
+                worker: WorkerId::from(1)
+            })
+        );
+        assert!(e.unwrap().to_string().contains("its own worker 1"));
+    });
+}
+
+/// Defect 6, blocking sends: a handler that blocks in `PoolSender::send_to`
+/// on its own (full) inbox waited for itself forever. Now the send panics
+/// with a message naming the misuse, and the panic policy applies. Failed
+/// before the fix: the watchdog fired.
+#[test]
+fn a_blocking_send_from_a_handler_into_its_own_full_inbox_panics() {
+    watchdog(60, || {
+        let (pool, _probe) = start_owners(unpinned(1).inbox_capacity(4));
+        let tx = pool.sender();
+        tx.send_to(WorkerId::from(0), Selfish::FloodOwnInbox(tx.clone()))
+            .unwrap();
+        // (Shutting down first would close the inbox under the handler.)
+        wait_for(|| pool.stats().workers[0].failed);
+        match pool.shutdown().map(|v| v.len()) {
+            Err(Error::WorkerPanicked { worker, message }) => {
+                assert_eq!(worker, WorkerId::from(0));
+                assert!(message.contains("must not block"), "{message}");
+            }
+            other => panic!("expected WorkerPanicked, got {other:?}"),
+        }
+    });
+}
+
+/// `shutdown` under `PanicPolicy::Stop` returns only the error; the healthy
+/// workers' state goes with it. `shutdown_all` hands back both.
+#[test]
+fn shutdown_all_returns_the_survivors_with_the_failures() {
+    watchdog(60, || {
+        quiet_expected_panics();
+        struct Tally(Vec<u64>);
+        impl Worker for Tally {
+            type Msg = u64;
+            fn handle(&mut self, m: u64, _: &mut Context<'_, u64>) {
+                assert!(m != 0, "[expected] zero");
+                self.0.push(m);
+            }
+        }
+        let pool = Pool::start(unpinned(3), |_| Tally(vec![])).unwrap();
+        let tx = pool.sender();
+        tx.send_to(WorkerId::from(1), 0).unwrap();
+        for m in 1..=10 {
+            tx.send_to(WorkerId::from(m as usize % 3), m).unwrap_or(());
+        }
+        let report = pool.shutdown_all();
+        assert_eq!(report.workers.len(), 3);
+        assert!(!report.is_clean());
+        match &report.workers[1] {
+            Err(Error::WorkerPanicked { worker, message }) => {
+                assert_eq!(*worker, WorkerId::from(1));
+                assert!(message.contains("zero"), "{message}");
+            }
+            _ => panic!("worker 1 failed"),
+        }
+        assert_eq!(report.workers[0].as_ref().unwrap().0, [3, 6, 9]);
+        assert_eq!(report.workers[2].as_ref().unwrap().0, [2, 5, 8]);
+        assert_eq!(report.failures().count(), 1);
+        assert_eq!(report.survivors().count(), 2);
+        let first = report.into_result().map(|v| v.len()).unwrap_err();
+        assert!(
+            matches!(first, Error::WorkerPanicked { worker, .. } if worker == WorkerId::from(1))
+        );
+    });
+}

@@ -206,18 +206,24 @@ fn a_message_wakes_a_worker_asleep_in_its_poll() {
     let pool = start(1);
     let _addr = listen(&pool, 0);
     let tx = pool.sender();
-    for _ in 0..20 {
-        // Let the worker reach its sleep in the OS poll; with no tick due
-        // for an hour, only the eventfd can wake it.
-        std::thread::sleep(Duration::from_millis(20));
+    let mut parks = pool.stats().workers[0].parks;
+    for _ in 0..10 {
+        // Wait until the worker has gone to sleep again (`parks` counts
+        // before the sleep); with no tick due for an hour, only the eventfd
+        // can wake it. No timing assumption: the watchdog is generous.
+        let deadline = std::time::Instant::now() + WATCHDOG;
+        while pool.stats().workers[0].parks == parks {
+            assert!(std::time::Instant::now() < deadline, "never slept");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let (reply, answer) = mpsc::channel();
         tx.send_to(WorkerId::from(0), Msg::Ping(reply)).unwrap();
         assert_eq!(
             answer.recv_timeout(WATCHDOG).expect("woken by the message"),
             WorkerId::from(0)
         );
+        parks = pool.stats().workers[0].parks;
     }
-    assert!(pool.stats().workers[0].parks > 0, "the worker did sleep");
     pool.shutdown().unwrap();
 }
 

@@ -9,6 +9,7 @@ use shardpool::IdleStrategy;
 
 use crate::peers::handrolled::{keyed_handrolled, shuffle_handrolled};
 use crate::peers::round_trip::{rtt_floor, rtt_rtrb};
+use crate::peers::rtrb_mesh::shuffle_rtrb_mesh;
 use crate::peers::spsc::{inbox_arrayqueue, mesh_rtrb_api};
 use crate::peers::tokio_tasks::keyed_tokio;
 use crate::report::{floor_p50, loadavg, median, percentile, print_table, throughput_row, Row};
@@ -150,6 +151,15 @@ pub fn run(reps: usize) {
         None,
         || shuffle_shardpool(per),
         || shuffle_handrolled(per),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("shuffle (ctx.send_keyed)", "rtrb mesh (a ring per pair)"),
+        2 * per,
+        None,
+        || shuffle_shardpool(per),
+        || shuffle_rtrb_mesh(per),
     );
 
     eprintln!("latency (round trip w0 <-> w1)");

@@ -71,7 +71,7 @@ pub(crate) const LOST_WAKEUP_BOUND: Duration = Duration::from_millis(50);
 #[cfg(not(loom))]
 static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
-#[cfg(all(not(loom), target_os = "linux"))]
+#[cfg(all(not(loom), not(miri), target_os = "linux"))]
 mod sys {
     const QUERY: libc::c_long = 0;
     const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
@@ -98,7 +98,9 @@ mod sys {
     }
 }
 
-#[cfg(all(not(loom), not(target_os = "linux")))]
+/// Without membarrier (other systems; and Miri, which cannot run the
+/// system call): symmetric fences.
+#[cfg(all(not(loom), any(miri, not(target_os = "linux"))))]
 mod sys {
     pub(super) fn register() -> bool {
         false
@@ -282,7 +284,7 @@ mod tests {
 /// execution), which is why parks after the switch have a timeout.
 #[cfg(all(test, loom))]
 mod loom_tests {
-    use crate::sync::{thread, Arc};
+    use crate::lockfree::sync::{thread, Arc};
     use loom::sync::atomic::{fence, AtomicBool, AtomicU8};
     use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 

@@ -29,6 +29,14 @@
 //! final tail is known exactly: a drain waits until `head` reaches it,
 //! including claims that were mid-write when the inbox closed.
 //!
+//! Because of that bit, the claim index (`tail >> 1`) has one bit less than
+//! `head`: it wraps at 2^(usize::BITS − 1) — after 2³¹ messages on a 32-bit
+//! target — while `head` wraps at 2^usize::BITS. Every comparison between
+//! the two is therefore taken modulo the narrower width ([`distance`]);
+//! slot positions (`& mask`) and stamps (`2i + 1`) already agree across
+//! both widths. The consumer's fast path is unchanged; tests start the
+//! indices just below the wrap (`inbox_starting_at`).
+//!
 //! A blocking [`InboxSender::push_blocking`] spins, then parks on a condition
 //! variable. The consumer, after publishing its head, checks a waiter count behind a light
 //! barrier (one load on its fast path) and wakes parked senders only when
@@ -135,12 +143,21 @@ pub(crate) struct InboxReceiver<T> {
 /// Creates an inbox with room for `capacity` messages, rounded up to a power
 /// of two (at least 1).
 pub(crate) fn inbox<T>(capacity: usize) -> (InboxSender<T>, InboxReceiver<T>) {
-    let inbox = Arc::new(Inbox::new(capacity));
+    inbox_starting_at(capacity, 0)
+}
+
+/// An inbox whose indices start at `start` instead of 0, so tests can run
+/// it across the points where the claim index and the head wrap.
+pub(crate) fn inbox_starting_at<T>(
+    capacity: usize,
+    start: usize,
+) -> (InboxSender<T>, InboxReceiver<T>) {
+    let inbox = Arc::new(Inbox::new(capacity, start));
     (
         InboxSender {
             inbox: inbox.clone(),
         },
-        InboxReceiver { inbox, head: 0 },
+        InboxReceiver { inbox, head: start },
     )
 }
 
@@ -156,19 +173,30 @@ enum Attempt<R> {
     Full,
 }
 
-/// The stamp of a slot that holds the message of index `i`.
+/// The stamp of a slot that holds the message of index `i`. Depends only
+/// on `i` modulo 2^(usize::BITS − 1), so a claim index and a head that
+/// have wrapped at different widths agree on it.
 #[inline]
 fn written_stamp(i: usize) -> usize {
     i.wrapping_mul(2).wrapping_add(1)
 }
 
+/// How many indices lie from `head` up to the claim index of `tail`
+/// (`tail`'s closed bit clear), modulo 2^(usize::BITS − 1): the claim index
+/// has one bit less than the head, so a plain `(tail >> 1) - head` goes
+/// wrong once either has wrapped.
+#[inline]
+fn distance(tail: usize, head: usize) -> usize {
+    tail.wrapping_sub(head.wrapping_mul(2)) >> 1
+}
+
 impl<T> Inbox<T> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, start: usize) -> Self {
         let capacity = capacity.max(1).next_power_of_two();
         Inbox {
-            head: CachePadded::new(AtomicUsize::new(0)),
-            tail: CachePadded::new(AtomicUsize::new(0)),
-            head_cache: CachePadded::new(AtomicUsize::new(0)),
+            head: CachePadded::new(AtomicUsize::new(start)),
+            tail: CachePadded::new(AtomicUsize::new(start.wrapping_mul(2))),
+            head_cache: CachePadded::new(AtomicUsize::new(start)),
             full: CachePadded::new(AtomicU64::new(0)),
             waiters: CachePadded::new(AtomicUsize::new(0)),
             lock: Mutex::new(()),
@@ -215,7 +243,7 @@ impl<T> Inbox<T> {
                 return Err(());
             }
             let index = tail >> 1;
-            let free_after = |head: usize| self.capacity().saturating_sub(index.wrapping_sub(head));
+            let free_after = |head: usize| self.capacity().saturating_sub(distance(tail, head));
             let mut free = free_after(self.head_cache.load(Acquire));
             if free < want {
                 free = free_after(self.refresh_head());
@@ -231,7 +259,7 @@ impl<T> Inbox<T> {
             }
             match self
                 .tail
-                .compare_exchange_weak(tail, tail + 2 * k, SeqCst, Relaxed)
+                .compare_exchange_weak(tail, tail.wrapping_add(2 * k), SeqCst, Relaxed)
             {
                 Ok(_) => {
                     // Fetch the line a little past our claim for writing
@@ -418,12 +446,15 @@ impl<T> Inbox<T> {
     }
 
     /// Refuses every later push; wakes parked senders (they get `Closed`).
-    /// Returns the final number of claimed indices: once `received()` reaches
-    /// it, the inbox is drained for good.
+    /// Returns the final tail, counted like `received()`: once `received()`
+    /// equals it, the inbox is drained for good.
     fn close(&self) -> u64 {
+        // Head first: it only grows towards the final tail, so the
+        // distance read after the close is never negative.
+        let head = self.head.load(Acquire);
         let tail = self.tail.fetch_or(CLOSED, SeqCst);
         self.wake_senders();
-        (tail >> 1) as u64
+        head.wrapping_add(distance(tail & !CLOSED, head)) as u64
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -431,9 +462,19 @@ impl<T> Inbox<T> {
         self.tail.load(Acquire) & CLOSED != 0
     }
 
-    /// Messages claimed by senders so far (a statistic).
+    /// Messages claimed by senders so far (a statistic), counted like
+    /// `received()` (the same width, so the two wrap together).
     fn sent(&self) -> u64 {
-        (self.tail.load(Acquire) >> 1) as u64
+        let head = self.head.load(Acquire);
+        let tail = self.tail.load(Acquire) & !CLOSED;
+        head.wrapping_add(distance(tail, head)) as u64
+    }
+
+    /// Whether the consumer has taken everything up to `final_tail` (from
+    /// [`close`](Self::close)). Compares in the head's width, so it holds
+    /// across the head's wrap.
+    fn drained(&self, final_tail: u64) -> bool {
+        self.head.load(Acquire) == final_tail as usize
     }
 
     /// Messages taken by the consumer so far (a statistic).
@@ -494,8 +535,8 @@ impl<T> InboxSender<T> {
     }
 
     /// Refuses every later push; wakes parked senders (they get `Closed`).
-    /// Returns the final number of claimed indices: once `received()` reaches
-    /// it, the inbox is drained for good.
+    /// Returns the final tail, counted like `received()`: once
+    /// [`drained`](Self::drained) says so, the inbox is drained for good.
     pub(crate) fn close(&self) -> u64 {
         self.inbox.close()
     }
@@ -503,6 +544,12 @@ impl<T> InboxSender<T> {
     /// Whether [`close`](Self::close) was called.
     pub(crate) fn is_closed(&self) -> bool {
         self.inbox.is_closed()
+    }
+
+    /// Whether the receiver has taken everything up to `final_tail`, the
+    /// value [`close`](Self::close) returned.
+    pub(crate) fn drained(&self, final_tail: u64) -> bool {
+        self.inbox.drained(final_tail)
     }
 
     /// Messages claimed by senders so far (a statistic).
@@ -722,7 +769,7 @@ mod tests {
     #[test]
     fn many_producers_exact_accounting() {
         const P: u64 = 4;
-        const N: u64 = 50_000;
+        const N: u64 = if cfg!(miri) { 300 } else { 50_000 };
         let (q, mut rx) = inbox(16);
         let handles: Vec<_> = (0..P)
             .map(|p| {
@@ -765,7 +812,7 @@ mod tests {
     #[test]
     fn blocking_batches_from_many_producers_keep_per_producer_order() {
         const P: u64 = 3;
-        const N: u64 = 30_000;
+        const N: u64 = if cfg!(miri) { 300 } else { 30_000 };
         let (q, mut rx) = inbox(16);
         let handles: Vec<_> = (0..P)
             .map(|p| {
@@ -786,6 +833,95 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
+    }
+
+    /// Where the indices wrap: the claim index (`tail >> 1`) at
+    /// 2^(usize::BITS − 1), the head at 2^usize::BITS. On a 32-bit target
+    /// the first comes after 2³¹ messages; these starts put both a few
+    /// messages away on any target.
+    const INDEX_WRAP: usize = usize::MAX >> 1;
+    const STARTS: [usize; 4] = [
+        INDEX_WRAP - 5,     // the claim index wraps, the head does not
+        INDEX_WRAP + 1 - 2, // just past it, from below
+        usize::MAX - 5,     // both wrap (the head to 0, the index too)
+        usize::MAX / 2 + 3, // the head is past the index's wrap
+    ];
+
+    /// Issue 13, defect 7: the claim index has one bit less than the head,
+    /// and `index - head` went wrong once the index wrapped: an empty inbox
+    /// then reported `Full` for good (`send_to` blocked forever). Failed
+    /// before the fix at every start: the first push was refused as full.
+    #[test]
+    fn push_and_pop_across_the_index_wrap() {
+        for start in STARTS {
+            let (q, mut rx) = inbox_starting_at::<u64>(4, start);
+            let mut next = 0u64;
+            let mut expect = 0u64;
+            for round in 0..6 {
+                // Fill to capacity, check Full, drain: each round crosses
+                // slots of a new lap.
+                for _ in 0..4 {
+                    q.try_push(next).unwrap_or_else(|e| {
+                        panic!("start {start:#x} round {round}: push {next} refused: {e:?}")
+                    });
+                    next += 1;
+                }
+                assert_eq!(q.try_push(99), Err(PushError::Full(99)), "start {start:#x}");
+                let got = pop_all(&mut rx);
+                assert_eq!(got, (expect..next).collect::<Vec<_>>(), "start {start:#x}");
+                expect = next;
+                assert_eq!(q.sent(), q.received(), "start {start:#x}: stats agree");
+                assert_eq!(
+                    q.received(),
+                    start.wrapping_add(next as usize) as u64,
+                    "start {start:#x}"
+                );
+            }
+            // Batches claim runs that straddle the wrap, too.
+            let mut batch: Vec<u64> = (0..3).collect();
+            assert_eq!(q.try_push_batch(&mut batch).unwrap(), 3);
+            assert_eq!(pop_all(&mut rx), [0, 1, 2]);
+        }
+    }
+
+    /// The shutdown balance across the wrap: `close` returns the final tail
+    /// in the head's numbering and `drained` becomes true exactly when the
+    /// last message is taken; a blocked sender is released by the consumer.
+    #[test]
+    fn close_and_drain_across_the_index_wrap() {
+        for start in STARTS {
+            let (q, mut rx) = inbox_starting_at::<u64>(2, start);
+            q.try_push(1).unwrap();
+            rx.pop_batch(1, drop);
+            q.try_push(2).unwrap();
+            q.try_push(3).unwrap();
+            let q2 = q.clone();
+            let t = std::thread::spawn(move || q2.push_blocking(4));
+            while q.full_count() == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(pop_all(&mut rx), [2, 3]);
+            t.join().unwrap().unwrap();
+            let fin = q.close();
+            assert_eq!(fin, start.wrapping_add(4) as u64, "start {start:#x}");
+            assert!(!q.drained(fin), "one message is still queued");
+            assert_eq!(pop_all(&mut rx), [4]);
+            assert!(q.drained(fin), "start {start:#x}");
+        }
+    }
+
+    /// Dropping an inbox across the wrap drops exactly the untaken messages.
+    #[test]
+    fn drop_releases_untaken_messages_across_the_wrap() {
+        let item = Arc::new(());
+        let (q, mut rx) = inbox_starting_at(4, INDEX_WRAP - 1);
+        for _ in 0..4 {
+            q.try_push(item.clone()).unwrap();
+        }
+        rx.pop_batch(1, drop);
+        assert_eq!(Arc::strong_count(&item), 4);
+        drop((q, rx));
+        assert_eq!(Arc::strong_count(&item), 1);
     }
 
     #[test]
@@ -863,6 +999,35 @@ mod loom_tests {
             t.join().unwrap();
             rx.pop_batch(1, |m| got.push(m));
             assert_eq!(got, [0, 1]);
+        });
+    }
+
+    /// Two producers and the consumer across the claim index's wrap (the
+    /// index one bit narrower than the head): each message arrives once and
+    /// the free-space arithmetic never reports a drained inbox full.
+    #[test]
+    fn mpsc_across_the_index_wrap() {
+        loom::model(|| {
+            let (q, mut rx) = inbox_starting_at(2, (usize::MAX >> 1) - 1);
+            q.try_push(7u32).unwrap();
+            let producers: Vec<_> = (0..2u32)
+                .map(|p| {
+                    let q = q.clone();
+                    thread::spawn(move || q.try_push(p).is_ok())
+                })
+                .collect();
+            let mut got = vec![];
+            rx.pop_batch(2, |m| got.push(m));
+            let pushed = producers
+                .into_iter()
+                .map(|p| p.join().unwrap())
+                .filter(|&ok| ok)
+                .count();
+            rx.pop_batch(3, |m| got.push(m));
+            assert_eq!(got.len(), 1 + pushed);
+            assert!(pushed >= 1, "one slot was free throughout");
+            let fin = q.close();
+            assert!(q.drained(fin));
         });
     }
 

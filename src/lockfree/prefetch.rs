@@ -36,7 +36,7 @@ pub(crate) fn prefetch_read<T>(p: *const T) {
 
 #[inline(always)]
 fn prefetch<const WRITE: bool, T>(p: *const T) {
-    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     // SAFETY: `prefetchw`/`prefetcht0` only hint the cache; they cannot
     // fault, read or write no architectural state (flags included), and
     // touch no stack.
@@ -47,7 +47,7 @@ fn prefetch<const WRITE: bool, T>(p: *const T) {
             std::arch::asm!("prefetcht0 [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
         }
     }
-    #[cfg(all(target_arch = "aarch64", not(loom)))]
+    #[cfg(all(target_arch = "aarch64", not(loom), not(miri)))]
     // SAFETY: `prfm` only hints the cache; it cannot fault and changes no
     // architectural state.
     unsafe {
@@ -57,7 +57,9 @@ fn prefetch<const WRITE: bool, T>(p: *const T) {
             std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
         }
     }
-    #[cfg(any(loom, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    // (Miri cannot run inline assembly: a prefetch is only a hint, so under
+    // Miri it is nothing.)
+    #[cfg(any(loom, miri, not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
     let _ = p;
 }
 

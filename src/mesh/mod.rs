@@ -24,10 +24,12 @@
 pub(crate) mod pair;
 #[cfg(test)]
 mod tests;
+pub(crate) mod timers;
 
 use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
@@ -36,9 +38,10 @@ use crate::lockfree::ring::Producer;
 use crate::lockfree::sync::Arc;
 use crate::partitioners::key_hash;
 use crate::shared::Shared;
-use crate::{SendError, WorkerId};
+use crate::{Endpoint, SendError, WorkerId};
 
 use pair::PairCounters;
+use timers::Timers;
 
 /// One worker's outbound side of the mesh.
 pub(crate) struct Outbound<M> {
@@ -49,6 +52,16 @@ pub(crate) struct Outbound<M> {
     overflow: Box<[VecDeque<M>]>,
     /// Peers whose overflow is not empty.
     overflow_pending: usize,
+    /// Messages in all of this worker's overflows together: what the loop
+    /// compares with `PoolConfig::overflow_pause` before taking from the
+    /// inbox.
+    overflow_queued: usize,
+    /// This worker's pending `send_after` messages.
+    pub(crate) timers: Timers<M>,
+    /// Who sent the message being handled (`Context::source`). The loop
+    /// sets it once per batch and clears it after the drain, so it is
+    /// `None` in every other callback.
+    pub(crate) source: Option<Endpoint>,
     /// Peers with staged, unpublished messages.
     dirty: Box<[bool]>,
     dirty_list: Vec<usize>,
@@ -95,6 +108,9 @@ impl<M: Send + 'static> Outbound<M> {
             pairs: pairs.into_boxed_slice(),
             overflow: (0..n).map(|_| VecDeque::new()).collect(),
             overflow_pending: 0,
+            overflow_queued: 0,
+            timers: Timers::default(),
+            source: None,
             dirty: vec![false; n].into_boxed_slice(),
             dirty_list: Vec::with_capacity(n),
             closed: false,
@@ -113,6 +129,29 @@ impl<M: Send + 'static> Outbound<M> {
     /// Whether some peer's overflow still holds messages.
     pub(crate) fn has_overflow(&self) -> bool {
         self.overflow_pending > 0
+    }
+
+    /// Messages waiting in this worker's overflows, all peers together.
+    #[inline]
+    pub(crate) fn overflow_queued(&self) -> usize {
+        self.overflow_queued
+    }
+
+    /// Schedules `msg` for this worker's own `handle`, `delay` from now.
+    /// Refused with `Closed` after [`close`](Self::close) (`on_stop`), and
+    /// with `DelayTooLong` when `now + delay` does not fit in an
+    /// [`Instant`].
+    pub(crate) fn send_after(&mut self, delay: Duration, msg: M) -> Result<(), SendError<M>> {
+        if self.closed {
+            return Err(SendError::Closed(msg));
+        }
+        match Instant::now().checked_add(delay) {
+            Some(due) => {
+                self.timers.push(due, msg);
+                Ok(())
+            }
+            None => Err(SendError::DelayTooLong(msg)),
+        }
     }
 
     /// Stages `msg` for `peer`. The common case (a peer with nothing unusual
@@ -303,6 +342,7 @@ impl<M: Send + 'static> Outbound<M> {
                     self.overflow[peer].push_back(msg);
                     self.count_overflowed(peer);
                     self.overflow_pending += 1;
+                    self.overflow_queued += 1;
                     self.unusual[peer] = true;
                     self.ring_full(peer);
                 }
@@ -310,6 +350,7 @@ impl<M: Send + 'static> Outbound<M> {
         } else {
             self.overflow[peer].push_back(msg);
             self.count_overflowed(peer);
+            self.overflow_queued += 1;
             self.store_sent(peer);
         }
     }
@@ -335,19 +376,20 @@ impl<M: Send + 'static> Outbound<M> {
                 continue;
             }
             let tx = &mut self.tx[peer];
-            let mut moved = false;
+            let mut moved = 0;
             while let Some(msg) = overflow.pop_front() {
                 if let Err(msg) = tx.try_stage(msg) {
                     overflow.push_front(msg);
                     break;
                 }
-                moved = true;
+                moved += 1;
             }
+            self.overflow_queued -= moved;
             if overflow.is_empty() {
                 self.overflow_pending -= 1;
                 self.update_unusual(peer);
             }
-            if moved {
+            if moved > 0 {
                 self.mark_dirty(peer);
             }
         }

@@ -121,7 +121,10 @@ impl Idle {
         None
     }
 
-    /// Nothing arrived in the last iteration: wait for something to do.
+    /// Nothing arrived in the last iteration: wait for something to do,
+    /// at most until the tick or `timer` (the earliest `send_after`
+    /// deadline) is due.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn wait<M>(
         &mut self,
         inbox: &mut InboxReceiver<M>,
@@ -129,6 +132,7 @@ impl Idle {
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,
+        timer: Option<Instant>,
         reactor: &mut Reactor<M>,
     ) -> Wake {
         if self.inbox_rest > 0 {
@@ -155,9 +159,15 @@ impl Idle {
                 std::hint::spin_loop();
             }
         }
-        let Some(due) = self.tick_schedule() else {
+        let Some(mut due) = self.tick_schedule() else {
             return Wake::Tick;
         };
+        if let Some(timer) = timer {
+            if timer <= Instant::now() {
+                return Wake::Ready;
+            }
+            due = due.min(timer);
+        }
         match self.strategy {
             IdleStrategy::BusyPoll => std::hint::spin_loop(),
             IdleStrategy::Backoff { spins, yields } => self.sleep(

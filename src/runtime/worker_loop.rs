@@ -3,10 +3,16 @@
 //! `handle`, publish what was sent, `tick`, and hand over to [`Idle`] when
 //! nothing arrived. Drawn in `docs/architecture.md` ("The worker loop").
 //!
-//! Panics in `on_start`, `handle` and `tick` are caught here. The failed
-//! worker keeps its thread: it goes on draining its queues, dropping and
-//! counting what arrives, so no sender ever waits on it and shutdown still
-//! sees every message accounted for.
+//! Panics in `on_start`, `handle`, `tick` and `on_stop` are caught here,
+//! each around its callback; and the whole body (start, loop, stop) runs
+//! inside one more `catch_unwind` ([`Runtime::run`]), so a panic that
+//! escapes those (a message's `Drop`, a bug of ours) still marks the worker
+//! failed instead of ending the thread. The failed worker keeps its thread
+//! until the pool stops: it goes on draining its queues, dropping each
+//! message inside its own `catch_unwind` and counting it, so no sender ever
+//! waits on it and shutdown still sees every message accounted for.
+//! Restarts run in a loop ([`Runtime::start_worker`]), never recursively,
+//! so an `on_start` that always panics cannot grow the stack.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Acquire, Release};
@@ -19,12 +25,34 @@ use crate::lockfree::shutdown::control;
 use crate::lockfree::sync::Arc;
 use crate::mesh::Outbound;
 use crate::shared::Shared;
-use crate::{Context, Worker, WorkerId};
+use crate::{Context, Endpoint, Worker, WorkerId};
 
 use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
+use super::queue_delay::DelaySampler;
 use super::reactor::Reactor;
 use super::restart::{panic_message, RestartBudget};
+
+/// Hands up to `batch` due timers to `handle` (the caller has set the
+/// source). Returns how many.
+fn deliver_timers<W: Worker>(
+    worker: &mut W,
+    ctx: &mut Context<'_, W::Msg>,
+    batch: usize,
+    handled: &mut u64,
+) -> usize {
+    let now = Instant::now();
+    let mut n = 0;
+    while n < batch {
+        let Some(msg) = ctx.out.timers.pop_due(now) else {
+            break;
+        };
+        worker.handle(msg, ctx);
+        *handled += 1;
+        n += 1;
+    }
+    n
+}
 
 /// What a worker thread hands back when it ends.
 pub(crate) struct WorkerExit<W> {
@@ -56,6 +84,9 @@ pub(crate) struct LoopConfig {
     pub(crate) on_panic: PanicPolicy,
     /// `PoolConfig::inbox_coalesce`, in spins (see [`spins_for`]).
     pub(crate) inbox_coalesce: u32,
+    /// `PoolConfig::overflow_pause`: the inbox is left alone while more
+    /// than this many of the worker's own sends wait in its overflows.
+    pub(crate) overflow_pause: usize,
     /// `PoolConfig::io_poll_interval`.
     pub(crate) io_poll_interval: Duration,
 }
@@ -68,6 +99,7 @@ impl From<&PoolConfig> for LoopConfig {
             tick_interval: config.tick_interval,
             on_panic: config.on_panic,
             inbox_coalesce: spins_for(config.inbox_coalesce),
+            overflow_pause: config.get_overflow_pause(),
             io_poll_interval: config.io_poll_interval,
         }
     }
@@ -95,6 +127,7 @@ pub(crate) struct Runtime<W: Worker> {
     control_seen: u64,
     local: Local,
     idle: Idle,
+    delay: DelaySampler,
     reactor: Reactor<W::Msg>,
     /// The queues ran dry and readiness was polled since: the next dry
     /// iteration leaves polling to the idle path.
@@ -124,20 +157,71 @@ impl<W: Worker> Runtime<W> {
             control_seen: 0,
             local: Local::default(),
             idle: Idle::new(cfg.idle, cfg.tick_interval, cfg.inbox_coalesce),
+            delay: DelaySampler::new(),
             reactor: Reactor::new(shared.clone(), me, cfg.io_poll_interval),
             io_dry_polled: false,
             shared,
         }
     }
 
-    /// Runs the worker until the pool stops it.
+    /// Runs the worker until the pool stops it, then `on_stop`. Never ends
+    /// before the pool's STOP, whatever panics: a panic that escapes the
+    /// callback-level catches fails the worker (no restart: its state may
+    /// be half-updated anywhere) and the loop goes on as a failed worker's.
     pub(crate) fn run(mut self) -> WorkerExit<W> {
         let id = WorkerId::from(self.me);
-        self.start_worker();
+        let _current = super::current::enter(Arc::as_ptr(&self.shared).cast(), self.me);
+        let mut escaped = catch_unwind(AssertUnwindSafe(|| {
+            self.start_worker();
+            self.serve();
+        }))
+        .err();
+        while let Some(payload) = escaped {
+            let message = panic_message(payload);
+            self.fail_for_good(format!("{message} (outside a callback)"));
+            escaped = catch_unwind(AssertUnwindSafe(|| self.serve())).err();
+        }
+        // Stopped: the pool is quiescent. Sends from on_stop are refused.
+        self.out.close();
+        self.drop_timers();
+        if self.panic.is_none() {
+            let stopped = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context {
+                    out: &mut self.out,
+                    io: &self.reactor,
+                };
+                self.worker.on_stop(&mut ctx);
+            }));
+            if let Err(payload) = stopped {
+                // Never restarted: the pool has stopped, and the state the
+                // panic interrupted is what the caller asked for.
+                self.fail_for_good(panic_message(payload));
+            }
+        }
+        self.publish_counters();
+        tracing::debug!(worker = %id, "worker stopped");
+        let Runtime { worker, panic, .. } = self;
+        if panic.is_none() {
+            return WorkerExit {
+                worker: Some(worker),
+                panic,
+            };
+        }
+        // A failed worker is not handed back; a Drop that panics must not
+        // turn the report into a thread panic with another message.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(worker)));
+        WorkerExit {
+            worker: None,
+            panic,
+        }
+    }
+
+    /// The loop, until the pool's STOP.
+    fn serve(&mut self) {
         loop {
             let c = self.shared.control.load(Acquire);
             if c != self.control_seen && self.on_control(c) {
-                break;
+                return;
             }
             let mut work = self.iteration();
             if self.reactor.is_active() {
@@ -154,12 +238,14 @@ impl<W: Worker> Runtime<W> {
                 std::thread::yield_now();
             } else {
                 let (inbox, rx) = (&mut self.inbox, &mut self.rx);
+                let timer = self.out.timers.next_due();
                 let wake = self.idle.wait(
                     inbox,
                     rx,
                     &self.shared,
                     self.me,
                     self.control_seen,
+                    timer,
                     &mut self.reactor,
                 );
                 if wake == Wake::Tick {
@@ -168,52 +254,45 @@ impl<W: Worker> Runtime<W> {
                 self.dispatch_io();
             }
         }
-        // Stopped: the pool is quiescent. Sends from on_stop are refused.
-        self.out.close();
-        if self.panic.is_none() {
-            let stopped = catch_unwind(AssertUnwindSafe(|| {
+    }
+
+    /// Runs `on_start` (after the first start or a restart). A panic in it
+    /// restarts the worker again while the budget allows: a loop, not a
+    /// recursion, so a large `max_restarts` cannot overflow the stack.
+    fn start_worker(&mut self) {
+        loop {
+            let started = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
                     io: &self.reactor,
                 };
-                self.worker.on_stop(&mut ctx);
+                self.worker.on_start(&mut ctx);
             }));
-            if let Err(payload) = stopped {
-                self.fail(payload);
+            self.out.flush();
+            match started {
+                Ok(()) => return,
+                Err(payload) => {
+                    if !self.replace_after(payload) {
+                        return;
+                    }
+                }
             }
         }
-        self.publish_counters();
-        tracing::debug!(worker = %id, "worker stopped");
-        let worker = if self.panic.is_none() {
-            Some(self.worker)
-        } else {
-            None
-        };
-        WorkerExit {
-            worker,
-            panic: self.panic,
+    }
+
+    /// A callback (`handle`, `tick`) panicked: restart the worker if the
+    /// policy allows (and run its `on_start`), else fail it.
+    fn recover(&mut self, payload: Box<dyn std::any::Any + Send>) {
+        if self.replace_after(payload) {
+            self.start_worker();
         }
     }
 
-    /// Runs `on_start` (after the first start or a restart).
-    fn start_worker(&mut self) {
-        let started = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context {
-                out: &mut self.out,
-                io: &self.reactor,
-            };
-            self.worker.on_start(&mut ctx);
-        }));
-        self.out.flush();
-        if let Err(payload) = started {
-            self.fail(payload);
-        }
-    }
-
-    /// Handles a caught panic: restarts the worker if the policy and its
-    /// budget allow, else marks it failed — from then on it drops what it
-    /// receives.
-    fn fail(&mut self, payload: Box<dyn std::any::Any + Send>) {
+    /// Handles a caught panic: builds a fresh worker if the policy and its
+    /// budget allow and returns `true` (the caller runs its `on_start`);
+    /// else marks the worker failed — from then on it drops what it
+    /// receives — and returns `false`.
+    fn replace_after(&mut self, payload: Box<dyn std::any::Any + Send>) -> bool {
         let mut message = panic_message(payload);
         tracing::error!(worker = self.me, panic = %message, "worker panicked");
         if let PanicPolicy::Restart {
@@ -231,8 +310,7 @@ impl<W: Worker> Runtime<W> {
                         let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
                         self.shared.workers[self.me].counters.restarts.add(1);
                         tracing::warn!(worker = self.me, "worker restarted");
-                        self.start_worker();
-                        return;
+                        return true;
                     }
                     Err(p) => {
                         message = format!("{message} (restart failed: {})", panic_message(p));
@@ -244,13 +322,22 @@ impl<W: Worker> Runtime<W> {
                 );
             }
         }
+        self.fail_for_good(message);
+        false
+    }
+
+    /// Marks the worker failed (once; the first message is kept): sends to
+    /// it are refused, and the loop drops what it receives.
+    fn fail_for_good(&mut self, message: String) {
+        if self.panic.is_some() {
+            return;
+        }
+        tracing::error!(worker = self.me, panic = %message, "worker failed");
         let slot = &self.shared.workers[self.me];
         *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
         slot.failed.store(true, Release);
         self.shared.failures.fetch_add(1, Release);
-        if self.panic.is_none() {
-            self.panic = Some(message);
-        }
+        self.panic = Some(message);
     }
 
     /// One pass over every inbound queue. Returns how many messages it took.
@@ -268,26 +355,42 @@ impl<W: Worker> Runtime<W> {
             );
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
+            let (me, pause) = (self.me, self.cfg.overflow_pause);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out, io };
-                let mut handle = |msg| {
-                    worker.handle(msg, &mut ctx);
-                    *handled += 1;
-                };
+                // `source` is set once per queue, before its batch.
+                macro_rules! handle {
+                    () => {
+                        |msg| {
+                            worker.handle(msg, &mut ctx);
+                            *handled += 1;
+                        }
+                    };
+                }
                 let mut n = 0;
-                if !idle.inbox_resting() {
-                    n = inbox.pop_batch(batch, &mut handle);
+                // Bounded memory: while the worker's own sends wait in
+                // overflow beyond `overflow_pause`, its inbox fills and
+                // outside senders feel it. Rings are always drained.
+                if ctx.out.overflow_queued() <= pause && !idle.inbox_resting() {
+                    ctx.out.source = Some(Endpoint::External);
+                    n = inbox.pop_batch(batch, handle!());
                     idle.inbox_taken(n, batch);
                 }
-                for c in rx.iter_mut() {
-                    n += c.pop_batch(batch, &mut handle);
+                for (src, c) in rx.iter_mut().enumerate() {
+                    ctx.out.source = Some(Endpoint::Worker(WorkerId::from(src)));
+                    n += c.pop_batch(batch, handle!());
+                }
+                if !ctx.out.timers.is_empty() {
+                    ctx.out.source = Some(Endpoint::Worker(WorkerId::from(me)));
+                    n += deliver_timers(worker, &mut ctx, batch, handled);
                 }
                 n
             }));
+            self.out.source = None;
             match result {
                 Ok(n) => n,
                 Err(payload) => {
-                    self.fail(payload);
+                    self.recover(payload);
                     1
                 }
             }
@@ -295,6 +398,7 @@ impl<W: Worker> Runtime<W> {
             self.drain_and_drop()
         };
         self.out.flush();
+        self.delay.after_iteration(&self.shared, self.me);
         if work > 0 {
             self.tick();
         }
@@ -316,7 +420,8 @@ impl<W: Worker> Runtime<W> {
     }
 
     /// Hands the polled events to `on_io` (a failed worker drops them).
-    /// Returns how many there were.
+    /// `source` is `None` there. Returns how many there were (at least one
+    /// when any were polled).
     fn dispatch_io(&mut self) -> usize {
         if !self.reactor.has_ready() {
             return 0;
@@ -332,21 +437,39 @@ impl<W: Worker> Runtime<W> {
                     *count += 1;
                 }
             }));
+            self.reactor.dispatched();
             if let Err(payload) = result {
-                self.fail(payload);
+                self.recover(payload);
             }
             self.out.flush();
+        } else {
+            self.reactor.dispatched();
         }
-        self.reactor.dispatched();
         n.max(1)
     }
 
+    /// Drops the timers still pending (at stop, or when the worker
+    /// failed) and counts them.
+    fn drop_timers(&mut self) {
+        let n = self.out.timers.clear();
+        if n > 0 {
+            let c = &self.shared.workers[self.me].counters;
+            c.timers_dropped.add(n as u64);
+        }
+    }
+
     /// A failed worker's iteration: take everything, drop it, count it.
+    /// Each drop runs inside its own `catch_unwind`: a message whose `Drop`
+    /// panics is still counted, and the rest are still drained.
     fn drain_and_drop(&mut self) -> usize {
+        self.drop_timers();
         let batch = self.cfg.batch;
-        let mut n = self.inbox.pop_batch(batch, drop);
+        let drop_one = |m: W::Msg| {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(m)));
+        };
+        let mut n = self.inbox.pop_batch(batch, drop_one);
         for c in self.rx.iter_mut() {
-            n += c.pop_batch(batch, drop);
+            n += c.pop_batch(batch, drop_one);
         }
         self.shared.workers[self.me].counters.dropped.add(n as u64);
         n
@@ -365,7 +488,7 @@ impl<W: Worker> Runtime<W> {
             self.worker.tick(&mut ctx);
         }));
         if let Err(payload) = ticked {
-            self.fail(payload);
+            self.recover(payload);
         }
         self.out.flush();
     }
@@ -375,6 +498,7 @@ impl<W: Worker> Runtime<W> {
         c.handled.set(self.local.handled);
         c.ticks.set(self.local.ticks);
         c.parks.set(self.idle.parks());
+        c.overflow_queued.set(self.out.overflow_queued() as u64);
     }
 
     /// The tick an idle (or overflow-waiting) worker owes: run it and

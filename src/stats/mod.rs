@@ -15,4 +15,4 @@ mod snapshot;
 mod table;
 
 pub use openmetrics::MetricsCollector;
-pub use snapshot::{ChannelStats, Endpoint, PoolStats, WorkerStats};
+pub use snapshot::{ChannelStats, Endpoint, PoolStats, QueueDelay, WorkerStats};

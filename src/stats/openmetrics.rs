@@ -58,8 +58,10 @@ use crate::WorkerId;
 /// |---|---|---|
 /// | `shardpool_workers` | gauge | workers in the pool |
 /// | `shardpool_worker_info{worker,cpu,numa_node}` | info | placement (`cpu`/`numa_node` omitted when unknown) |
-/// | `shardpool_worker_{handled,ticks,parks,dropped,restarts}_total` | counter | [`WorkerStats`] |
+/// | `shardpool_worker_{handled,ticks,parks,dropped,restarts,timers_dropped}_total` | counter | [`WorkerStats`] |
 /// | `shardpool_worker_failed` | gauge | 1 once the worker panicked |
+/// | `shardpool_worker_overflow_queued` | gauge | its sends waiting in overflow now |
+/// | `shardpool_worker_queue_delay_{p50,p99,max}_seconds` | gauge | [`QueueDelay`](crate::QueueDelay) |
 /// | `shardpool_inbox_{sent,received,full}_total` | counter | the worker's inbox |
 /// | `shardpool_inbox_{depth,capacity}` | gauge | the worker's inbox |
 /// | `shardpool_mesh_{sent,full,overflowed}_total` | counter | summed over the rings *from* the worker |
@@ -322,7 +324,7 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
     }
 
     type WorkerField = fn(&WorkerStats) -> u64;
-    let worker_counters: [(&str, &str, WorkerField); 5] = [
+    let worker_counters: [(&str, &str, WorkerField); 6] = [
         (
             "shardpool_worker_handled",
             "Messages passed to handle and returned from it.",
@@ -344,6 +346,11 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
             "Times the worker was rebuilt after a panic.",
             |w| w.restarts,
         ),
+        (
+            "shardpool_worker_timers_dropped",
+            "send_after messages dropped unhandled (pending at stop or failure).",
+            |w| w.timers_dropped,
+        ),
     ];
     for (name, help, get) in worker_counters {
         counters(
@@ -360,6 +367,36 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
         workers
             .iter()
             .map(|w| (worker_label(w.id), u64::from(w.failed))),
+    )?;
+    for (name, help, get) in [
+        (
+            "shardpool_worker_queue_delay_p50_seconds",
+            "Median time sampled messages waited in the worker's queues (log2 buckets).",
+            (|w: &WorkerStats| w.queue_delay.p50) as fn(&WorkerStats) -> std::time::Duration,
+        ),
+        (
+            "shardpool_worker_queue_delay_p99_seconds",
+            "99th percentile time sampled messages waited in the worker's queues.",
+            |w| w.queue_delay.p99,
+        ),
+        (
+            "shardpool_worker_queue_delay_max_seconds",
+            "Longest time a sampled message waited in the worker's queues.",
+            |w| w.queue_delay.max,
+        ),
+    ] {
+        let samples = workers
+            .iter()
+            .map(|w| (worker_label(w.id), ConstGauge::new(get(w).as_secs_f64())));
+        family(enc, name, help, MetricType::Gauge, samples)?;
+    }
+    gauges(
+        enc,
+        "shardpool_worker_overflow_queued",
+        "Messages the worker sent that wait in its overflows now.",
+        workers
+            .iter()
+            .map(|w| (worker_label(w.id), w.overflow_queued)),
     )?;
 
     let totals = totals(stats);
@@ -507,6 +544,8 @@ mod tests {
         name: String,
         labels: String,
         value: u64,
+        /// The value as written (the `_seconds` gauges are fractional).
+        float: f64,
     }
 
     /// Checks the structure OpenMetrics requires of `text` and returns its
@@ -562,7 +601,12 @@ mod tests {
             samples.push(Sample {
                 name: name.into(),
                 labels: labels.into(),
-                value: value.parse().unwrap_or_else(|_| panic!("value: {line}")),
+                value: if name.ends_with("_seconds") {
+                    0
+                } else {
+                    value.parse().unwrap_or_else(|_| panic!("value: {line}"))
+                },
+                float: value.parse().unwrap_or_else(|_| panic!("value: {line}")),
             });
         }
         samples
@@ -642,8 +686,16 @@ mod tests {
         let w0 = "worker=\"0\"";
         assert_eq!(value(&s, "shardpool_mesh_received_total", w0), 78);
         assert_eq!(value(&s, "shardpool_mesh_depth", w0), 2);
-        // 1 + 2 (info) + 2 × (5 + 1 + 10) per-worker series, nothing else.
-        assert_eq!(s.len(), 1 + 2 + 2 * 16);
+        assert_eq!(value(&s, "shardpool_worker_timers_dropped_total", w1), 1);
+        assert_eq!(value(&s, "shardpool_worker_overflow_queued", w1), 1);
+        let p99 = s
+            .iter()
+            .find(|s| s.name == "shardpool_worker_queue_delay_p99_seconds" && s.labels == w1)
+            .expect("p99 of w1");
+        assert!((p99.float - 10e-6).abs() < 1e-12, "{}", p99.float);
+        // 1 + 2 (info) + 2 × (6 counters + 2 gauges + 3 delays + 10
+        // aggregates) per-worker series, nothing else.
+        assert_eq!(s.len(), 1 + 2 + 2 * 21);
         assert!(s.iter().all(|s| !s.name.starts_with("shardpool_channel_")));
     }
 

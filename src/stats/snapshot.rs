@@ -18,29 +18,11 @@
 //! and `depth` is never negative: the receiving side is read before the
 //! sending side, and `sent` is clamped to at least `received`.
 
-use std::fmt;
+use std::time::Duration;
 
-use crate::shared::Shared;
+pub use crate::id::Endpoint;
+use crate::shared::{DelayHistogram, Shared, DELAY_BUCKETS};
 use crate::WorkerId;
-
-/// One end of a channel.
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// Threads outside the pool, through a [`PoolSender`](crate::PoolSender).
-    External,
-    /// A worker of the pool.
-    Worker(WorkerId),
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::External => f.write_str("ext"),
-            Endpoint::Worker(id) => write!(f, "w{id}"),
-        }
-    }
-}
 
 /// The counters of one channel: a worker's inbox (`from: External`) or the
 /// ring from one worker to another.
@@ -92,6 +74,73 @@ pub struct WorkerStats {
     pub restarts: u64,
     /// Whether the worker panicked and stopped handling messages.
     pub failed: bool,
+    /// [`Context::send_after`](crate::Context::send_after) messages dropped
+    /// unhandled: still pending when the pool stopped (shutdown never
+    /// waits on a timer) or when the worker failed.
+    pub timers_dropped: u64,
+    /// Messages this worker has sent that wait in its overflows now (all
+    /// peers together; a gauge, as of the worker's last loop iteration).
+    /// While it is above
+    /// [`PoolConfig::overflow_pause`](crate::PoolConfig::overflow_pause)
+    /// the worker leaves its inbox alone.
+    pub overflow_queued: u64,
+    /// How long messages waited in this worker's queues (inbox and rings,
+    /// overflow included) before it took them, since the pool started.
+    pub queue_delay: QueueDelay,
+}
+
+/// How long messages waited in a worker's queues: percentiles of sampled
+/// messages since the pool started.
+///
+/// The worker times one message at a time, chosen by its index in a queue
+/// (every few loop iterations, the newest message waiting in one of its
+/// queues), so no message carries a timestamp and the hot path reads no
+/// clock; the delay is measured from when the sample was chosen to the
+/// end of the loop iteration that took the message (a lower bound on the
+/// message's wait, to one iteration). Percentiles come from a log2
+/// histogram and are the upper edge of their bucket (at most twice the
+/// true value, never more than `max`); `max` is exact. All zero while no
+/// sample was taken (for example while the queues were always empty).
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDelay {
+    /// Messages timed.
+    pub samples: u64,
+    /// Median wait of the timed messages.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Longest wait seen.
+    pub max: Duration,
+}
+
+impl QueueDelay {
+    fn read(h: &DelayHistogram) -> QueueDelay {
+        let counts: [u64; DELAY_BUCKETS] = std::array::from_fn(|k| h.buckets[k].get());
+        let max = h.max.get();
+        let samples: u64 = counts.iter().sum();
+        let quantile = |q: f64| {
+            let rank = ((samples as f64 * q).ceil() as u64).max(1);
+            let mut seen = 0;
+            for (k, &c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    let edge = 1u64.checked_shl(k as u32 + 1).unwrap_or(u64::MAX);
+                    return Duration::from_nanos(edge.min(max));
+                }
+            }
+            Duration::from_nanos(max)
+        };
+        if samples == 0 {
+            return QueueDelay::default();
+        }
+        QueueDelay {
+            samples,
+            p50: quantile(0.5),
+            p99: quantile(0.99),
+            max: Duration::from_nanos(max),
+        }
+    }
 }
 
 /// A snapshot of a pool's statistics: one [`WorkerStats`] per worker, one
@@ -130,6 +179,9 @@ impl PoolStats {
                     dropped: c.dropped.get(),
                     restarts: c.restarts.get(),
                     failed: w.failed.load(std::sync::atomic::Ordering::Relaxed),
+                    timers_dropped: c.timers_dropped.get(),
+                    overflow_queued: c.overflow_queued.get(),
+                    queue_delay: QueueDelay::read(&c.delay),
                 }
             })
             .collect();
@@ -230,6 +282,14 @@ pub(super) mod fixture {
             dropped: 0,
             restarts: i as u64 * scale,
             failed: i == 1,
+            timers_dropped: scale,
+            overflow_queued: i as u64,
+            queue_delay: QueueDelay {
+                samples: scale,
+                p50: Duration::from_micros(scale),
+                p99: Duration::from_micros(10 * scale),
+                max: Duration::from_micros(20 * scale),
+            },
         };
         let chan = |from: Endpoint, to: usize, sent: u64, received: u64| ChannelStats {
             from,

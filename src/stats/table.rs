@@ -22,13 +22,13 @@ impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8}  status",
-            "worker", "cpu", "node", "handled", "ticks", "parks", "dropped"
+            "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10}  status",
+            "worker", "cpu", "node", "handled", "ticks", "parks", "dropped", "wait p99"
         )?;
         for w in &self.workers {
             writeln!(
                 f,
-                "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8}  {}",
+                "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10}  {}",
                 format!("w{}", w.id),
                 opt(w.cpu),
                 opt(w.numa_node),
@@ -36,6 +36,11 @@ impl fmt::Display for PoolStats {
                 w.ticks,
                 w.parks,
                 w.dropped,
+                if w.queue_delay.samples == 0 {
+                    String::from("-")
+                } else {
+                    format!("{:.1?}", w.queue_delay.p99)
+                },
                 match (w.failed, w.restarts) {
                     (true, _) => String::from("FAILED"),
                     (false, 0) => String::from("ok"),
@@ -107,13 +112,17 @@ mod tests {
                 "10",
                 "1",
                 "0",
+                "10.0µs",
                 "ok",
                 "(restarted",
                 "2",
                 "times)"
             ]
         );
-        assert_eq!(rows[2], ["w1", "-", "-", "101", "10", "1", "0", "FAILED"]);
+        assert_eq!(
+            rows[2],
+            ["w1", "-", "-", "101", "10", "1", "0", "10.0µs", "FAILED"]
+        );
         assert!(rows[3].is_empty());
         assert_eq!(rows[4][0], "from");
         // 2 inboxes + 4 rings, in snapshot order; nothing hidden.
@@ -163,6 +172,9 @@ mod tests {
                 dropped: 0,
                 restarts: 0,
                 failed: false,
+                timers_dropped: 0,
+                overflow_queued: 0,
+                queue_delay: Default::default(),
             })
             .collect();
         let text = PoolStats { workers, channels }.to_string();
