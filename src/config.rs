@@ -148,6 +148,7 @@ pub struct PoolConfig {
     pub(crate) overflow_limit: Option<usize>,
     pub(crate) overflow_pause: Option<usize>,
     pub(crate) inbox_coalesce: Duration,
+    pub(crate) io_poll_interval: Duration,
 }
 
 /// Default inbox and ring capacity.
@@ -159,6 +160,9 @@ pub const DEFAULT_BATCH_SIZE: usize = 64;
 pub const DEFAULT_INBOX_COALESCE: Duration = Duration::from_micros(1);
 /// The longest [`PoolConfig::inbox_coalesce`] accepted.
 pub const MAX_INBOX_COALESCE: Duration = Duration::from_micros(100);
+/// Default longest time a busy worker goes without polling its I/O; see
+/// [`PoolConfig::io_poll_interval`].
+pub const DEFAULT_IO_POLL_INTERVAL: Duration = Duration::from_micros(100);
 /// Default longest time between two `tick`s of an idle worker.
 pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -179,6 +183,7 @@ impl Default for PoolConfig {
             overflow_limit: None,
             overflow_pause: None,
             inbox_coalesce: DEFAULT_INBOX_COALESCE,
+            io_poll_interval: DEFAULT_IO_POLL_INTERVAL,
         }
     }
 }
@@ -344,6 +349,26 @@ impl PoolConfig {
     /// refused.
     pub fn inbox_coalesce(mut self, window: Duration) -> Self {
         self.inbox_coalesce = window;
+        self
+    }
+
+    /// The longest a worker busy with messages goes without checking its
+    /// I/O readiness (only for a worker that registered sources through
+    /// [`Context::io`](crate::Context::io)). Default: 100 µs
+    /// ([`DEFAULT_IO_POLL_INTERVAL`]).
+    ///
+    /// A busy worker does not pay an `epoll_wait` per loop iteration: it
+    /// reads the clock once per iteration and polls readiness, without
+    /// blocking, once this interval has passed since its last poll, and
+    /// also each time its queues run dry. The trade: while messages keep
+    /// it busy, a socket that became ready waits up to this interval (plus
+    /// the batch in hand) before its `on_io` runs. An idle worker is not
+    /// affected: it sleeps in the OS poll and wakes at once. Shorter means
+    /// lower I/O latency under message load and more system calls;
+    /// `Duration::ZERO` polls on every iteration, `Duration::MAX` only when
+    /// the queues run dry. Every value is accepted.
+    pub fn io_poll_interval(mut self, interval: Duration) -> Self {
+        self.io_poll_interval = interval;
         self
     }
 

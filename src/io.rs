@@ -34,6 +34,12 @@ pub use mio::event::Event;
 pub use mio::net::{TcpListener, TcpStream, UdpSocket};
 pub use mio::{Interest, Registry, Token};
 
+/// The token of each worker's own waker (the eventfd that wakes a worker
+/// asleep in its OS poll when a message arrives). Its events are consumed
+/// by the runtime and never reach [`Worker::on_io`](crate::Worker::on_io):
+/// do not register a source with this token.
+pub const WAKER_TOKEN: Token = Token(usize::MAX);
+
 /// The listen backlog of [`reuseport_listener`]: each listener has its own
 /// accept queue of this length (the kernel may cap it at `somaxconn`).
 pub const LISTEN_BACKLOG: i32 = 1024;

@@ -102,8 +102,8 @@ pub use prometheus_client;
 #[cfg(not(loom))]
 pub use config::{
     Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,
-    DEFAULT_CAPACITY, DEFAULT_INBOX_COALESCE, DEFAULT_TICK_INTERVAL, MAX_CAPACITY,
-    MAX_INBOX_COALESCE,
+    DEFAULT_CAPACITY, DEFAULT_INBOX_COALESCE, DEFAULT_IO_POLL_INTERVAL, DEFAULT_TICK_INTERVAL,
+    MAX_CAPACITY, MAX_INBOX_COALESCE,
 };
 #[cfg(not(loom))]
 pub use error::{Error, SendError};

@@ -6,7 +6,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use crate::mesh::Outbound;
-use crate::{Endpoint, SendError, WorkerId};
+use crate::runtime::Reactor;
+use crate::{io, Endpoint, SendError, WorkerId};
 
 /// A shard of the application: its state lives here, on one pinned thread,
 /// and messages for it arrive in [`handle`](Worker::handle).
@@ -43,12 +44,24 @@ pub trait Worker: Send + 'static {
     /// After the drain at shutdown, before the worker is handed back. Sends
     /// from here return `Err(SendError::Closed(msg))`.
     fn on_stop(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
+
+    /// A source this worker registered with [`Context::io`] became ready.
+    ///
+    /// Runs on the worker's thread, between batches of messages: while the
+    /// worker is busy, readiness is polled (without blocking) at most every
+    /// [`PoolConfig::io_poll_interval`](crate::PoolConfig::io_poll_interval)
+    /// and whenever its queues run dry; an idle worker sleeps in the OS
+    /// poll and runs this as soon as the source is ready. Readiness is
+    /// edge-triggered (mio's): read or write until `WouldBlock`. A panic
+    /// here is caught like one in `handle`.
+    fn on_io(&mut self, _event: &io::Event, _ctx: &mut Context<'_, Self::Msg>) {}
 }
 
 /// What a worker can do from inside its callbacks: learn who it is and send
 /// to its peers (itself included) without ever blocking.
 pub struct Context<'a, M> {
     pub(crate) out: &'a mut Outbound<M>,
+    pub(crate) io: &'a Reactor<M>,
 }
 
 impl<M: Send + 'static> Context<'_, M> {
@@ -186,6 +199,58 @@ impl<M: Send + 'static> Context<'_, M> {
     #[inline]
     pub fn worker_for<K: Hash + ?Sized>(&self, key: &K) -> WorkerId {
         self.out.worker_for(key)
+    }
+
+    /// This worker's own registry: sources registered here (from any
+    /// callback) deliver their readiness to this worker's
+    /// [`on_io`](Worker::on_io).
+    ///
+    /// The first call creates the worker's reactor (an epoll instance and
+    /// an eventfd that wakes it); from then on the worker sleeps in the OS
+    /// poll instead of parking, woken by readiness, by a message or by its
+    /// next tick. A worker that never calls this pays nothing for I/O. Do
+    /// not use [`io::WAKER_TOKEN`] as a token.
+    ///
+    /// # Panics
+    /// When the OS refuses the epoll instance or the eventfd (out of file
+    /// descriptors); caught like any panic of the worker.
+    ///
+    /// ```
+    /// use shardpool::io::{Interest, TcpListener, Token};
+    /// use shardpool::prelude::*;
+    ///
+    /// /// Accepts connections on its own listener and counts them.
+    /// #[derive(Default)]
+    /// struct Acceptor {
+    ///     listener: Option<TcpListener>,
+    ///     accepted: usize,
+    /// }
+    ///
+    /// impl Worker for Acceptor {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: (), _ctx: &mut Context<'_, ()>) {}
+    ///     fn on_start(&mut self, ctx: &mut Context<'_, ()>) {
+    ///         let mut listener = shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+    ///         ctx.io().register(&mut listener, Token(0), Interest::READABLE).unwrap();
+    ///         self.listener = Some(listener);
+    ///     }
+    ///     fn on_io(&mut self, _event: &shardpool::io::Event, _ctx: &mut Context<'_, ()>) {
+    ///         while let Some(Ok(_)) = self.listener.as_ref().map(|l| l.accept()) {
+    ///             self.accepted += 1;
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(1).affinity(Affinity::None),
+    ///     |_| Acceptor::default(),
+    /// )?;
+    /// pool.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn io(&self) -> &io::Registry {
+        self.io.registry()
     }
 
     /// Sends a clone of `msg` to every worker, itself included, in id order.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kv-compare.sh — redis-benchmark against redis-server, the tokio peer
-# (services/examples/kv_tokio.rs) and, when given, the shardpool kv server.
+# (services/examples/kv_tokio.rs) and the shardpool kv server
+# (services/examples/kv.rs).
 #
 # Every server listens on its own 127.0.0.1 port. For each round and each
 # pipeline depth the servers are measured one after another (A B C A B C …,
@@ -23,8 +24,11 @@
 #   --threads N          tokio peer runtime threads (default: its own)
 #   --port-base P        ports P (redis), P+1 (tokio), P+2 (shardpool); default 16379
 #   --shardpool-cmd CMD  start the shardpool kv server with CMD ({port} is
-#                        replaced by its port); without it, it is skipped
-#   --no-build           do not (re)build the tokio peer
+#                        replaced by its port); default: the built kv example,
+#                        target/release/examples/kv --port {port}
+#   --workers N          shardpool kv workers (default: one per physical core)
+#   --no-shardpool       skip the shardpool kv server
+#   --no-build           do not (re)build the tokio peer and the kv example
 #   --keep-raw FILE      keep the raw per-run CSV rows in FILE
 #
 # Needs: redis-server and redis-benchmark (Debian: redis-server, redis-tools),
@@ -33,6 +37,7 @@ set -euo pipefail
 
 requests=100000 rounds=5 clients=50 depths="16 1" tests="set,get,incr" keyspace=100000
 client_cpus="" server_cpus="" threads="" port_base=16379 shardpool_cmd="" build=1 keep_raw=""
+workers="" shardpool=1
 
 die() { echo "kv-compare: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -48,6 +53,8 @@ while [[ $# -gt 0 ]]; do
         --threads) threads=${2:?}; shift 2 ;;
         --port-base) port_base=${2:?}; shift 2 ;;
         --shardpool-cmd) shardpool_cmd=${2:?}; shift 2 ;;
+        --workers) workers=${2:?}; shift 2 ;;
+        --no-shardpool) shardpool=0; shift ;;
         --no-build) build=0; shift ;;
         --keep-raw) keep_raw=${2:?}; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -111,7 +118,7 @@ start redis-server "$port_base" \
     redis-server --port "$port_base" --bind 127.0.0.1 --save '' --appendonly no --daemonize no
 
 if [[ $build == 1 ]]; then
-    (cd "$repo" && cargo build --release -q -p shardpool-services --example kv_tokio)
+    (cd "$repo" && cargo build --release -q -p shardpool-services --example kv_tokio --example kv)
 fi
 tokio_bin="$repo/target/release/examples/kv_tokio"
 [[ -x $tokio_bin ]] || die "$tokio_bin not built (drop --no-build)"
@@ -119,11 +126,17 @@ tokio_args=(--port $((port_base + 1)))
 [[ -n $threads ]] && tokio_args+=(--threads "$threads")
 start tokio "$((port_base + 1))" "$tokio_bin" "${tokio_args[@]}"
 
-if [[ -n $shardpool_cmd ]]; then
+if [[ $shardpool == 1 ]]; then
+    if [[ -z $shardpool_cmd ]]; then
+        kv_bin="$repo/target/release/examples/kv"
+        [[ -x $kv_bin ]] || die "$kv_bin not built (drop --no-build)"
+        shardpool_cmd="$kv_bin --port {port}"
+        [[ -n $workers ]] && shardpool_cmd+=" --workers $workers"
+    fi
     # shellcheck disable=SC2086
     start shardpool "$((port_base + 2))" ${shardpool_cmd//\{port\}/$((port_base + 2))}
 else
-    echo "shardpool kv server: skipped (no --shardpool-cmd)"
+    echo "shardpool kv server: skipped (--no-shardpool)"
 fi
 
 # One CSV row per run: server,depth,round,test,rps,p50,p99

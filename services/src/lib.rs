@@ -9,6 +9,9 @@
 //!   with limits, commands, a shard-local store with expiry, replies, and
 //!   the split/merge of multi-key commands across shards. It does no I/O:
 //!   a server feeds it bytes and writes out what it encodes.
+//! - [`server`]: the engine served by a shardpool — each worker owns a
+//!   shard of the keys, its listener and its connections; requests for
+//!   other shards travel over the mesh (`cargo run --release --example kv`).
 //! - [`tokio_peer`]: the same engine served by a tokio multi-thread runtime
 //!   over a sharded `Mutex<Store>` — what a Rust user would write without
 //!   shardpool, and the peer the shardpool kv server is compared with.
@@ -34,4 +37,5 @@
 #![warn(rust_2018_idioms)]
 
 pub mod kv;
+pub mod server;
 pub mod tokio_peer;

@@ -13,11 +13,13 @@
 use std::time::{Duration, Instant};
 
 use crate::config::IdleStrategy;
+use crate::lockfree::barrier;
 use crate::lockfree::inbox::InboxReceiver;
 use crate::lockfree::ring::Consumer;
 use crate::shared::Shared;
 
 use super::inbound::{pending, rings_pending};
+use super::reactor::Reactor;
 
 /// Up to this many inbound rings, a spinning worker polls its queues
 /// directly instead of only its bell.
@@ -122,6 +124,7 @@ impl Idle {
     /// Nothing arrived in the last iteration: wait for something to do,
     /// at most until the tick or `timer` (the earliest `send_after`
     /// deadline) is due.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn wait<M>(
         &mut self,
         inbox: &mut InboxReceiver<M>,
@@ -130,6 +133,7 @@ impl Idle {
         me: usize,
         control_seen: u64,
         timer: Option<Instant>,
+        reactor: &mut Reactor<M>,
     ) -> Wake {
         if self.inbox_rest > 0 {
             // Let messages land in the inbox; meanwhile watch the control
@@ -166,9 +170,16 @@ impl Idle {
         }
         match self.strategy {
             IdleStrategy::BusyPoll => std::hint::spin_loop(),
-            IdleStrategy::Backoff { spins, yields } => {
-                self.sleep(inbox, rx, shared, me, control_seen, spins, yields, due)
-            }
+            IdleStrategy::Backoff { spins, yields } => self.sleep(
+                inbox,
+                rx,
+                shared,
+                me,
+                control_seen,
+                (spins, yields),
+                due,
+                reactor,
+            ),
         }
         Wake::Ready
     }
@@ -184,6 +195,10 @@ impl Idle {
     /// Spinning and yielding stop when the tick is due. An idle period
     /// that reached its tick without a message counts like a park that
     /// timed out: the next one parks directly.
+    ///
+    /// A worker with a reactor also polls its readiness (without blocking)
+    /// every `io_poll_interval` while spinning and yielding, and sleeps in
+    /// the OS poll instead of parking (see [`Reactor`]).
     #[allow(clippy::too_many_arguments)]
     fn sleep<M>(
         &mut self,
@@ -192,9 +207,9 @@ impl Idle {
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,
-        spins: u32,
-        yields: u32,
+        (spins, yields): (u32, u32),
         due: Instant,
+        reactor: &mut Reactor<M>,
     ) {
         let signal = &shared.workers[me].signal;
         let poll = rx.len() < POLL_LIMIT;
@@ -209,10 +224,17 @@ impl Idle {
                     signal.wake();
                     return;
                 }
-                if i % 64 == 63 && Instant::now() >= due {
-                    signal.wake();
-                    self.skip_spin = true;
-                    return;
+                if i % 64 == 63 {
+                    let now = Instant::now();
+                    if now >= due {
+                        signal.wake();
+                        self.skip_spin = true;
+                        return;
+                    }
+                    if reactor.poll_if_due(now, false) {
+                        signal.wake();
+                        return;
+                    }
                 }
                 std::hint::spin_loop();
             }
@@ -226,9 +248,14 @@ impl Idle {
                 // another thread: without this check a few hundred of them
                 // would delay the tick by a second and the worker would
                 // never reach its park.
-                if Instant::now() >= due {
+                let now = Instant::now();
+                if now >= due {
                     signal.wake();
                     self.skip_spin = true;
+                    return;
+                }
+                if reactor.poll_if_due(now, false) {
+                    signal.wake();
                     return;
                 }
             }
@@ -239,15 +266,28 @@ impl Idle {
             signal.wake();
             return;
         }
-        signal.prepare_park();
+        let io = reactor.is_active();
+        if io {
+            signal.prepare_poll();
+        } else {
+            signal.prepare_park();
+        }
         if pending(inbox, rx, shared, control_seen) {
             signal.wake();
             return;
         }
         self.parks += 1;
         shared.workers[me].counters.parks.set(self.parks);
-        tracing::trace!(worker = me, "park");
-        signal.park(Some(due - now));
+        tracing::trace!(worker = me, io, "park");
+        if io {
+            // One sleep for messages and readiness: a producer that finds
+            // this worker POLLING writes its eventfd.
+            if signal.may_sleep() {
+                reactor.sleep(barrier::bound_park(Some(due - now)));
+            }
+        } else {
+            signal.park(Some(due - now));
+        }
         signal.wake();
         tracing::trace!(worker = me, "unpark");
         // Woken by the timer: the next idle period goes straight to parking.

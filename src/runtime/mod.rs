@@ -13,6 +13,9 @@
 //!   blocking send from a handler).
 //! - [`queue_delay`]: `DelaySampler`, how long messages wait in the
 //!   worker's queues, sampled by index (no timestamp per message).
+//! - [`reactor`]: `Reactor`, a worker's own `mio::Poll`, created when the
+//!   worker first asks for [`Context::io`](crate::Context::io): when to
+//!   poll readiness while busy, and the OS poll as the worker's one sleep.
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
 //!
@@ -23,10 +26,12 @@ mod current;
 mod idle;
 mod inbound;
 mod queue_delay;
+mod reactor;
 mod restart;
 mod worker_loop;
 
 pub(crate) use current::worker_of;
 pub(crate) use inbound::Inbound;
+pub(crate) use reactor::Reactor;
 pub(crate) use restart::panic_message;
 pub(crate) use worker_loop::{Factory, LoopConfig, Runtime, WorkerExit};

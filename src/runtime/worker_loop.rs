@@ -30,6 +30,7 @@ use crate::{Context, Endpoint, Worker, WorkerId};
 use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
 use super::queue_delay::DelaySampler;
+use super::reactor::Reactor;
 use super::restart::{panic_message, RestartBudget};
 
 /// Hands up to `batch` due timers to `handle` (the caller has set the
@@ -86,6 +87,8 @@ pub(crate) struct LoopConfig {
     /// `PoolConfig::overflow_pause`: the inbox is left alone while more
     /// than this many of the worker's own sends wait in its overflows.
     pub(crate) overflow_pause: usize,
+    /// `PoolConfig::io_poll_interval`.
+    pub(crate) io_poll_interval: Duration,
 }
 
 impl From<&PoolConfig> for LoopConfig {
@@ -97,6 +100,7 @@ impl From<&PoolConfig> for LoopConfig {
             on_panic: config.on_panic,
             inbox_coalesce: spins_for(config.inbox_coalesce),
             overflow_pause: config.get_overflow_pause(),
+            io_poll_interval: config.io_poll_interval,
         }
     }
 }
@@ -124,6 +128,10 @@ pub(crate) struct Runtime<W: Worker> {
     local: Local,
     idle: Idle,
     delay: DelaySampler,
+    reactor: Reactor<W::Msg>,
+    /// The queues ran dry and readiness was polled since: the next dry
+    /// iteration leaves polling to the idle path.
+    io_dry_polled: bool,
 }
 
 impl<W: Worker> Runtime<W> {
@@ -142,7 +150,6 @@ impl<W: Worker> Runtime<W> {
             out,
             inbox: inbound.inbox,
             rx: inbound.rings.into_boxed_slice(),
-            shared,
             factory,
             cfg,
             panic: None,
@@ -151,6 +158,9 @@ impl<W: Worker> Runtime<W> {
             local: Local::default(),
             idle: Idle::new(cfg.idle, cfg.tick_interval, cfg.inbox_coalesce),
             delay: DelaySampler::new(),
+            reactor: Reactor::new(shared.clone(), me, cfg.io_poll_interval),
+            io_dry_polled: false,
+            shared,
         }
     }
 
@@ -176,7 +186,10 @@ impl<W: Worker> Runtime<W> {
         self.drop_timers();
         if self.panic.is_none() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out: &mut self.out };
+                let mut ctx = Context {
+                    out: &mut self.out,
+                    io: &self.reactor,
+                };
                 self.worker.on_stop(&mut ctx);
             }));
             if let Err(payload) = stopped {
@@ -210,7 +223,10 @@ impl<W: Worker> Runtime<W> {
             if c != self.control_seen && self.on_control(c) {
                 return;
             }
-            let work = self.iteration();
+            let mut work = self.iteration();
+            if self.reactor.is_active() {
+                work += self.poll_io(work);
+            }
             if work > 0 {
                 self.idle.worked();
             } else if self.out.has_overflow() {
@@ -223,12 +239,19 @@ impl<W: Worker> Runtime<W> {
             } else {
                 let (inbox, rx) = (&mut self.inbox, &mut self.rx);
                 let timer = self.out.timers.next_due();
-                let wake =
-                    self.idle
-                        .wait(inbox, rx, &self.shared, self.me, self.control_seen, timer);
+                let wake = self.idle.wait(
+                    inbox,
+                    rx,
+                    &self.shared,
+                    self.me,
+                    self.control_seen,
+                    timer,
+                    &mut self.reactor,
+                );
                 if wake == Wake::Tick {
                     self.idle_tick();
                 }
+                self.dispatch_io();
             }
         }
     }
@@ -239,7 +262,10 @@ impl<W: Worker> Runtime<W> {
     fn start_worker(&mut self) {
         loop {
             let started = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out: &mut self.out };
+                let mut ctx = Context {
+                    out: &mut self.out,
+                    io: &self.reactor,
+                };
                 self.worker.on_start(&mut ctx);
             }));
             self.out.flush();
@@ -320,17 +346,18 @@ impl<W: Worker> Runtime<W> {
         self.out.flush_overflow();
         let work = if self.panic.is_none() {
             let batch = self.cfg.batch;
-            let (worker, out, inbox, rx) = (
+            let (worker, out, inbox, rx, io) = (
                 &mut self.worker,
                 &mut self.out,
                 &mut self.inbox,
                 &mut self.rx,
+                &self.reactor,
             );
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
             let (me, pause) = (self.me, self.cfg.overflow_pause);
             let result = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out };
+                let mut ctx = Context { out, io };
                 // `source` is set once per queue, before its batch.
                 macro_rules! handle {
                     () => {
@@ -379,6 +406,48 @@ impl<W: Worker> Runtime<W> {
         work
     }
 
+    /// Polls readiness without blocking when the busy interval has passed,
+    /// or once when the queues have just run dry, and hands what is ready
+    /// to `on_io`. Returns how many events it handed out.
+    fn poll_io(&mut self, work: usize) -> usize {
+        let dry = work == 0 && !self.io_dry_polled;
+        self.io_dry_polled = work == 0;
+        if self.reactor.poll_if_due(Instant::now(), dry) {
+            self.dispatch_io()
+        } else {
+            0
+        }
+    }
+
+    /// Hands the polled events to `on_io` (a failed worker drops them).
+    /// `source` is `None` there. Returns how many there were (at least one
+    /// when any were polled).
+    fn dispatch_io(&mut self) -> usize {
+        if !self.reactor.has_ready() {
+            return 0;
+        }
+        let mut n = 0;
+        if self.panic.is_none() {
+            let (worker, out, io) = (&mut self.worker, &mut self.out, &self.reactor);
+            let count = &mut n;
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context { out, io };
+                for event in io.events() {
+                    worker.on_io(event, &mut ctx);
+                    *count += 1;
+                }
+            }));
+            self.reactor.dispatched();
+            if let Err(payload) = result {
+                self.recover(payload);
+            }
+            self.out.flush();
+        } else {
+            self.reactor.dispatched();
+        }
+        n.max(1)
+    }
+
     /// Drops the timers still pending (at stop, or when the worker
     /// failed) and counts them.
     fn drop_timers(&mut self) {
@@ -412,7 +481,10 @@ impl<W: Worker> Runtime<W> {
         }
         self.local.ticks += 1;
         let ticked = catch_unwind(AssertUnwindSafe(|| {
-            let mut ctx = Context { out: &mut self.out };
+            let mut ctx = Context {
+                out: &mut self.out,
+                io: &self.reactor,
+            };
             self.worker.tick(&mut ctx);
         }));
         if let Err(payload) = ticked {

@@ -1,0 +1,194 @@
+//! The shardpool kv server (`services/examples/kv.rs`) under the shared
+//! RESP workload (`resp::exercise`: 16 connections, 200 k mixed commands,
+//! cross-shard keys, exact INCR totals, pipelines answered in order), plus
+//! bad input on raw sockets: an error reply or a closed connection, never
+//! a panic, never harm to other connections.
+
+mod resp;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use shardpool::prelude::*;
+use shardpool_services::kv::Limits;
+use shardpool_services::server::{KvServer, ServerConfig};
+
+fn start(workers: usize) -> KvServer {
+    let config = ServerConfig {
+        pool: PoolConfig::default()
+            .workers(workers)
+            .affinity(Affinity::None),
+        limits: Limits {
+            max_bulk_len: 1 << 20,
+            ..Limits::default()
+        },
+    };
+    KvServer::start("127.0.0.1:0".parse().unwrap(), config).expect("start the server")
+}
+
+/// Sends `bytes`, then reads until the server closes or goes quiet.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false)
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+#[test]
+fn sixteen_connections_mixed_commands_exact_totals_in_order() {
+    // Three workers even on a 2-CPU machine: keys spread over three shards.
+    let server = start(3);
+    resp::exercise(server.addr());
+    let per_worker = server.stats(Duration::from_secs(30));
+    assert_eq!(per_worker.len(), 3);
+    let mut total = shardpool_services::kv::KvStats::default();
+    for (_, s) in &per_worker {
+        total.add(s);
+    }
+    assert!(
+        total.commands >= (resp::CONNECTIONS * resp::COMMANDS_PER_CONNECTION) as u64,
+        "{total}"
+    );
+    assert!(
+        total.cross_shard > 0,
+        "keys on other workers went over the mesh: {total}"
+    );
+    assert!(total.connections_accepted >= resp::CONNECTIONS as u64);
+    let table = server.stats_table(Duration::from_secs(30));
+    assert!(table.contains("total"), "{table}");
+    server.stop().expect("no worker panicked");
+}
+
+#[test]
+fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
+    let server = start(2);
+    let addr = server.addr();
+    let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
+    let mut good = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("survivor")
+        .arg("1")
+        .query(&mut good)
+        .unwrap();
+
+    let (out, closed) = raw(
+        addr,
+        b"*1\r\n$4\r\nPING\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n",
+    );
+    assert_eq!(
+        out,
+        b"+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n"
+    );
+    assert!(closed, "closed after a protocol error");
+
+    let (out, closed) = raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
+    assert_eq!(out, b"-ERR Protocol error: invalid bulk length\r\n");
+    assert!(closed);
+
+    let (out, closed) = raw(addr, b"*x\r\n");
+    assert_eq!(out, b"-ERR Protocol error: invalid multibulk length\r\n");
+    assert!(closed);
+
+    let (out, closed) = raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
+    assert_eq!(
+        out,
+        b"-ERR unknown command 'FOO', with args beginning with: 'a' \r\n+PONG\r\n"
+    );
+    assert!(!closed, "an unknown command is not fatal");
+
+    // Clients that leave in the middle of a pipeline, with requests for
+    // other shards still in flight.
+    for i in 0..20 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut pipeline = Vec::new();
+        for k in 0..8 {
+            let key = format!("leaver{i}:{k}");
+            pipeline.extend_from_slice(
+                format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes(),
+            );
+        }
+        pipeline.extend_from_slice(
+            b"*2\r\n$4\r\nINCR\r\n$7\r\nleavers\r\n*2\r\n$4\r\nINCR\r\n$7\r\nlea",
+        );
+        stream.write_all(&pipeline).unwrap();
+        drop(stream);
+    }
+    let (out, _) = raw(addr, b"QUIT\r\n");
+    assert_eq!(out, b"+OK\r\n");
+
+    let survivor: String = redis::cmd("GET").arg("survivor").query(&mut good).unwrap();
+    assert_eq!(survivor, "1");
+    let mut leavers: i64 = 0;
+    for _ in 0..200 {
+        leavers = redis::cmd("GET")
+            .arg("leavers")
+            .query::<Option<i64>>(&mut good)
+            .unwrap()
+            .unwrap_or(0);
+        if leavers == 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leavers, 20, "whole requests ran, halves did not");
+    let stats = server.stats(Duration::from_secs(30));
+    let errors: u64 = stats.iter().map(|(_, s)| s.protocol_errors).sum();
+    assert!(errors >= 3);
+    server.stop().expect("no worker panicked");
+}
+
+#[test]
+fn connect_time_commands_of_redis_tools_are_answered() {
+    let server = start(2);
+    let (out, _) = raw(
+        server.addr(),
+        b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n",
+    );
+    assert_eq!(
+        out,
+        b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n*0\r\n"
+    );
+    server.stop().expect("no worker panicked");
+}
+
+#[test]
+fn a_large_reply_is_written_when_the_socket_drains() {
+    // A value of 512 KiB read back 16 times in one pipeline: more than the
+    // socket buffer, so the server must wait for WRITABLE.
+    let server = start(2);
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let value = vec![b'x'; 512 * 1024];
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut con)
+        .unwrap();
+    let mut pipe = redis::pipe();
+    for _ in 0..16 {
+        pipe.cmd("GET").arg("big");
+    }
+    let got: Vec<Vec<u8>> = pipe.query(&mut con).unwrap();
+    assert_eq!(got.len(), 16);
+    assert!(got.iter().all(|v| v == &value));
+    server.stop().expect("no worker panicked");
+}
