@@ -282,7 +282,7 @@ mod tests {
 /// execution), which is why parks after the switch have a timeout.
 #[cfg(all(test, loom))]
 mod loom_tests {
-    use crate::sync::{thread, Arc};
+    use crate::lockfree::sync::{thread, Arc};
     use loom::sync::atomic::{fence, AtomicBool, AtomicU8};
     use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
