@@ -454,3 +454,86 @@ mod tests {
         assert_eq!(got, [0, 1, 2]);
     }
 }
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    use loom::future::block_on;
+
+    use crate::lockfree::inbox::{inbox, InboxSender, PushError};
+    use crate::lockfree::sync::thread;
+
+    use super::Ticket;
+
+    /// Pushes `v` the async way, driven by loom's `block_on`.
+    fn push_async(q: &InboxSender<u32>, v: u32) -> Result<(), PushError<u32>> {
+        let mut value = Some(v);
+        let mut ticket = Ticket::default();
+        block_on(poll_fn(|cx| q.poll_push(&mut value, &mut ticket, cx.waker())))
+    }
+
+    /// A task waiting on a full inbox is woken when the consumer frees the
+    /// slot: were the register / heavy barrier / re-check handshake able to
+    /// miss the consumer's check, the task would never be woken and loom
+    /// would report a deadlock at the join.
+    #[test]
+    fn waiting_task_wakes() {
+        loom::model(|| {
+            let (q, mut rx) = inbox(1);
+            q.try_push(0u32).unwrap();
+            let q2 = q.clone();
+            let t = thread::spawn(move || push_async(&q2, 1));
+            let mut got = vec![];
+            rx.pop_batch(1, |m| got.push(m));
+            t.join().unwrap().unwrap();
+            rx.pop_batch(1, |m| got.push(m));
+            assert_eq!(got, [0, 1]);
+        });
+    }
+
+    /// Closing wakes a waiting task, which gets its message back.
+    #[test]
+    fn close_wakes_waiting_task() {
+        loom::model(|| {
+            let (q, _rx) = inbox(1);
+            q.try_push(0u32).unwrap();
+            let q2 = q.clone();
+            let t = thread::spawn(move || push_async(&q2, 1));
+            q.close();
+            assert_eq!(t.join().unwrap(), Err(PushError::Closed(1)));
+        });
+    }
+
+    /// A task that gives up after one poll (its future dropped) while the
+    /// consumer frees the slot: if it had been given the wake-up, it hands
+    /// it on, so the other waiting task still gets the slot.
+    #[test]
+    fn cancelled_task_hands_the_wakeup_on() {
+        loom::model(|| {
+            let (q, mut rx) = inbox(1);
+            q.try_push(0u32).unwrap();
+            let qa = q.clone();
+            let a = thread::spawn(move || {
+                let mut value = Some(1);
+                let mut ticket = Ticket::default();
+                let first = block_on(poll_fn(|cx| {
+                    Poll::Ready(qa.poll_push(&mut value, &mut ticket, cx.waker()))
+                }));
+                qa.cancel_wait(&mut ticket); // the future is dropped
+                matches!(first, Poll::Ready(Ok(())))
+            });
+            let qb = q.clone();
+            let b = thread::spawn(move || push_async(&qb, 2));
+            let mut got = vec![];
+            rx.pop_batch(1, |m| got.push(m));
+            if a.join().unwrap() {
+                rx.pop_batch(1, |m| got.push(m)); // make room for b
+            }
+            b.join().unwrap().unwrap();
+            rx.pop_batch(1, |m| got.push(m));
+            assert_eq!(got.last(), Some(&2));
+        });
+    }
+}
