@@ -1,5 +1,6 @@
-//! The 20-line tour: count the words of "a b a c" on one pinned worker per
-//! physical core, print the per-channel statistics, shut down.
+//! The tour: count the words of "a b a c" on one pinned worker per
+//! physical core, wait until they are handled, print the per-channel
+//! statistics, shut down and show which worker owns which word.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -31,7 +32,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for w in "a b a c".split_whitespace() {
         tx.send_keyed(&w, w.to_string())?; // same key -> same worker, always
     }
-    println!("{}", pool.stats()); // per-channel table
+    // Sends only queue the words: wait until the workers have handled all 4.
+    while pool.stats().handled() < 4 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    println!("{}", pool.stats()); // per-channel table: 4 received, 0 in flight
     let workers: Vec<WordCount> = pool.shutdown()?; // drains every queue, joins, id order
     assert_eq!(
         workers

@@ -633,11 +633,28 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out = count_parallel(chunks, &opts)?;
     let secs = out.elapsed.as_secs_f64();
     println!(
-        "{} workers: {secs:.2} s, {:.1} M words/s, {:.1} MB/s, {:.2} M messages/s",
+        "{} workers: {secs:.2} s, {:.1} M words/s, {:.1} MB/s",
         out.stats.workers.len(),
         opts.words as f64 / secs / 1e6,
         bytes as f64 / secs / 1e6,
-        out.stats.handled() as f64 / secs / 1e6
+    );
+    // A message is a chunk of text or a batch of (word, count) pairs, never
+    // a single word: that is why messages/s is far below words/s.
+    let (mut chunks_in, mut batches) = (0u64, 0u64);
+    for c in &out.stats.channels {
+        if c.from == Endpoint::External {
+            chunks_in += c.received; // the feeder's chunks, through the inboxes
+        } else {
+            batches += c.received; // word batches, worker to worker
+        }
+    }
+    println!(
+        "messages: {chunks_in} chunks of up to {} words into the inboxes, {batches} batches of \
+         up to {} (word, count) pairs between workers ({:.1} k messages/s; a message is a \
+         chunk or a batch, not a word)",
+        opts.chunk,
+        opts.batch,
+        (chunks_in + batches) as f64 / secs / 1e3
     );
     println!("\ntop 10 of {} distinct words:", out.counts.len());
     let total: u64 = out.counts.values().sum();

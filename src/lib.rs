@@ -68,6 +68,8 @@ mod error;
 #[cfg(not(loom))]
 mod id;
 #[cfg(not(loom))]
+pub mod io;
+#[cfg(not(loom))]
 mod mesh;
 #[cfg(not(loom))]
 pub mod placement;

@@ -4,16 +4,29 @@
 //! (`src/compat/*.rs`); these check the rules that hold for every key.
 
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use shardpool_partitioners::compat::{
     cassandra_token, kafka_partition, nats_partition, redis_slot, scylla_shard,
 };
 
+/// proptest runs with only its `alloc` feature here (its default features
+/// would be unified into every example build of the workspace: see
+/// Cargo.toml), so it has no failure file and no entropy of its own. The
+/// seed comes from `PROPTEST_RNG_SEED` or the clock and is printed, so each
+/// run explores new cases and a failing one can be replayed; a regression
+/// is kept as a plain test.
 fn proptest_config(cases: u32) -> ProptestConfig {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+    eprintln!("proptest seed: PROPTEST_RNG_SEED={seed}");
     ProptestConfig {
         cases,
-        // Failing cases are saved next to this file as `compat.regressions`.
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
         ..ProptestConfig::default()
     }
 }

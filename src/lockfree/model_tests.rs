@@ -103,8 +103,31 @@ fn check_ring<V: Clone + PartialEq + std::fmt::Debug>(
     Ok(())
 }
 
+/// proptest runs with only its `alloc` feature here (its default features
+/// would be unified into every example build of the workspace: see
+/// Cargo.toml), so it has no failure file and no entropy of its own. The
+/// seed comes from `PROPTEST_RNG_SEED` or the clock and is printed, so each
+/// run explores new cases and a failing one can be replayed; a regression
+/// is kept as a plain test.
+fn proptest_config(cases: u32) -> ProptestConfig {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+    eprintln!("proptest seed: PROPTEST_RNG_SEED={seed}");
+    ProptestConfig {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(proptest_config(256))]
 
     /// Staged values are invisible until published; pops return published
     /// values in order, at most the batch asked; a full ring hands the value
@@ -188,4 +211,31 @@ proptest! {
             prop_assert_eq!(rx.has_pending(), !model.is_empty());
         }
     }
+}
+
+/// Cases proptest once shrank a failure to, kept as plain tests (there is
+/// no failure file: see [`proptest_config`]).
+#[test]
+fn regressions() {
+    // A batch push of nothing into a closed inbox is not a refusal.
+    let (q, _rx) = inbox::<u16>(1);
+    q.close();
+    assert_eq!(q.try_push_batch(&mut vec![]), Ok(0));
+    // `stage_from` of nothing into a ring whose consumer freed one slot:
+    // the cached view may understate the room, never overstate it.
+    check_ring(
+        4,
+        &[
+            RingOp::Stage(0),
+            RingOp::Stage(0),
+            RingOp::Stage(0),
+            RingOp::Stage(0),
+            RingOp::Stage(0),
+            RingOp::Publish,
+            RingOp::Pop(1),
+            RingOp::StageFrom(vec![]),
+        ],
+        |v| v,
+    )
+    .unwrap();
 }

@@ -8,23 +8,29 @@
 /// so called from the thread that starts the pool it is the set the
 /// workers can use.
 ///
-/// On other systems: the CPUs `core_affinity` reports, else
-/// `0..available_parallelism`.
+/// On other systems: the CPUs `core_affinity` reports. Where neither
+/// answers: `0..available_parallelism`.
 pub fn allowed_cpus() -> Vec<usize> {
     #[cfg(target_os = "linux")]
-    {
-        if let Some(cpus) = linux_affinity() {
-            return cpus;
-        }
-    }
+    let reported = linux_affinity();
+    #[cfg(not(target_os = "linux"))]
+    let reported = other_os_affinity();
+    reported.unwrap_or_else(|| {
+        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+    })
+}
+
+/// The CPUs `core_affinity` reports, sorted and without duplicates.
+#[cfg(not(target_os = "linux"))]
+fn other_os_affinity() -> Option<Vec<usize>> {
     match core_affinity::get_core_ids() {
         Some(ids) if !ids.is_empty() => {
             let mut cpus: Vec<usize> = ids.into_iter().map(|c| c.id).collect();
             cpus.sort_unstable();
             cpus.dedup();
-            cpus
+            Some(cpus)
         }
-        _ => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+        _ => None,
     }
 }
 

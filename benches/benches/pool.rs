@@ -15,30 +15,32 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod common;
-#[path = "../examples/bench.rs"]
-mod harness;
+use shardpool_benches::peers::handrolled::{keyed_handrolled, shuffle_handrolled};
+use shardpool_benches::peers::tokio_tasks::keyed_tokio;
+use shardpool_benches::workloads::keyed::keyed_shardpool;
+use shardpool_benches::workloads::shuffle::shuffle_shardpool;
 
 const PER_ITER: u64 = 1000;
 
 fn keyed(c: &mut Criterion) {
     let mut g = common::group(c, "keyed_2_workers", 10, 3, Some(PER_ITER));
     g.bench_function("shardpool_send_keyed", |b| {
-        b.iter_custom(|iters| harness::keyed_shardpool(iters * PER_ITER))
+        b.iter_custom(|iters| keyed_shardpool(iters * PER_ITER))
     });
     g.bench_function("handrolled_crossbeam_channel", |b| {
-        b.iter_custom(|iters| harness::keyed_handrolled(iters * PER_ITER))
+        b.iter_custom(|iters| keyed_handrolled(iters * PER_ITER))
     });
     g.bench_function("tokio_mpsc_per_task", |b| {
-        b.iter_custom(|iters| harness::keyed_tokio(iters * PER_ITER))
+        b.iter_custom(|iters| keyed_tokio(iters * PER_ITER))
     });
     g.finish();
 
     let mut g = common::group(c, "shuffle_2_workers", 10, 3, Some(PER_ITER));
     g.bench_function("shardpool_ctx_send_keyed", |b| {
-        b.iter_custom(|iters| harness::shuffle_shardpool((iters * PER_ITER).div_ceil(2)))
+        b.iter_custom(|iters| shuffle_shardpool((iters * PER_ITER).div_ceil(2)))
     });
     g.bench_function("handrolled_crossbeam_channel", |b| {
-        b.iter_custom(|iters| harness::shuffle_handrolled((iters * PER_ITER).div_ceil(2)))
+        b.iter_custom(|iters| shuffle_handrolled((iters * PER_ITER).div_ceil(2)))
     });
     g.finish();
 }

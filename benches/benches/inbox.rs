@@ -10,8 +10,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod common;
-#[path = "../examples/bench.rs"]
-mod harness;
+use shardpool_benches::peers::channel::{inbox_crossbeam_channel, inbox_flume};
+use shardpool_benches::peers::spsc::inbox_arrayqueue;
+use shardpool_benches::workloads::inbox::inbox_shardpool;
 
 const PER_ITER: u64 = 1000;
 const CAP: usize = 1024;
@@ -21,18 +22,16 @@ fn inbox(c: &mut Criterion) {
         let name = format!("inbox_{producers}p_u64_cap1024");
         let mut g = common::group(c, &name, 10, 2, Some(PER_ITER));
         g.bench_function("shardpool_send_to", |b| {
-            b.iter_custom(|iters| harness::inbox_shardpool(iters * PER_ITER, producers, CAP))
+            b.iter_custom(|iters| inbox_shardpool(iters * PER_ITER, producers, CAP))
         });
         g.bench_function("crossbeam_arrayqueue", |b| {
-            b.iter_custom(|iters| harness::inbox_arrayqueue(iters * PER_ITER, producers, CAP))
+            b.iter_custom(|iters| inbox_arrayqueue(iters * PER_ITER, producers, CAP))
         });
         g.bench_function("crossbeam_channel_bounded", |b| {
-            b.iter_custom(|iters| {
-                harness::inbox_crossbeam_channel(iters * PER_ITER, producers, CAP)
-            })
+            b.iter_custom(|iters| inbox_crossbeam_channel(iters * PER_ITER, producers, CAP))
         });
         g.bench_function("flume_bounded", |b| {
-            b.iter_custom(|iters| harness::inbox_flume(iters * PER_ITER, producers, CAP))
+            b.iter_custom(|iters| inbox_flume(iters * PER_ITER, producers, CAP))
         });
         g.finish();
     }

@@ -1,0 +1,44 @@
+//! shardpool against its peers, interleaved: the headline table, or the
+//! sweeps with `--sweep`.
+//!
+//! ```text
+//! cargo run --release -p shardpool-benches --bin headline                  # headline table (~15 s)
+//! cargo run --release -p shardpool-benches --bin headline -- --reps 9      # more repetitions
+//! cargo run --release -p shardpool-benches --bin headline -- --sweep       # mesh batch/capacity,
+//!                                                                          # inbox coalescing, idle strategy
+//! ```
+//!
+//! How it measures: the `shardpool_benches` crate docs.
+
+const USAGE: &str = "usage: headline [--reps N] [--sweep]";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut reps = 5;
+    let mut sweep = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--reps" => {
+                i += 1;
+                reps = args.get(i).and_then(|s| s.parse().ok()).expect("--reps N");
+            }
+            "--sweep" => sweep = true,
+            "--bench" => {} // passed by `cargo bench`; ignore
+            "-h" | "--help" => {
+                println!("{USAGE}\n  --reps N  interleaved repetitions per row (default 5)\n  --sweep   the sweeps instead of the headline table");
+                return;
+            }
+            other => {
+                eprintln!("{USAGE}   (unknown argument {other})");
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+    if sweep {
+        shardpool_benches::sweep::run(reps);
+    } else {
+        shardpool_benches::headline::run(reps);
+    }
+}

@@ -1,0 +1,257 @@
+//! The headline suite: each target comparison of PERFORMANCE.md (mesh vs
+//! rtrb, inbox vs crossbeam `ArrayQueue`, keyed aggregation vs a hand-rolled
+//! pool and tokio, round trips vs the floor, idle CPU and wake-up), one
+//! table. `cargo run --release -p shardpool-benches --bin headline`.
+
+use std::time::Duration;
+
+use shardpool::IdleStrategy;
+
+use crate::peers::handrolled::{keyed_handrolled, shuffle_handrolled};
+use crate::peers::round_trip::{rtt_floor, rtt_rtrb};
+use crate::peers::spsc::{inbox_arrayqueue, mesh_rtrb_api};
+use crate::peers::tokio_tasks::keyed_tokio;
+use crate::report::{floor_p50, loadavg, median, percentile, print_table, throughput_row, Row};
+use crate::workloads::idle::{idle_cpu, wakeup};
+use crate::workloads::inbox::{inbox_shardpool, inbox_shardpool_batched, inbox_shardpool_idle};
+use crate::workloads::keyed::{keyed_shardpool, keyed_shardpool_batched};
+use crate::workloads::latency::rtt_shardpool;
+use crate::workloads::mesh::{mesh_shardpool, MeshCfg};
+use crate::workloads::shuffle::shuffle_shardpool;
+
+/// Runs the headline suite with `reps` interleaved repetitions per row and
+/// prints the table (progress and per-rep values go to stderr).
+pub fn run(reps: usize) {
+    let floor_start = floor_p50();
+    println!(
+        "shardpool headline benchmarks: {reps} interleaved reps each, loadavg {}, \
+         cross-CPU RTT floor p50 at start {floor_start:.0} ns",
+        loadavg()
+    );
+    let mut rows = Vec::new();
+
+    eprintln!("mesh (worker -> worker, u64, capacity 1024)");
+    let n = 2_000_000;
+    let cfg = MeshCfg::default();
+    let batched = MeshCfg {
+        batched: true,
+        ..cfg
+    };
+    // send_to against push/pop, the chunk path against rtrb's chunk API
+    // (the targets), and send_to against chunks for the record.
+    for (workload, cfg, chunks, target) in [
+        ("mesh w0->w1 (ctx.send_to)", cfg, false, Some(1.0)),
+        ("mesh w0->w1 (ctx.send_batch)", batched, true, Some(0.9)),
+        ("mesh w0->w1 (ctx.send_to)", cfg, true, None),
+    ] {
+        let peer = if chunks {
+            "rtrb chunks"
+        } else {
+            "rtrb push/pop"
+        };
+        throughput_row(
+            &mut rows,
+            reps,
+            (workload, peer),
+            n,
+            target,
+            || mesh_shardpool(n, cfg),
+            || mesh_rtrb_api(n, 1024, chunks),
+        );
+    }
+
+    eprintln!("inbox (external producers -> 1 worker, capacity 1024)");
+    let n = 1_000_000;
+    for p in [1, 2] {
+        throughput_row(
+            &mut rows,
+            reps,
+            (
+                &format!("inbox {p} producer(s) (send_to)"),
+                "crossbeam ArrayQueue",
+            ),
+            n,
+            Some(1.5),
+            || inbox_shardpool(n, p, 1024),
+            || inbox_arrayqueue(n, p, 1024),
+        );
+    }
+
+    // Diagnostic: the same with a worker that never advertises idleness.
+    throughput_row(
+        &mut rows,
+        reps,
+        ("inbox 1 producer, BusyPoll worker", "crossbeam ArrayQueue"),
+        n,
+        None,
+        || inbox_shardpool_idle(n, 1, 1024, IdleStrategy::BusyPoll),
+        || inbox_arrayqueue(n, 1, 1024),
+    );
+
+    throughput_row(
+        &mut rows,
+        reps,
+        (
+            "inbox 1 producer (send_batch of 64)",
+            "crossbeam ArrayQueue",
+        ),
+        n,
+        Some(1.5),
+        || inbox_shardpool_batched(n, 64, 1024),
+        || inbox_arrayqueue(n, 1, 1024),
+    );
+    eprintln!("keyed aggregation (external producer -> 2 workers)");
+    let n = 1_000_000;
+    throughput_row(
+        &mut rows,
+        reps,
+        ("keyed (send_keyed, HashMap)", "hand-rolled (crossbeam-ch)"),
+        n,
+        Some(3.0),
+        || keyed_shardpool(n),
+        || keyed_handrolled(n),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("keyed (send_keyed, HashMap)", "tokio mpsc per task"),
+        n,
+        Some(5.0),
+        || keyed_shardpool(n),
+        || keyed_tokio(n),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        (
+            "keyed (SendBatch of 64, HashMap)",
+            "hand-rolled (crossbeam-ch)",
+        ),
+        n,
+        Some(3.0),
+        || keyed_shardpool_batched(n, 64),
+        || keyed_handrolled(n),
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        ("keyed (SendBatch of 64, HashMap)", "tokio mpsc per task"),
+        n,
+        Some(5.0),
+        || keyed_shardpool_batched(n, 64),
+        || keyed_tokio(n),
+    );
+    let per = 500_000;
+    throughput_row(
+        &mut rows,
+        reps,
+        ("shuffle (ctx.send_keyed)", "hand-rolled (crossbeam-ch)"),
+        2 * per,
+        None,
+        || shuffle_shardpool(per),
+        || shuffle_handrolled(per),
+    );
+
+    eprintln!("latency (round trip w0 <-> w1)");
+    let rtts = 50_000;
+    let (mut all_sp, mut all_busy, mut all_fl) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut r_sp, mut r_busy) = (Vec::new(), Vec::new());
+    let (mut all_rtrb, mut r_rtrb, mut r_vs_rtrb) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let mut fl = rtt_floor(rtts);
+        let mut sp = rtt_shardpool(rtts, IdleStrategy::default());
+        let mut busy = rtt_shardpool(rtts, IdleStrategy::BusyPoll);
+        let mut rb = rtt_rtrb(rtts);
+        let f50 = percentile(&mut fl, 0.5);
+        let sp50 = percentile(&mut sp, 0.5);
+        let rb50 = percentile(&mut rb, 0.5);
+        r_sp.push(sp50 / f50);
+        r_busy.push(percentile(&mut busy, 0.5) / f50);
+        r_rtrb.push(rb50 / f50);
+        r_vs_rtrb.push(sp50 / rb50);
+        all_fl.extend(fl);
+        all_sp.extend(sp);
+        all_busy.extend(busy);
+        all_rtrb.extend(rb);
+    }
+    let pct = |v: &mut Vec<u32>| {
+        format!(
+            "{:.0}/{:.0}/{:.0}",
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            percentile(v, 0.999)
+        )
+    };
+    let fl_text = pct(&mut all_fl);
+    for (name, v, r) in [
+        ("RTT p50/p99/p99.9 ns (Backoff)", &mut all_sp, &r_sp),
+        ("RTT p50/p99/p99.9 ns (BusyPoll)", &mut all_busy, &r_busy),
+    ] {
+        eprintln!("  {name}: per-rep p50 ratios {r:.2?}");
+        rows.push(Row {
+            workload: name.to_string(),
+            ours: pct(v),
+            peer: "atomic ping-pong (floor)".to_string(),
+            peer_value: fl_text.clone(),
+            ratio: median(r),
+            target: Some((1.5, false)),
+        });
+    }
+    // Context for the floor target: a bare Lamport ring each way (rtrb,
+    // no runtime) against the same floor, and shardpool against it.
+    eprintln!(
+        "  rtrb ping-pong p50 / floor per rep {r_rtrb:.2?}; shardpool / rtrb {r_vs_rtrb:.2?}"
+    );
+    let rtrb_text = pct(&mut all_rtrb);
+    rows.push(Row {
+        workload: "(context) rtrb ping-pong RTT ns".to_string(),
+        ours: rtrb_text.clone(),
+        peer: "atomic ping-pong (floor)".to_string(),
+        peer_value: fl_text.clone(),
+        ratio: median(&r_rtrb),
+        target: None,
+    });
+    rows.push(Row {
+        workload: "RTT p50/p99/p99.9 ns (Backoff)".to_string(),
+        ours: pct(&mut all_sp),
+        peer: "rtrb ping-pong (no runtime)".to_string(),
+        peer_value: rtrb_text,
+        ratio: median(&r_vs_rtrb),
+        target: None,
+    });
+
+    eprintln!("idle");
+    let idle = idle_cpu(Duration::from_secs(1));
+    rows.push(Row {
+        workload: "idle 2-worker pool, CPU over 1 s".to_string(),
+        ours: format!("{:.3}%", idle * 100.0),
+        peer: "(target: 1% of one core)".to_string(),
+        peer_value: "1%".to_string(),
+        ratio: idle / 0.01,
+        target: Some((1.0, false)),
+    });
+    let (mut sp, mut ch) = wakeup(200);
+    let (s50, c50) = (percentile(&mut sp, 0.5), percentile(&mut ch, 0.5));
+    rows.push(Row {
+        workload: "parked wake-up p50/p99 (idle>10ms)".to_string(),
+        ours: format!("{:.1}/{:.1} us", s50 / 1e3, percentile(&mut sp, 0.99) / 1e3),
+        peer: "thread in crossbeam recv".to_string(),
+        peer_value: format!("{:.1}/{:.1} us", c50 / 1e3, percentile(&mut ch, 0.99) / 1e3),
+        ratio: s50 / c50,
+        target: None,
+    });
+
+    print_table(&rows);
+    println!();
+    println!(
+        "parked wake-up p50 {:.1} us (target < 20 us: {}); ratio = shardpool / peer \
+         (median of paired per-rep ratios; for RTT and wake-up, lower is better)",
+        s50 / 1e3,
+        if s50 < 20_000.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "cross-CPU RTT floor p50: start {floor_start:.0} ns, end {:.0} ns; loadavg at end {}",
+        floor_p50(),
+        loadavg()
+    );
+}

@@ -1,0 +1,47 @@
+//! The tokio peer of the shardpool kv server: a Redis-protocol key-value
+//! server on a tokio multi-thread runtime over a sharded `Mutex<Store>`.
+//!
+//! ```text
+//! cargo run --release -p shardpool-services --example kv_tokio -- --port 6380
+//! redis-benchmark -h 127.0.0.1 -p 6380 -t set,get,incr -P 16
+//! ```
+//!
+//! Options: `--port P` (default 6380), `--shards N` (default 64),
+//! `--threads N` (default: one per CPU). Binds 127.0.0.1 only; runs until
+//! killed.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use shardpool_services::tokio_peer::{PeerConfig, TokioPeer};
+
+fn main() -> ExitCode {
+    let mut port: u16 = 6380;
+    let mut config = PeerConfig::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next();
+        let parsed = match (flag.as_str(), value.as_deref()) {
+            ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
+            ("--shards", Some(v)) => v.parse().map(|v| config.shards = v).is_ok(),
+            ("--threads", Some(v)) => v.parse().map(|v| config.threads = Some(v)).is_ok(),
+            _ => false,
+        };
+        if !parsed {
+            eprintln!("usage: kv_tokio [--port P] [--shards N] [--threads N] (bad or missing value for {flag})");
+            return ExitCode::from(2);
+        }
+    }
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    match TokioPeer::start(addr, config) {
+        Ok(peer) => {
+            println!("kv_tokio listening on {}", peer.addr());
+            peer.wait();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kv_tokio: cannot serve on {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

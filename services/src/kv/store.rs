@@ -1,0 +1,615 @@
+//! A shard-local store: keys to values with optional expiry.
+//!
+//! One `Store` per shard, owned by one thread (a worker) or behind one lock
+//! (the tokio peer). Keys and values are copied out of the request buffer
+//! on write, so a stored value never pins a connection's read buffer.
+//!
+//! Expiry is lazy, as in Redis: a read or write of an expired key removes
+//! it first. [`Store::expire_some`] removes up to a budget of keys whose
+//! time has passed, for a worker's `tick`; it pops a deadline heap, so it
+//! never scans live keys. Time comes from a [`Clock`], so tests advance a
+//! [`ManualClock`] instead of sleeping.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::command::{parse_i64, Command, Expiry, SetCondition, COMMAND_COUNT, NOT_AN_INTEGER};
+use super::Reply;
+
+/// Where a [`Store`] reads the time.
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> Instant;
+}
+
+/// The monotonic system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told to; clones share the same time.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    start: Instant,
+    elapsed_nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at the current instant.
+    pub fn new() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            elapsed_nanos: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Moves the clock (and every clone) forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.elapsed_nanos
+            .fetch_add(by.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + Duration::from_nanos(self.elapsed_nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// One stored value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The value.
+    pub value: Bytes,
+    /// When the key stops existing, if ever.
+    pub expires_at: Option<Instant>,
+}
+
+/// A shard's keys and values.
+#[derive(Debug)]
+pub struct Store<C: Clock = SystemClock> {
+    map: HashMap<Bytes, Entry>,
+    /// (deadline, key) for every expiry ever set; stale pairs (the key was
+    /// rewritten or deleted since) are skipped when popped.
+    deadlines: BinaryHeap<Reverse<(Instant, Bytes)>>,
+    clock: C,
+    expired: u64,
+}
+
+impl Store<SystemClock> {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        Self::with_clock(SystemClock)
+    }
+}
+
+impl Default for Store<SystemClock> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clock> Store<C> {
+    /// An empty store reading time from `clock`.
+    pub fn with_clock(clock: C) -> Self {
+        Store {
+            map: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            clock,
+            expired: 0,
+        }
+    }
+
+    /// Keys stored, counting expired keys not removed yet (as Redis's
+    /// `DBSIZE` does).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no key is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Keys removed because they expired, so far.
+    pub fn expired(&self) -> u64 {
+        self.expired
+    }
+
+    /// The live entry at `key` (an expired one is removed first).
+    pub fn get(&mut self, key: &[u8]) -> Option<&Entry> {
+        self.remove_if_expired(key, self.clock.now());
+        self.map.get(key)
+    }
+
+    /// Removes up to `budget` keys whose expiry has passed; returns how
+    /// many it removed. Call it from a worker's `tick`.
+    pub fn expire_some(&mut self, budget: usize) -> usize {
+        let now = self.clock.now();
+        let mut removed = 0;
+        while removed < budget {
+            match self.deadlines.peek() {
+                Some(Reverse((deadline, _))) if *deadline <= now => {}
+                _ => break,
+            }
+            let Some(Reverse((deadline, key))) = self.deadlines.pop() else {
+                break;
+            };
+            if self
+                .map
+                .get(&key)
+                .is_some_and(|e| e.expires_at == Some(deadline))
+            {
+                self.map.remove(&key);
+                self.expired += 1;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    fn remove_if_expired(&mut self, key: &[u8], now: Instant) {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
+        {
+            self.map.remove(key);
+            self.expired += 1;
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], value: &[u8], expires_at: Option<Instant>) {
+        let key = Bytes::copy_from_slice(key);
+        if let Some(at) = expires_at {
+            self.deadlines.push(Reverse((at, key.clone())));
+        }
+        self.map.insert(
+            key,
+            Entry {
+                value: Bytes::copy_from_slice(value),
+                expires_at,
+            },
+        );
+    }
+
+    /// Runs `command` against this store (all its keys are taken to live
+    /// here) and returns the reply. Keyless commands are answered too.
+    pub fn execute(&mut self, command: Command) -> Reply {
+        let now = self.clock.now();
+        match command {
+            Command::Get(key) => {
+                self.remove_if_expired(&key, now);
+                match self.map.get(&key[..]) {
+                    Some(entry) => Reply::Bulk(entry.value.clone()),
+                    None => Reply::Nil,
+                }
+            }
+            Command::Set {
+                key,
+                value,
+                expiry,
+                condition,
+                get,
+            } => {
+                self.remove_if_expired(&key, now);
+                let old = self.map.get(&key[..]);
+                let old_value = old.map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone()));
+                let old_expiry = old.and_then(|e| e.expires_at);
+                let write = match condition {
+                    SetCondition::Always => true,
+                    SetCondition::IfAbsent => old.is_none(),
+                    SetCondition::IfPresent => old.is_some(),
+                };
+                if write {
+                    let expires_at = match expiry {
+                        None => None,
+                        Some(Expiry::Keep) => old_expiry,
+                        Some(Expiry::After(after)) => Some(now + after),
+                    };
+                    self.insert(&key, &value, expires_at);
+                }
+                match (get, write) {
+                    (true, _) => old_value,
+                    (false, true) => Reply::ok(),
+                    (false, false) => Reply::Nil,
+                }
+            }
+            Command::Del(keys) => {
+                let mut removed = 0;
+                for key in keys {
+                    self.remove_if_expired(&key, now);
+                    removed += i64::from(self.map.remove(&key[..]).is_some());
+                }
+                Reply::Integer(removed)
+            }
+            Command::Exists(keys) => {
+                let mut found = 0;
+                for key in keys {
+                    self.remove_if_expired(&key, now);
+                    found += i64::from(self.map.contains_key(&key[..]));
+                }
+                Reply::Integer(found)
+            }
+            Command::IncrBy { key, delta } => {
+                self.remove_if_expired(&key, now);
+                let (current, expires_at) = match self.map.get(&key[..]) {
+                    None => (0, None),
+                    Some(entry) => match parse_i64(&entry.value) {
+                        Some(n) => (n, entry.expires_at),
+                        None => return NOT_AN_INTEGER,
+                    },
+                };
+                let Some(next) = current.checked_add(delta) else {
+                    return Reply::error("ERR increment or decrement would overflow");
+                };
+                let mut digits = itoa::Buffer::new();
+                let text = digits.format(next).as_bytes().to_vec();
+                // INCR keeps the key's expiry; the deadline is already queued.
+                self.map.insert(
+                    Bytes::copy_from_slice(&key),
+                    Entry {
+                        value: Bytes::from(text),
+                        expires_at,
+                    },
+                );
+                Reply::Integer(next)
+            }
+            Command::MGet(keys) => Reply::Array(
+                keys.into_iter()
+                    .map(|key| {
+                        self.remove_if_expired(&key, now);
+                        self.map
+                            .get(&key[..])
+                            .map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone()))
+                    })
+                    .collect(),
+            ),
+            Command::MSet(pairs) => {
+                for (key, value) in pairs {
+                    self.insert(&key, &value, None);
+                }
+                Reply::ok()
+            }
+            Command::DbSize => Reply::Integer(self.map.len() as i64),
+            keyless => execute_keyless(keyless),
+        }
+    }
+}
+
+/// Answers a command that touches no key (`PING`, `ECHO`, `CONFIG GET`,
+/// `COMMAND`, `CLIENT SETINFO`, `SELECT`, `QUIT`). A keyed command or
+/// `DBSIZE` gets an error: those need a [`Store`].
+pub fn execute_keyless(command: Command) -> Reply {
+    match command {
+        Command::Ping(None) => Reply::Status("PONG".into()),
+        Command::Ping(Some(message)) | Command::Echo(message) => Reply::Bulk(message),
+        Command::ConfigGet(patterns) => config_get(&patterns),
+        Command::CommandList => Reply::Array(Vec::new()),
+        Command::CommandCount => Reply::Integer(COMMAND_COUNT),
+        Command::ClientSetInfo | Command::Quit => Reply::ok(),
+        Command::Select(db) => match parse_i64(&db) {
+            Some(0) => Reply::ok(),
+            Some(_) => Reply::error("ERR DB index is out of range"),
+            None => NOT_AN_INTEGER,
+        },
+        _ => Reply::error("ERR internal: command needs a store"),
+    }
+}
+
+/// The configuration this engine reports: no persistence, one database.
+const CONFIG: &[(&str, &str)] = &[("appendonly", "no"), ("databases", "1"), ("save", "")];
+
+/// `CONFIG GET`: name/value pairs of every parameter matching any pattern
+/// (`*` and `?` globs, case-insensitive), each parameter once.
+fn config_get(patterns: &[Bytes]) -> Reply {
+    let mut out = Vec::new();
+    for (name, value) in CONFIG {
+        if patterns
+            .iter()
+            .any(|p| glob(&p.to_ascii_lowercase(), name.as_bytes()))
+        {
+            out.push(Reply::Bulk(Bytes::from_static(name.as_bytes())));
+            out.push(Reply::Bulk(Bytes::from_static(value.as_bytes())));
+        }
+    }
+    Reply::Array(out)
+}
+
+/// `*` (any run) and `?` (any byte) glob match.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<C: Clock>(store: &mut Store<C>, words: &[&str]) -> Reply {
+        match Command::parse(
+            words
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+        ) {
+            Ok(cmd) => store.execute(cmd),
+            Err(reply) => reply,
+        }
+    }
+
+    fn bulk(s: &str) -> Reply {
+        Reply::bulk_from(s.as_bytes())
+    }
+
+    fn err(s: &'static str) -> Reply {
+        Reply::error(s)
+    }
+
+    #[test]
+    fn get_set_del_exists() {
+        let mut s = Store::new();
+        assert_eq!(run(&mut s, &["GET", "k"]), Reply::Nil);
+        assert_eq!(run(&mut s, &["SET", "k", "v"]), Reply::ok());
+        assert_eq!(run(&mut s, &["GET", "k"]), bulk("v"));
+        assert_eq!(run(&mut s, &["SET", "k", "w"]), Reply::ok());
+        assert_eq!(run(&mut s, &["GET", "k"]), bulk("w"));
+        assert_eq!(
+            run(&mut s, &["EXISTS", "k", "k", "nope"]),
+            Reply::Integer(2)
+        );
+        assert_eq!(run(&mut s, &["DEL", "k", "nope", "k"]), Reply::Integer(1));
+        assert_eq!(run(&mut s, &["EXISTS", "k"]), Reply::Integer(0));
+        assert_eq!(run(&mut s, &["DBSIZE"]), Reply::Integer(0));
+    }
+
+    #[test]
+    fn set_conditions_and_get_option() {
+        let mut s = Store::new();
+        assert_eq!(run(&mut s, &["SET", "k", "1", "XX"]), Reply::Nil);
+        assert_eq!(run(&mut s, &["SET", "k", "1", "NX"]), Reply::ok());
+        assert_eq!(run(&mut s, &["SET", "k", "2", "NX"]), Reply::Nil);
+        assert_eq!(run(&mut s, &["SET", "k", "3", "XX", "GET"]), bulk("1"));
+        assert_eq!(run(&mut s, &["SET", "new", "x", "GET"]), Reply::Nil);
+        assert_eq!(
+            run(&mut s, &["MGET", "k", "new"]),
+            Reply::Array(vec![bulk("3"), bulk("x")])
+        );
+    }
+
+    #[test]
+    fn incr_family() {
+        let mut s = Store::new();
+        assert_eq!(run(&mut s, &["INCR", "c"]), Reply::Integer(1));
+        assert_eq!(run(&mut s, &["INCRBY", "c", "41"]), Reply::Integer(42));
+        assert_eq!(run(&mut s, &["DECR", "c"]), Reply::Integer(41));
+        assert_eq!(run(&mut s, &["DECRBY", "c", "50"]), Reply::Integer(-9));
+        assert_eq!(run(&mut s, &["GET", "c"]), bulk("-9"));
+        assert_eq!(run(&mut s, &["SET", "c", " 1"]), Reply::ok());
+        assert_eq!(
+            run(&mut s, &["INCR", "c"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(run(&mut s, &["SET", "c", "abc"]), Reply::ok());
+        assert_eq!(
+            run(&mut s, &["INCR", "c"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            run(&mut s, &["GET", "c"]),
+            bulk("abc"),
+            "a failed INCR changes nothing"
+        );
+        assert_eq!(
+            run(&mut s, &["SET", "big", "9223372036854775807"]),
+            Reply::ok()
+        );
+        assert_eq!(
+            run(&mut s, &["INCR", "big"]),
+            err("ERR increment or decrement would overflow")
+        );
+        assert_eq!(
+            run(&mut s, &["SET", "small", "-9223372036854775808"]),
+            Reply::ok()
+        );
+        assert_eq!(
+            run(&mut s, &["DECR", "small"]),
+            err("ERR increment or decrement would overflow")
+        );
+        assert_eq!(run(&mut s, &["GET", "big"]), bulk("9223372036854775807"));
+    }
+
+    #[test]
+    fn mset_mget_dbsize() {
+        let mut s = Store::new();
+        assert_eq!(
+            run(&mut s, &["MSET", "a", "1", "b", "2", "a", "3"]),
+            Reply::ok()
+        );
+        assert_eq!(
+            run(&mut s, &["MGET", "a", "x", "b"]),
+            Reply::Array(vec![bulk("3"), Reply::Nil, bulk("2")])
+        );
+        assert_eq!(run(&mut s, &["DBSIZE"]), Reply::Integer(2));
+    }
+
+    #[test]
+    fn keyless_commands() {
+        let mut s = Store::new();
+        assert_eq!(run(&mut s, &["PING"]), Reply::Status("PONG".into()));
+        assert_eq!(run(&mut s, &["PING", "hi"]), bulk("hi"));
+        assert_eq!(run(&mut s, &["ECHO", "x y"]), bulk("x y"));
+        assert_eq!(run(&mut s, &["SELECT", "0"]), Reply::ok());
+        assert_eq!(
+            run(&mut s, &["SELECT", "1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            run(&mut s, &["SELECT", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(run(&mut s, &["COMMAND", "DOCS"]), Reply::Array(vec![]));
+        assert_eq!(
+            run(&mut s, &["COMMAND", "COUNT"]),
+            Reply::Integer(COMMAND_COUNT)
+        );
+        assert_eq!(
+            run(&mut s, &["CLIENT", "SETINFO", "LIB-VER", "1"]),
+            Reply::ok()
+        );
+    }
+
+    #[test]
+    fn config_get_answers_what_redis_benchmark_reads() {
+        let mut s = Store::new();
+        assert_eq!(
+            run(&mut s, &["CONFIG", "GET", "save"]),
+            Reply::Array(vec![bulk("save"), bulk("")])
+        );
+        assert_eq!(
+            run(&mut s, &["CONFIG", "GET", "APPENDONLY"]),
+            Reply::Array(vec![bulk("appendonly"), bulk("no")])
+        );
+        assert_eq!(
+            run(&mut s, &["CONFIG", "GET", "nosuch"]),
+            Reply::Array(vec![])
+        );
+        assert_eq!(
+            run(&mut s, &["CONFIG", "GET", "*a*", "save"]),
+            Reply::Array(vec![
+                bulk("appendonly"),
+                bulk("no"),
+                bulk("databases"),
+                bulk("1"),
+                bulk("save"),
+                bulk("")
+            ])
+        );
+        assert_eq!(
+            run(&mut s, &["CONFIG", "GET", "s?ve"]),
+            Reply::Array(vec![bulk("save"), bulk("")])
+        );
+    }
+
+    #[test]
+    fn expiry_is_lazy_and_exact_with_an_injected_clock() {
+        let clock = ManualClock::new();
+        let mut s = Store::with_clock(clock.clone());
+        assert_eq!(run(&mut s, &["SET", "k", "v", "PX", "100"]), Reply::ok());
+        assert_eq!(run(&mut s, &["SET", "forever", "v"]), Reply::ok());
+        clock.advance(Duration::from_millis(99));
+        assert_eq!(run(&mut s, &["GET", "k"]), bulk("v"));
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(s.len(), 2, "not removed until touched or swept");
+        assert_eq!(run(&mut s, &["GET", "k"]), Reply::Nil);
+        assert_eq!(run(&mut s, &["EXISTS", "k"]), Reply::Integer(0));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.expired(), 1);
+        assert_eq!(run(&mut s, &["GET", "forever"]), bulk("v"));
+    }
+
+    #[test]
+    fn ex_counts_seconds_and_set_clears_or_keeps_the_ttl() {
+        let clock = ManualClock::new();
+        let mut s = Store::with_clock(clock.clone());
+        run(&mut s, &["SET", "a", "1", "EX", "2"]);
+        run(&mut s, &["SET", "b", "1", "EX", "2"]);
+        run(&mut s, &["SET", "c", "1", "EX", "2"]);
+        assert_eq!(
+            run(&mut s, &["SET", "a", "2"]),
+            Reply::ok(),
+            "plain SET clears the expiry"
+        );
+        assert_eq!(run(&mut s, &["SET", "b", "2", "KEEPTTL"]), Reply::ok());
+        assert_eq!(
+            run(&mut s, &["INCR", "c"]),
+            Reply::Integer(2),
+            "INCR keeps the expiry"
+        );
+        clock.advance(Duration::from_millis(1999));
+        assert_eq!(
+            run(&mut s, &["MGET", "a", "b", "c"]),
+            Reply::Array(vec![bulk("2"), bulk("2"), bulk("2")])
+        );
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            run(&mut s, &["MGET", "a", "b", "c"]),
+            Reply::Array(vec![bulk("2"), Reply::Nil, Reply::Nil])
+        );
+    }
+
+    #[test]
+    fn expired_keys_behave_as_absent_for_writes() {
+        let clock = ManualClock::new();
+        let mut s = Store::with_clock(clock.clone());
+        run(&mut s, &["SET", "k", "5", "EX", "1"]);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(run(&mut s, &["SET", "k", "x", "XX"]), Reply::Nil);
+        assert_eq!(run(&mut s, &["INCR", "k"]), Reply::Integer(1));
+        run(&mut s, &["SET", "d", "5", "EX", "1"]);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(run(&mut s, &["DEL", "d"]), Reply::Integer(0));
+    }
+
+    #[test]
+    fn expire_some_sweeps_within_budget_and_skips_rewritten_keys() {
+        let clock = ManualClock::new();
+        let mut s = Store::with_clock(clock.clone());
+        for i in 0..10 {
+            run(&mut s, &["SET", &format!("k{i}"), "v", "PX", "10"]);
+        }
+        run(&mut s, &["SET", "k0", "v", "PX", "1000"]); // rewritten: a later deadline
+        run(&mut s, &["SET", "k1", "v"]); // rewritten: no expiry
+        run(&mut s, &["SET", "late", "v", "PX", "50"]);
+        assert_eq!(s.expire_some(100), 0, "nothing is due yet");
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(s.expire_some(3), 3, "the budget bounds one sweep");
+        assert_eq!(s.expire_some(100), 5);
+        assert_eq!(s.expire_some(100), 0);
+        assert_eq!(s.len(), 3, "k0, k1 and late remain");
+        assert_eq!(
+            run(&mut s, &["MGET", "k0", "k1", "late"]),
+            Reply::Array(vec![bulk("v"), bulk("v"), bulk("v")])
+        );
+        clock.advance(Duration::from_millis(990));
+        assert_eq!(s.expire_some(100), 2);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.expired(), 10);
+    }
+
+    #[test]
+    fn stored_values_do_not_pin_the_request_buffer() {
+        let mut s = Store::new();
+        let request = Bytes::from(vec![b'x'; 4096]);
+        let key = request.slice(0..4);
+        let value = request.slice(4..8);
+        s.execute(Command::Set {
+            key,
+            value,
+            expiry: None,
+            condition: SetCondition::Always,
+            get: false,
+        });
+        assert!(request.is_unique(), "the store copied what it kept");
+    }
+}

@@ -1,0 +1,37 @@
+//! # shardpool-services
+//!
+//! Service examples built on shardpool, and the reusable pieces they share.
+//! This crate is not published: it is where the heavy examples live (tokio,
+//! the `redis` client, `redis-protocol`) so that the root package stays
+//! light.
+//!
+//! - [`kv`]: a Redis-protocol (RESP2) key-value engine — request parsing
+//!   with limits, commands, a shard-local store with expiry, replies, and
+//!   the split/merge of multi-key commands across shards. It does no I/O:
+//!   a server feeds it bytes and writes out what it encodes.
+//! - [`tokio_peer`]: the same engine served by a tokio multi-thread runtime
+//!   over a sharded `Mutex<Store>` — what a Rust user would write without
+//!   shardpool, and the peer the shardpool kv server is compared with.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use shardpool_services::kv::{Request, Session, Store};
+//!
+//! let mut store = Store::new();
+//! let mut session = Session::default();
+//! session.input_mut().extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+//! while let Some(request) = session.next_request() {
+//!     let reply = match request {
+//!         Request::Command(cmd) => store.execute(cmd),
+//!         Request::Invalid(reply) | Request::Fatal(reply) => reply,
+//!     };
+//!     session.push_reply(&reply);
+//! }
+//! assert_eq!(&session.output()[..], b"+OK\r\n$1\r\nv\r\n");
+//! ```
+
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+pub mod kv;
+pub mod tokio_peer;
