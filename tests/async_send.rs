@@ -146,7 +146,7 @@ fn async_senders_through_a_tiny_inbox_deliver_everything_in_order() {
 #[test]
 fn a_pending_send_is_woken_by_the_worker_and_counted_full_once() {
     watchdog(120, || {
-        let pool = Pool::start(unpinned(1).queue_capacity(1), |_| Log::default()).unwrap();
+        let pool = Pool::start(unpinned(1).queue_capacity(2), |_| Log::default()).unwrap();
         let tx = pool.sender();
         let w0 = WorkerId::from(0);
         let (go, gate) = mpsc::channel();
@@ -185,7 +185,7 @@ fn a_pending_send_is_woken_by_the_worker_and_counted_full_once() {
 #[test]
 fn dropping_a_pending_send_drops_its_message_unsent() {
     watchdog(120, || {
-        let pool = Pool::start(unpinned(1).queue_capacity(1), |_| Log::default()).unwrap();
+        let pool = Pool::start(unpinned(1).queue_capacity(2), |_| Log::default()).unwrap();
         let tx = pool.sender();
         let w0 = WorkerId::from(0);
         let (go, gate) = mpsc::channel();
@@ -212,7 +212,7 @@ fn dropping_a_pending_send_drops_its_message_unsent() {
 #[test]
 fn a_second_waiter_gets_the_slot_when_the_first_gives_up() {
     watchdog(120, || {
-        let pool = Pool::start(unpinned(1).queue_capacity(1), |_| Log::default()).unwrap();
+        let pool = Pool::start(unpinned(1).queue_capacity(2), |_| Log::default()).unwrap();
         let tx = pool.sender();
         let w0 = WorkerId::from(0);
         let (go, gate) = mpsc::channel();
@@ -258,7 +258,7 @@ fn async_sends_after_shutdown_are_closed_with_the_message() {
 #[test]
 fn a_pending_send_is_released_by_shutdown() {
     watchdog(120, || {
-        let pool = Pool::start(unpinned(1).queue_capacity(1), |_| Log::default()).unwrap();
+        let pool = Pool::start(unpinned(1).queue_capacity(2), |_| Log::default()).unwrap();
         let tx = pool.sender();
         let w0 = WorkerId::from(0);
         let (go, gate) = mpsc::channel();

@@ -506,34 +506,30 @@ mod loom_tests {
         });
     }
 
-    /// A task that gives up after one poll (its future dropped) while the
-    /// consumer frees the slot: if it had been given the wake-up, it hands
-    /// it on, so the other waiting task still gets the slot.
+    /// A task that gives up (its future dropped) after the consumer woke
+    /// it for the slot it freed hands the wake-up on, so the other waiting
+    /// task still gets the slot: without the hand-on, `b` would wait
+    /// forever and loom would report a deadlock at the join.
     #[test]
     fn cancelled_task_hands_the_wakeup_on() {
         loom::model(|| {
             let (q, mut rx) = inbox(1);
             q.try_push(0u32).unwrap();
-            let qa = q.clone();
-            let a = thread::spawn(move || {
-                let mut value = Some(1);
-                let mut ticket = Ticket::default();
-                let first = block_on(poll_fn(|cx| {
-                    Poll::Ready(qa.poll_push(&mut value, &mut ticket, cx.waker()))
-                }));
-                qa.cancel_wait(&mut ticket); // the future is dropped
-                matches!(first, Poll::Ready(Ok(())))
-            });
+            // `a` waits first (the inbox is full, so its poll is Pending).
+            let mut a_value = Some(1);
+            let mut a_ticket = Ticket::default();
+            let first = block_on(poll_fn(|cx| {
+                Poll::Ready(q.poll_push(&mut a_value, &mut a_ticket, cx.waker()))
+            }));
+            assert!(first.is_pending());
             let qb = q.clone();
             let b = thread::spawn(move || push_async(&qb, 2));
             let mut got = vec![];
-            rx.pop_batch(1, |m| got.push(m));
-            if a.join().unwrap() {
-                rx.pop_batch(1, |m| got.push(m)); // make room for b
-            }
+            rx.pop_batch(1, |m| got.push(m)); // wakes `a`, first in line
+            q.cancel_wait(&mut a_ticket); // `a`'s future is dropped
             b.join().unwrap().unwrap();
             rx.pop_batch(1, |m| got.push(m));
-            assert_eq!(got.last(), Some(&2));
+            assert_eq!(got, [0, 2]);
         });
     }
 }
