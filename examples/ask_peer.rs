@@ -114,7 +114,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tx = pool.sender();
 
     for key in 0..keys {
-        tx.send_keyed(&key, Msg::Set { key, value: key * 10 })?;
+        tx.send_keyed(
+            &key,
+            Msg::Set {
+                key,
+                value: key * 10,
+            },
+        )?;
     }
     let started = std::time::Instant::now();
     let mut cross = 0;
@@ -133,6 +139,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let owners = pool.shutdown()?;
     let asked: u64 = owners.iter().map(|o| o.asked).sum();
     assert_eq!(asked, keys);
-    assert!(owners.iter().all(|o| o.waiting.is_empty()), "every request was answered");
+    assert!(
+        owners.iter().all(|o| o.waiting.is_empty()),
+        "every request was answered"
+    );
     Ok(())
 }

@@ -230,7 +230,7 @@ fn a_second_waiter_gets_the_slot_when_the_first_gives_up() {
             std::thread::yield_now();
         }
         drop(first); // woken, but gives up without sending
-        let sent = block_on(async move { second.await });
+        let sent = block_on(second);
         sent.unwrap();
         let workers = pool.shutdown().unwrap();
         assert_eq!(workers[0].seen, [1, 3]);
@@ -298,7 +298,9 @@ fn call_async_gets_the_answer_or_no_reply() {
         let tx = pool.sender();
         let total = block_on(async {
             for i in 1..=10 {
-                tx.send_keyed_async(&"same key", Msg::Item(i)).await.unwrap();
+                tx.send_keyed_async(&"same key", Msg::Item(i))
+                    .await
+                    .unwrap();
             }
             tx.call_keyed_async(&"same key", Msg::Sum).await
         });

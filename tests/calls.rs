@@ -78,9 +78,7 @@ fn call_and_call_keyed_get_their_answers() {
         }
         for i in 0..300u64 {
             let key = format!("k{i}");
-            let got = tx
-                .call_keyed(&key, |r| KvMsg::Get(key.clone(), r))
-                .unwrap();
+            let got = tx.call_keyed(&key, |r| KvMsg::Get(key.clone(), r)).unwrap();
             assert_eq!(got, Some(i), "the owner of {key} answers");
             let owner = tx.call_keyed(&key, KvMsg::Whoami).unwrap();
             assert_eq!(owner, tx.worker_for(&key));

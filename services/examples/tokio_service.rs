@@ -58,13 +58,19 @@ async fn answer(tx: &PoolSender<Msg>, line: &str) -> String {
     let result = match (words.next(), words.next(), words.next()) {
         (Some("INCR"), Some(key), None) => {
             let key = key.to_string();
-            tx.call_keyed_async(&key, |reply| Msg::Incr { key: key.clone(), reply })
-                .await
+            tx.call_keyed_async(&key, |reply| Msg::Incr {
+                key: key.clone(),
+                reply,
+            })
+            .await
         }
         (Some("GET"), Some(key), None) => {
             let key = key.to_string();
-            tx.call_keyed_async(&key, |reply| Msg::Get { key: key.clone(), reply })
-                .await
+            tx.call_keyed_async(&key, |reply| Msg::Get {
+                key: key.clone(),
+                reply,
+            })
+            .await
         }
         _ => return "ERR expected INCR key or GET key".into(),
     };

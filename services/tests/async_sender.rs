@@ -12,10 +12,16 @@ use std::time::Duration;
 use shardpool::prelude::*;
 
 enum Msg {
-    Add { task: u64, seq: u64 },
+    Add {
+        task: u64,
+        seq: u64,
+    },
     /// The number of messages seen from `task`, and whether they came in
     /// order.
-    Count { task: u64, reply: Reply<(u64, bool)> },
+    Count {
+        task: u64,
+        reply: Reply<(u64, bool)>,
+    },
     /// Drops its reply.
     Forget(#[allow(dead_code)] Reply<u64>),
 }

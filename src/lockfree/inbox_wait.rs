@@ -471,7 +471,9 @@ mod loom_tests {
     fn push_async(q: &InboxSender<u32>, v: u32) -> Result<(), PushError<u32>> {
         let mut value = Some(v);
         let mut ticket = Ticket::default();
-        block_on(poll_fn(|cx| q.poll_push(&mut value, &mut ticket, cx.waker())))
+        block_on(poll_fn(|cx| {
+            q.poll_push(&mut value, &mut ticket, cx.waker())
+        }))
     }
 
     /// A task waiting on a full inbox is woken when the consumer frees the
