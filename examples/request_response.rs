@@ -1,55 +1,42 @@
 //! Request/response from outside the pool: a key-value store sharded by
-//! key, where each request carries its own reply channel.
+//! key, called with `call_keyed` (blocking) from plain threads.
 //!
 //! ```text
 //! cargo run --example request_response -- [--clients 4] [--requests 10000]
 //! ```
 //!
 //! ```text
-//!   client thread ──send_keyed(key, Get { key, reply })──▶ owner of key
-//!        ▲                                                    │
-//!        └───────────── reply.send(value) (a oneshot) ◀────────┘
+//!   client thread ──call_keyed(key, |reply| Get { key, reply })──▶ owner of key
+//!        ▲                                                           │
+//!        └──────────────────── reply.send(value) ◀───────────────────┘
 //! ```
 //!
-//! The "oneshot" is `std::sync::mpsc::sync_channel(1)`: the worker's
-//! `reply.send` never blocks (one slot, one reply), and the caller blocks
-//! in `recv` until its answer arrives. Any oneshot channel (tokio's,
-//! futures', crossbeam's) works the same way; with an async oneshot the
-//! caller can `.await` instead of blocking a thread.
+//! `call_keyed` builds the request around a fresh `Reply`, sends it to the
+//! key's owner and waits for the answer; `reply.send` never blocks. A
+//! handler that drops its `Reply` (or panics) ends the call with
+//! `CallError::NoReply` instead of a hang. From async code the same calls
+//! are `call_keyed_async(..).await` (see `services/examples/tokio_service.rs`).
 //!
-//! A request about the whole store (`Len`) is broadcast to every worker,
-//! each answering on a clone of the same reply channel; the caller sums the
-//! `N` answers.
+//! A request about the whole store (`Len`) goes to every worker with
+//! `broadcast_with`, which builds one message — with its own `Reply` — per
+//! worker; the caller adds up the answers.
 use std::collections::HashMap;
-use std::sync::mpsc::{sync_channel, SyncSender};
 
 use shardpool::prelude::*;
+use shardpool::Answer;
 
-#[derive(Debug)]
 enum Msg {
     Put {
         key: String,
         value: u64,
-        reply: SyncSender<Option<u64>>,
+        reply: Reply<Option<u64>>,
     },
     Get {
         key: String,
-        reply: SyncSender<Option<u64>>,
+        reply: Reply<Option<u64>>,
     },
-    /// Broadcast: every shard answers with its size.
-    Len { reply: SyncSender<usize> },
-}
-
-// Broadcast needs `Msg: Clone`; only `Len` is ever broadcast.
-impl Clone for Msg {
-    fn clone(&self) -> Self {
-        match self {
-            Msg::Len { reply } => Msg::Len {
-                reply: reply.clone(),
-            },
-            _ => unreachable!("only Len is broadcast"),
-        }
-    }
+    /// Sent to every shard: answer with your size.
+    Len { reply: Reply<usize> },
 }
 
 #[derive(Default)]
@@ -60,49 +47,28 @@ struct Shard {
 impl Worker for Shard {
     type Msg = Msg;
     fn handle(&mut self, msg: Msg, _ctx: &mut Context<'_, Msg>) {
-        // A caller that gave up has dropped its receiver: ignore the error.
+        // `send` ignores a caller that gave up; it never blocks.
         match msg {
-            Msg::Put { key, value, reply } => {
-                let _ = reply.send(self.map.insert(key, value));
-            }
-            Msg::Get { key, reply } => {
-                let _ = reply.send(self.map.get(&key).copied());
-            }
-            Msg::Len { reply } => {
-                let _ = reply.send(self.map.len());
-            }
+            Msg::Put { key, value, reply } => reply.send(self.map.insert(key, value)),
+            Msg::Get { key, reply } => reply.send(self.map.get(&key).copied()),
+            Msg::Len { reply } => reply.send(self.map.len()),
         }
     }
 }
 
-/// The client side: a blocking call that hides the message passing.
-fn get(tx: &PoolSender<Msg>, key: &str) -> Result<Option<u64>, Box<dyn std::error::Error>> {
-    let (reply, answer) = sync_channel(1);
-    tx.send_keyed(
-        key,
-        Msg::Get {
-            key: key.to_string(),
-            reply,
-        },
-    )?;
-    Ok(answer.recv()?)
+fn get(tx: &PoolSender<Msg>, key: &str) -> Result<Option<u64>, CallError<Msg>> {
+    tx.call_keyed(key, |reply| Msg::Get {
+        key: key.to_string(),
+        reply,
+    })
 }
 
-fn put(
-    tx: &PoolSender<Msg>,
-    key: &str,
-    value: u64,
-) -> Result<Option<u64>, Box<dyn std::error::Error>> {
-    let (reply, answer) = sync_channel(1);
-    tx.send_keyed(
-        key,
-        Msg::Put {
-            key: key.to_string(),
-            value,
-            reply,
-        },
-    )?;
-    Ok(answer.recv()?)
+fn put(tx: &PoolSender<Msg>, key: &str, value: u64) -> Result<Option<u64>, CallError<Msg>> {
+    tx.call_keyed(key, |reply| Msg::Put {
+        key: key.to_string(),
+        value,
+        reply,
+    })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -126,8 +92,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             s.spawn(move || {
                 for i in 0..requests {
                     let key = format!("client{c}:key{}", i % 100);
-                    let before = get(&tx, &key).unwrap().unwrap_or(0);
-                    put(&tx, &key, before + 1).unwrap();
+                    let before = get(&tx, &key).expect("get").unwrap_or(0);
+                    put(&tx, &key, before + 1).expect("put");
                 }
             });
         }
@@ -147,14 +113,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(get(&tx, "client0:key7")?, Some(requests / 100));
     }
 
-    // Ask every shard at once and add up the answers.
-    let (reply, answers) = sync_channel(pool.workers());
-    tx.broadcast(Msg::Len { reply })?;
-    let total: usize = answers.iter().take(pool.workers()).sum();
+    // Ask every shard at once (one message per worker, each with its own
+    // Reply), then add up the answers.
+    let mut answers: Vec<Answer<usize>> = Vec::new();
+    tx.broadcast_with(|_worker| {
+        let (reply, answer) = Reply::channel();
+        answers.push(answer);
+        Msg::Len { reply }
+    })?;
+    let mut total = 0;
+    for answer in answers {
+        total += answer.recv()?;
+    }
     println!("{total} keys in {} shards", pool.workers());
     assert_eq!(total, clients * (requests.min(100) as usize));
 
-    println!("{}", pool.stats());
+    println!("{}", tx.stats()); // any sender can read the pool's statistics
     pool.shutdown()?;
+
+    // After shutdown a call fails at once and hands the request back.
+    match get(&tx, "late") {
+        Err(CallError::Send(SendError::Closed(Msg::Get { key, .. }))) => {
+            println!("after shutdown: call refused, request for {key:?} handed back")
+        }
+        Err(e) => return Err(format!("expected Closed, got {e}").into()),
+        Ok(_) => return Err("a call after shutdown was answered".into()),
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Errors: the pool's [`Error`] and the send-side [`SendError`], which always
-//! hands the message back.
+//! Errors: the pool's [`Error`], the send-side [`SendError`], which always
+//! hands the message back, and [`CallError`], a request/response call that
+//! got no answer.
 
 use std::fmt;
 
@@ -183,6 +184,82 @@ impl<M> fmt::Display for SendError<M> {
 /// for `Box<dyn Error + Send + Sync>`).
 impl<M> std::error::Error for SendError<M> {}
 
+/// A call ([`PoolSender::call`](crate::PoolSender::call) and friends) that
+/// did not get its answer.
+///
+/// ```
+/// use shardpool::{CallError, SendError};
+/// let err: CallError<u32> = CallError::Send(SendError::Closed(7));
+/// assert_eq!(format!("{err:?}"), "Send(Closed(..))"); // never the message
+/// assert_eq!(err.into_inner(), Some(7));
+/// assert!(CallError::<u32>::NoReply.to_string().contains("dropped"));
+/// ```
+///
+/// Like [`SendError`], `Debug`, `Display` and [`std::error::Error`] are
+/// implemented for every `M`, and `Debug` never prints the message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError<M> {
+    /// The request could not be sent; the message is handed back (with the
+    /// [`Reply`](crate::Reply) inside it, now unanswerable).
+    Send(SendError<M>),
+    /// The [`Reply`](crate::Reply) was dropped unanswered: the handler
+    /// dropped it, panicked, its worker failed, or the pool stopped before
+    /// the message was handled. A call never hangs on a lost reply.
+    NoReply,
+}
+
+impl<M> CallError<M> {
+    /// The request message, if the send failed (`None` for
+    /// [`NoReply`](CallError::NoReply): the message was delivered).
+    pub fn into_inner(self) -> Option<M> {
+        match self {
+            CallError::Send(e) => Some(e.into_inner()),
+            CallError::NoReply => None,
+        }
+    }
+
+    /// True for [`CallError::NoReply`].
+    pub fn is_no_reply(&self) -> bool {
+        matches!(self, CallError::NoReply)
+    }
+
+    /// True when the request could not be sent because the pool is
+    /// shutting down or stopped, or the worker failed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, CallError::Send(e) if e.is_closed())
+    }
+}
+
+impl<M> From<SendError<M>> for CallError<M> {
+    fn from(e: SendError<M>) -> Self {
+        CallError::Send(e)
+    }
+}
+
+/// Prints the variant without the message (`Send(Full(..))`, `NoReply`),
+/// for every `M`, as [`SendError`]'s `Debug` does.
+impl<M> fmt::Debug for CallError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Send(e) => write!(f, "Send({e:?})"),
+            CallError::NoReply => f.write_str("NoReply"),
+        }
+    }
+}
+
+impl<M> fmt::Display for CallError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Send(e) => write!(f, "call failed: {e}"),
+            CallError::NoReply => f.write_str("call failed: the reply was dropped unanswered"),
+        }
+    }
+}
+
+/// For every `M`, as for [`SendError`].
+impl<M> std::error::Error for CallError<M> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,5 +317,27 @@ mod tests {
             Ok(())
         }
         assert!(question_mark().is_err());
+    }
+
+    #[test]
+    fn call_error_debug_omits_the_message_for_any_type() {
+        struct NotDebug(#[allow(dead_code)] u8);
+        let e = CallError::Send(SendError::Full(NotDebug(1)));
+        assert_eq!(format!("{e:?}"), "Send(Full(..))");
+        assert!(e.to_string().contains("full"));
+        assert!(e.into_inner().is_some());
+        let e: CallError<NotDebug> = CallError::NoReply;
+        assert_eq!(format!("{e:?}"), "NoReply");
+        assert!(e.is_no_reply() && !e.is_closed());
+        assert!(e.into_inner().is_none());
+        fn call() -> Result<(), CallError<NotDebug>> {
+            Err(SendError::Closed(NotDebug(2)).into())
+        }
+        fn question_mark() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            call()?;
+            Ok(())
+        }
+        let boxed = question_mark().unwrap_err();
+        assert!(boxed.to_string().contains("closed"), "{boxed}");
     }
 }

@@ -76,9 +76,13 @@ pub mod placement;
 #[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
+mod reply;
+#[cfg(not(loom))]
 mod report;
 #[cfg(not(loom))]
 mod runtime;
+#[cfg(not(loom))]
+mod send_future;
 #[cfg(not(loom))]
 mod sender;
 #[cfg(not(loom))]
@@ -106,11 +110,13 @@ pub use config::{
     MAX_CAPACITY, MAX_INBOX_COALESCE,
 };
 #[cfg(not(loom))]
-pub use error::{Error, SendError};
+pub use error::{CallError, Error, SendError};
 #[cfg(not(loom))]
 pub use id::WorkerId;
 #[cfg(not(loom))]
 pub use pool::Pool;
+#[cfg(not(loom))]
+pub use reply::{Answer, Reply};
 #[cfg(not(loom))]
 pub use report::ShutdownReport;
 #[cfg(not(loom))]
@@ -124,8 +130,8 @@ pub use worker::{Context, Worker};
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
-        Affinity, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill, PanicPolicy,
-        Pool, PoolConfig, PoolSender, PoolStats, SendError, ShutdownReport, Worker, WorkerId,
-        WorkerStats,
+        Affinity, CallError, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill,
+        PanicPolicy, Pool, PoolConfig, PoolSender, PoolStats, Reply, SendError, ShutdownReport,
+        Worker, WorkerId, WorkerStats,
     };
 }

@@ -5,7 +5,9 @@
 //! A `PoolSender` is a thin facade over the registry ([`crate::shared`]):
 //! it picks the worker's inbox sender, pushes, and rings the worker's bell.
 //! The inbox itself (claims, blocking, waking parked senders) is
-//! [`crate::lockfree::inbox`].
+//! [`crate::lockfree::inbox`]; the async sends' future is
+//! [`crate::send_future`], and the request/response calls are in
+//! [`crate::reply`].
 //!
 //! A thread outside the pool that sends many small keyed messages pays, per
 //! message, one atomic claim on the target inbox and one wake check. A
@@ -16,6 +18,7 @@
 //! buffer until it fills or [`flush`](SendBatch::flush) is called, so flush
 //! before you wait for their effect.
 
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
@@ -23,8 +26,9 @@ use crate::lockfree::inbox::PushError;
 use crate::lockfree::shutdown::control;
 use crate::lockfree::sync::Arc;
 use crate::partitioners::key_hash;
+use crate::send_future::SendToAsync;
 use crate::shared::{Shared, WorkerShared};
-use crate::stats::MetricsCollector;
+use crate::stats::{MetricsCollector, PoolStats};
 use crate::{SendError, WorkerId};
 
 /// Sends messages into a pool from threads outside it. Cheap to clone;
@@ -83,6 +87,13 @@ impl<M: Send + 'static> PoolSender<M> {
         }
     }
 
+    /// A snapshot of every channel's and every worker's counters, the same
+    /// as [`Pool::stats`](crate::Pool::stats) — for any holder of a sender
+    /// (a service's metrics endpoint, say).
+    pub fn stats(&self) -> PoolStats {
+        PoolStats::collect(&self.shared)
+    }
+
     fn target<T>(&self, worker: WorkerId, msg: T) -> Result<(&WorkerShared<M>, T), SendError<T>> {
         let Some(w) = self.shared.workers.get(worker.index()) else {
             return Err(SendError::NoSuchWorker(msg));
@@ -138,6 +149,75 @@ impl<M: Send + 'static> PoolSender<M> {
             }
             Err(PushError::Closed(m)) => Err(SendError::Closed(m)),
         }
+    }
+
+    /// Resolves once `msg` is in `worker`'s inbox. While the inbox is full
+    /// it waits without blocking the thread, and without timers or polling:
+    /// the task's waker waits in the inbox's wait list, beside the threads
+    /// blocked in [`send_to`](Self::send_to), and the worker wakes it after
+    /// the batch that frees a slot. Works on any executor (tokio,
+    /// `futures`, smol, ...). Errors hand the message back as `send_to`'s
+    /// do (`Closed`, `NoSuchWorker`).
+    ///
+    /// The future is lazy: nothing is sent before the first poll, and that
+    /// poll costs what [`try_send_to`](Self::try_send_to) does when there is
+    /// room. **Cancellation:** dropping the future before it resolves drops
+    /// the message unsent (and gives its place in line to the next waiting
+    /// sender). **Fairness:** waiting senders are woken in the order they
+    /// started waiting, one per freed slot; a woken sender then competes
+    /// for the slot with senders arriving just then (which do not queue
+    /// behind it), and if it loses it waits again at the front of the line.
+    /// A send that had to wait counts once in the inbox's `full`.
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    /// # #[derive(Default)] struct Sum(u64);
+    /// # impl Worker for Sum {
+    /// #     type Msg = u64;
+    /// #     fn handle(&mut self, n: u64, _: &mut Context<'_, u64>) { self.0 += n; }
+    /// # }
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::future::Future;
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = std::sync::Arc::new(T(std::thread::current())).into();
+    /// #     let mut cx = std::task::Context::from_waker(&waker);
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(1).queue_capacity(4).affinity(Affinity::None),
+    ///     |_| Sum::default(),
+    /// )?;
+    /// let tx = pool.sender();
+    /// block_on(async {
+    ///     for n in 1..=100 {
+    ///         tx.send_to_async(WorkerId::from(0), n).await?; // waits when the 4 slots are taken
+    ///     }
+    ///     Ok::<(), SendError<u64>>(())
+    /// })?;
+    /// assert_eq!(pool.shutdown()?[0].0, 5050);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn send_to_async(
+        &self,
+        worker: WorkerId,
+        msg: M,
+    ) -> impl Future<Output = Result<(), SendError<M>>> + Send + 'static {
+        SendToAsync::new(self.shared.clone(), worker, msg)
+    }
+
+    /// [`send_to_async`](Self::send_to_async) to the worker that owns
+    /// `key`. The key is hashed at once: the future does not borrow it.
+    pub fn send_keyed_async<K: Hash + ?Sized>(
+        &self,
+        key: &K,
+        msg: M,
+    ) -> impl Future<Output = Result<(), SendError<M>>> + Send + 'static {
+        self.send_to_async(self.worker_for(key), msg)
     }
 
     /// Sends every message of `batch` to `worker`'s inbox, in order,
@@ -236,6 +316,46 @@ impl<M: Send + 'static> PoolSender<M> {
             self.send_to(WorkerId::from(w), msg.clone())?;
         }
         self.send_to(WorkerId::from(n - 1), msg)
+    }
+
+    /// Sends `f(id)` to every worker in id order (blocking while an inbox is
+    /// full): a message built per worker, for message types that are not
+    /// `Clone` (one carrying a [`Reply`](crate::Reply), say). Stops at the
+    /// first failure and hands that worker's message back; the workers
+    /// before it got theirs, and `f` is not called for the ones after it.
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    /// use shardpool::Reply;
+    ///
+    /// struct Count(u64);
+    /// impl Worker for Count {
+    ///     type Msg = Reply<u64>; // "tell me your count"
+    ///     fn handle(&mut self, reply: Reply<u64>, _: &mut Context<'_, Reply<u64>>) {
+    ///         reply.send(self.0)
+    ///     }
+    /// }
+    ///
+    /// let pool = Pool::start(PoolConfig::default().workers(3).affinity(Affinity::None), |id| {
+    ///     Count(10 * id.index() as u64)
+    /// })?;
+    /// let mut answers = Vec::new();
+    /// pool.sender().broadcast_with(|_id| {
+    ///     let (reply, answer) = Reply::channel();
+    ///     answers.push(answer);
+    ///     reply
+    /// })?;
+    /// let counts: Vec<u64> = answers.into_iter().map(|a| a.recv()).collect::<Result<_, _>>()?;
+    /// assert_eq!(counts, [0, 10, 20]);
+    /// # pool.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn broadcast_with(&self, mut f: impl FnMut(WorkerId) -> M) -> Result<(), SendError<M>> {
+        for w in 0..self.workers() {
+            let id = WorkerId::from(w);
+            self.send_to(id, f(id))?;
+        }
+        Ok(())
     }
 
     /// Whether the pool has begun shutting down (sends now return `Closed`).

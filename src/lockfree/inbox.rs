@@ -38,21 +38,27 @@
 //! indices just below the wrap (`inbox_starting_at`).
 //!
 //! A blocking [`InboxSender::push_blocking`] spins, then parks on a condition
-//! variable. The consumer, after publishing its head, checks a waiter count behind a light
-//! barrier (one load on its fast path) and wakes parked senders only when
-//! there are some. The sender pays the heavy barrier when it registers
-//! ([`crate::lockfree::barrier`]), and re-checks on its own every
-//! [`LOST_WAKEUP_BOUND`](crate::lockfree::barrier::LOST_WAKEUP_BOUND) in case a
-//! wake-up was lost (a safety net, not the wake-up path).
+//! variable; an async push ([`InboxSender::poll_push`]) registers its task's
+//! waker. Both wait in the inbox's [`WaitList`]. The consumer, after
+//! publishing its head, checks the list's count behind a light barrier (one
+//! load on its fast path) and wakes senders only when there are some. The
+//! sender pays the heavy barrier when it registers
+//! ([`crate::lockfree::barrier`]); a blocked thread also re-checks on its own
+//! every [`LOST_WAKEUP_BOUND`](crate::lockfree::barrier::LOST_WAKEUP_BOUND) in
+//! case a wake-up was lost (a safety net, not the wake-up path). The wait
+//! list, its order and its fairness are described in
+//! [`crate::lockfree::inbox_wait`].
 
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::task::{Poll, Waker};
 
 use crossbeam_utils::{Backoff, CachePadded};
 
 use crate::lockfree::barrier;
+use crate::lockfree::inbox_wait::{Ticket, WaitList};
 use crate::lockfree::prefetch::prefetch_write;
-use crate::lockfree::sync::{Arc, AtomicU64, AtomicUsize, Condvar, Mutex, UnsafeCell};
+use crate::lockfree::sync::{Arc, AtomicU64, AtomicUsize, UnsafeCell};
 
 /// Why a push did not happen; carries the message back.
 #[derive(Debug, PartialEq, Eq)]
@@ -84,10 +90,8 @@ struct Inbox<T> {
     /// Sends that found the inbox full (shared by the senders; touched only
     /// on that slow path).
     full: CachePadded<AtomicU64>,
-    /// Senders parked waiting for space.
-    waiters: CachePadded<AtomicUsize>,
-    lock: Mutex<()>,
-    space: Condvar,
+    /// Senders (threads and tasks) waiting for space.
+    wait: WaitList,
     mask: usize,
     buf: Box<[Slot<T>]>,
 }
@@ -198,9 +202,7 @@ impl<T> Inbox<T> {
             tail: CachePadded::new(AtomicUsize::new(start.wrapping_mul(2))),
             head_cache: CachePadded::new(AtomicUsize::new(start)),
             full: CachePadded::new(AtomicU64::new(0)),
-            waiters: CachePadded::new(AtomicUsize::new(0)),
-            lock: Mutex::new(()),
-            space: Condvar::new(),
+            wait: WaitList::new(),
             mask: capacity - 1,
             buf: (0..capacity)
                 .map(|_| Slot {
@@ -365,27 +367,11 @@ impl<T> Inbox<T> {
                 backoff.snooze();
                 continue;
             }
-            // Park. Registering as a waiter before the re-check pairs with
-            // the consumer's check after it publishes its head: either our
-            // re-check sees the space or the consumer sees us. The re-check's
-            // loads are not SeqCst, so without a barrier both sides could
-            // miss each other (found by the loom model). This is the cold
-            // side: it pays the heavy barrier so the consumer's check after
-            // every batch costs only a light one.
-            let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.waiters.fetch_add(1, SeqCst);
-            barrier::heavy();
-            let step = attempt();
-            if let Attempt::Full = step {
-                let waited = self
-                    .space
-                    .wait_timeout(guard, barrier::LOST_WAKEUP_BOUND)
-                    .unwrap_or_else(|e| e.into_inner());
-                drop(waited);
-            } else {
-                drop(guard);
-            }
-            self.waiters.fetch_sub(1, SeqCst);
+            // Park: register, heavy barrier, re-check, sleep (see
+            // `WaitList::park_thread` for the handshake).
+            let step = self
+                .wait
+                .park_thread(&mut attempt, |step| matches!(step, Attempt::Full));
             if let Attempt::Done(result) = step {
                 return result;
             }
@@ -439,13 +425,46 @@ impl<T> Inbox<T> {
         self.full.fetch_add(1, Relaxed);
     }
 
-    #[cold]
-    fn wake_senders(&self) {
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.space.notify_all();
+    /// One poll of an async push of `value` (which is `Some` on entry; it
+    /// is put back on `Pending`). Tries the same claim as
+    /// [`try_push`](Self::try_push); when the inbox is full, registers the
+    /// task in the wait list (or refreshes its waker), pays the heavy
+    /// barrier and tries again before returning `Pending` — the same
+    /// handshake a blocked thread does before it parks, so the consumer's
+    /// wake-up after its next batch cannot be missed. Counts one `full`
+    /// per push that had to wait. Leaves the wait list once done.
+    fn poll_push(
+        &self,
+        value: &mut Option<T>,
+        ticket: &mut Ticket,
+        waker: &Waker,
+    ) -> Poll<Result<(), PushError<T>>> {
+        let v = value.take().expect("polled after completion");
+        let v = match self.try_push(v) {
+            Err(PushError::Full(v)) => v,
+            done => {
+                self.wait.leave(ticket, done.is_ok());
+                return Poll::Ready(done);
+            }
+        };
+        if !ticket.is_waiting() {
+            self.count_full();
+        }
+        self.wait.register(ticket, waker);
+        barrier::heavy();
+        match self.try_push(v) {
+            Err(PushError::Full(v)) => {
+                *value = Some(v);
+                Poll::Pending
+            }
+            done => {
+                self.wait.leave(ticket, done.is_ok());
+                Poll::Ready(done)
+            }
+        }
     }
 
-    /// Refuses every later push; wakes parked senders (they get `Closed`).
+    /// Refuses every later push; wakes waiting senders (they get `Closed`).
     /// Returns the final tail, counted like `received()`: once `received()`
     /// equals it, the inbox is drained for good.
     fn close(&self) -> u64 {
@@ -453,7 +472,7 @@ impl<T> Inbox<T> {
         // distance read after the close is never negative.
         let head = self.head.load(Acquire);
         let tail = self.tail.fetch_or(CLOSED, SeqCst);
-        self.wake_senders();
+        self.wait.wake_all();
         head.wrapping_add(distance(tail & !CLOSED, head)) as u64
     }
 
@@ -528,6 +547,36 @@ impl<T> InboxSender<T> {
         self.inbox.push_batch_blocking(batch, on_claim)
     }
 
+    /// One poll of an async push: moves `*value` into the inbox if there is
+    /// room, else registers `waker` under `ticket` and returns `Pending`
+    /// (with `*value` put back); the receiver wakes the task when it frees
+    /// a slot. On `Pending` the caller must keep `ticket` and poll again,
+    /// or call [`cancel_wait`](Self::cancel_wait) if it gives up. Counts
+    /// one `full` per push that had to wait. See
+    /// [`crate::lockfree::inbox_wait`] for order and fairness.
+    #[inline]
+    pub(crate) fn poll_push(
+        &self,
+        value: &mut Option<T>,
+        ticket: &mut Ticket,
+        waker: &Waker,
+    ) -> Poll<Result<(), PushError<T>>> {
+        self.inbox.poll_push(value, ticket, waker)
+    }
+
+    /// Takes a task that gave up (its future was dropped, or the caller
+    /// refused the send for another reason) out of the wait list, handing
+    /// on a wake-up it may have received. A no-op for a ticket not waiting.
+    pub(crate) fn cancel_wait(&self, ticket: &mut Ticket) {
+        self.inbox.wait.leave(ticket, false);
+    }
+
+    /// Threads and tasks waiting for space now (for tests).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn inbox_wait_count(&self) -> usize {
+        self.inbox.wait.count()
+    }
+
     /// Counts a send that found the inbox full (the `try_` sends' caller
     /// does this; the blocking pushes count themselves).
     pub(crate) fn count_full(&self) {
@@ -587,10 +636,11 @@ impl<T> InboxReceiver<T> {
                 }
                 self.inbox.head.store(*self.head, Release);
                 // Pairs with the waiter registration and heavy barrier in
-                // `push_blocking`: see the module documentation.
+                // `push_blocking` and `poll_push`: see the module
+                // documentation.
                 barrier::light();
-                if self.inbox.waiters.load(Relaxed) > 0 {
-                    self.inbox.wake_senders();
+                if self.inbox.wait.any() {
+                    self.inbox.wait.wake(self.taken);
                 }
             }
         }
@@ -735,16 +785,12 @@ mod tests {
         });
         // The sender registers under the lock and holds it until it waits:
         // once it counts as a waiter and the lock is free, it is parked.
-        while q.inbox.waiters.load(SeqCst) == 0 {
+        while q.inbox.wait.count() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let guard = q.inbox.lock.lock().unwrap();
         // Hide the waiter from the consumer, free the slot (no wake-up),
         // then restore the count before the sender can take itself off.
-        q.inbox.waiters.fetch_sub(1, SeqCst);
-        assert_eq!(pop_all(&mut rx), [0]);
-        q.inbox.waiters.fetch_add(1, SeqCst);
-        drop(guard);
+        q.inbox.wait.hidden(|| assert_eq!(pop_all(&mut rx), [0]));
         assert!(
             done_rx.recv_timeout(Duration::from_secs(60)).is_ok(),
             "a sender whose wake-up was lost is still parked after 60 s"

@@ -6,7 +6,8 @@
 //!
 //! - [`ring`]: the SPSC ring between two workers, split into a `Producer`
 //!   and a `Consumer` (one file per side).
-//! - [`inbox`]: the bounded MPSC inbox for threads outside the pool.
+//! - [`inbox`]: the bounded MPSC inbox for threads outside the pool, and
+//!   [`inbox_wait`]: its senders waiting for space (threads and tasks).
 //! - [`signal`]: one worker's park/wake handshake (its "bell").
 //! - [`barrier`]: the light/heavy barrier pair that handshake and the inbox
 //!   waiters use.
@@ -24,6 +25,7 @@
 
 pub(crate) mod barrier;
 pub(crate) mod inbox;
+pub(crate) mod inbox_wait;
 #[cfg(all(test, not(loom)))]
 mod model_tests;
 pub(crate) mod prefetch;
