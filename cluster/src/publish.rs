@@ -14,13 +14,14 @@ use crate::{event, layout::Layout, Error};
 
 /// Publishes `events` (key, value) to their partitions, at most `window`
 /// unacknowledged at a time; returns how many the stream stored. Calls
-/// `progress(published_so_far)` after each stored event.
+/// `stored_at(sequence)` with each event's stream sequence, in input order,
+/// once the stream has stored it.
 pub async fn publish_events(
     js: &jetstream::Context,
     layout: &Layout,
     events: impl IntoIterator<Item = (String, u64)>,
     window: usize,
-    mut progress: impl FnMut(u64),
+    mut stored_at: impl FnMut(u64),
 ) -> Result<u64, Error> {
     let mut pending = VecDeque::with_capacity(window);
     let mut stored = 0u64;
@@ -29,16 +30,14 @@ pub async fn publish_events(
         pending.push_back(js.publish(subject, event::encode(&key, value)).await?);
         if pending.len() >= window.max(1) {
             if let Some(ack) = pending.pop_front() {
-                ack.await?;
+                stored_at(ack.await?.sequence);
                 stored += 1;
-                progress(stored);
             }
         }
     }
     while let Some(ack) = pending.pop_front() {
-        ack.await?;
+        stored_at(ack.await?.sequence);
         stored += 1;
-        progress(stored);
     }
     Ok(stored)
 }
