@@ -5,7 +5,7 @@
 //! jetstream [--start-server | --nats HOST:PORT] [--process I --of N] [--publish COUNT]
 //!           [--partitions 16] [--keys 1000] [--workers W] [--no-pin] [--stream events]
 //!           [--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR]
-//!           [--check-mapping KEYS]
+//!           [--check-mapping KEYS] [--plain]
 //! ```
 //!
 //! - `--process I --of N`: run process `I` of `N` until the stream is done
@@ -13,6 +13,8 @@
 //!   then print its per-process and per-worker counts.
 //! - `--publish COUNT`: publish `COUNT` events over `--keys` keys, then the
 //!   end marker (alone, or next to a process).
+//! - `--plain`: instead of a process, one plain async-nats consumer that
+//!   does the same counting (the baseline in PERFORMANCE.md).
 //! - `--start-server`: start `nats-server` with JetStream on a free
 //!   loopback port, print its address, check its `partition(n, …)` mapping
 //!   against `nats_partition`, and stop it when this process ends (a few
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use crate::layout::{Layout, Timing};
 use crate::process::{self, ProcessConfig};
 use crate::server::NatsServer;
-use crate::{event, mapping, publish, Error};
+use crate::{event, mapping, plain, publish, Error};
 
 /// The parsed command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,9 @@ pub struct Args {
     pub log_dir: Option<PathBuf>,
     /// `--check-mapping KEYS`.
     pub check_mapping: Option<usize>,
+    /// `--plain`: consume with one plain async-nats consumer instead (the
+    /// baseline).
+    pub plain: bool,
 }
 
 impl Default for Args {
@@ -73,6 +78,7 @@ impl Default for Args {
             pull_batch: 256,
             log_dir: None,
             check_mapping: None,
+            plain: false,
         }
     }
 }
@@ -81,7 +87,7 @@ impl Default for Args {
 pub const USAGE: &str =
     "usage: jetstream [--start-server | --nats HOST:PORT] [--process I --of N] \
 [--publish COUNT] [--partitions 16] [--keys 1000] [--workers W] [--no-pin] [--stream events] \
-[--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR] [--check-mapping KEYS]";
+[--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR] [--check-mapping KEYS] [--plain]";
 
 /// `3s`, `500ms` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -128,6 +134,7 @@ impl Args {
                 "--pull-batch" => out.pull_batch = value(&flag, &mut it)?,
                 "--log-dir" => out.log_dir = Some(value(&flag, &mut it)?),
                 "--check-mapping" => out.check_mapping = Some(value(&flag, &mut it)?),
+                "--plain" => out.plain = true,
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
@@ -143,8 +150,17 @@ impl Args {
             (None, Some(_)) => return Err("--of: needs --process I".into()),
             (None, None) => {}
         }
-        if out.process.is_none() && out.publish.is_none() && out.check_mapping.is_none() {
-            return Err(format!("nothing to do: give --process I --of N, --publish COUNT or --check-mapping KEYS\n{USAGE}"));
+        if out.plain && out.process.is_some() {
+            return Err("--plain: the baseline consumer runs instead of --process".into());
+        }
+        if out.process.is_none()
+            && out.publish.is_none()
+            && out.check_mapping.is_none()
+            && !out.plain
+        {
+            return Err(format!(
+                "nothing to do: give --process I --of N, --plain, --publish COUNT or --check-mapping KEYS\n{USAGE}"
+            ));
         }
         if out.keys == 0 {
             return Err("--keys: must be at least 1".into());
@@ -256,10 +272,21 @@ pub async fn run(mut args: Args) -> Result<(), Error> {
         let report = process::run(config, ctrl_c).await?;
         print!("{report}");
     }
+    if args.plain {
+        let report = plain::run(&args.nats, &layout, &args.timing, args.pull_batch).await?;
+        let secs = report.elapsed.as_secs_f64();
+        println!(
+            "plain consumer: handled {} events in {secs:.1} s ({:.0}/s), {} keys, sum {}",
+            report.handled,
+            report.handled as f64 / secs.max(1e-9),
+            report.keys,
+            report.sum
+        );
+    }
     if let Some(publisher) = publisher {
         publisher.await??;
     }
-    if server.is_some() && args.process.is_some() {
+    if server.is_some() && (args.process.is_some() || args.plain) {
         // The other processes poll for the end every 0.5 s: give them time
         // to see it before their server goes away.
         println!("stopping nats-server in 3 s");

@@ -31,6 +31,7 @@
 //! | [`worker`] | the pool worker: counts per key, logs what it handled, acks after handling |
 //! | [`process`] | one process: pool, leases, a pull consumer per owned partition, the ack task |
 //! | [`record`] | the handled-event log's line format (written by workers, read by the test) |
+//! | [`plain`] | the baseline: one plain async-nats consumer doing the same counting |
 //! | [`mapping`] | checks the server's `partition(n, …)` mapping against `nats_partition` |
 //! | [`server`] | starts and stops a loopback `nats-server` with JetStream for examples and tests |
 //! | [`cli`] | the `jetstream` example's command line |
@@ -42,6 +43,7 @@ pub mod event;
 pub mod layout;
 pub mod lease;
 pub mod mapping;
+pub mod plain;
 pub mod process;
 pub mod publish;
 pub mod record;

@@ -145,7 +145,9 @@ pub async fn run(
     let mut malformed = 0;
     let mut rounds = tokio::time::interval(leases.refresh_interval());
     rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut done_checks = tokio::time::interval(Duration::from_millis(500));
+    // Checked in its own task: a slow JetStream API reply must not delay a
+    // lease refresh.
+    let mut stream_done = tokio::spawn(wait_until_done(events.clone(), layout.clone(), None));
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -175,14 +177,11 @@ pub async fn run(
                     }
                 }
             }
-            _ = done_checks.tick() => {
-                if stream_done(&events, &layout).await {
-                    break;
-                }
-            }
+            _ = &mut stream_done => break,
         }
     }
 
+    stream_done.abort();
     // Stop fetching, let the pool drain, send the last acks, hand back.
     for (_, (stop_tx, task)) in consumers.drain() {
         let _ = stop_tx.send(());
@@ -256,23 +255,32 @@ fn log_change(log: &mut Option<std::fs::File>, change: Change) {
     }
 }
 
-/// Whether the publisher's end marker is in the stream and no partition
-/// has anything pending or unacked.
-async fn stream_done(events: &Stream, layout: &Layout) -> bool {
-    if events
-        .get_last_raw_message_by_subject(&layout.end_subject())
-        .await
-        .is_err()
-    {
-        return false;
-    }
-    for partition in 0..layout.partitions {
-        match events.consumer_info(layout.durable(partition)).await {
-            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => {}
-            _ => return false,
+/// Returns once the publisher's end marker is in the stream and no
+/// partition's consumer (or, with `consumer`, that one consumer) has
+/// anything pending or unacked. Polls every 0.5 s.
+pub async fn wait_until_done(events: Stream, layout: Layout, consumer: Option<String>) {
+    let consumers: Vec<String> = match consumer {
+        Some(name) => vec![name],
+        None => (0..layout.partitions).map(|p| layout.durable(p)).collect(),
+    };
+    let mut checks = tokio::time::interval(Duration::from_millis(500));
+    'check: loop {
+        checks.tick().await;
+        if events
+            .get_last_raw_message_by_subject(&layout.end_subject())
+            .await
+            .is_err()
+        {
+            continue;
         }
+        for name in &consumers {
+            match events.consumer_info(name).await {
+                Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => {}
+                _ => continue 'check,
+            }
+        }
+        return;
     }
-    true
 }
 
 /// Acks (or naks) what the workers are done with, and keeps the in-flight
