@@ -199,6 +199,27 @@ mod tests {
     }
 
     #[test]
+    fn partition_and_worker_use_independent_bits() {
+        use shardpool::partitioners::{key_hash, HashPartitioner, Partitioner};
+        // 16 partitions, 2 workers per process. The pool's partitioner
+        // (ahash) spreads each partition's keys over both workers...
+        let layout = Layout::new("events", 16).unwrap();
+        let mut seen = [[false; 2]; 16];
+        let mut aliased = [[false; 2]; 16];
+        for i in 0..4000 {
+            let key = format!("k{i}");
+            let p = layout.partition_of(&key) as usize;
+            seen[p][HashPartitioner.shard(key_hash(&key), 2)] = true;
+            // ...while reusing the partition's hash for the worker
+            // (FNV-1a mod 2 after FNV-1a mod 16) would not: 2 divides 16,
+            // so the partition fixes the worker.
+            aliased[p][nats_partition(&[key.as_bytes()], 2) as usize] = true;
+        }
+        assert!(seen.iter().all(|workers| workers[0] && workers[1]));
+        assert!(aliased.iter().all(|workers| workers[0] != workers[1]));
+    }
+
+    #[test]
     fn partition_is_nats_partition_of_the_key() {
         let layout = Layout::new("events", 16).unwrap();
         for key in ["k0", "k1", "user:42"] {
