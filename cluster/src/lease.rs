@@ -389,13 +389,16 @@ impl Leases {
     }
 
     /// At exit: fences every lease and deletes its key. Call once nothing
-    /// is in flight any more.
-    pub async fn release_all(&mut self) -> Vec<Change> {
+    /// is in flight any more. With `keep_membership` the `member.{i}` key
+    /// is left to expire by itself (use it when the stream is done: the
+    /// others, about to see the end too, then do not claim the partitions
+    /// just released); without it the others may claim them at once.
+    pub async fn release_all(&mut self, keep_membership: bool) -> Vec<Change> {
         let mut changes = Vec::new();
         for partition in self.held() {
             changes.push(self.delete(partition).await);
         }
-        if let Some(member) = self.member.take() {
+        if let Some(member) = self.member.take().filter(|_| !keep_membership) {
             let _ = self
                 .kv
                 .delete_expect_revision(member_key(self.config.process), Some(member.revision))

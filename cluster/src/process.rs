@@ -149,6 +149,7 @@ pub async fn run(
     // lease refresh.
     let mut stream_done = tokio::spawn(wait_until_done(events.clone(), layout.clone(), None));
     tokio::pin!(stop);
+    let mut finished = false;
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -177,7 +178,10 @@ pub async fn run(
                     }
                 }
             }
-            _ = &mut stream_done => break,
+            _ = &mut stream_done => {
+                finished = true;
+                break;
+            }
         }
     }
 
@@ -195,7 +199,7 @@ pub async fn run(
     drop(workers);
     acker.await?;
     client.flush().await?;
-    for change in leases.release_all().await {
+    for change in leases.release_all(finished).await {
         log_change(&mut lease_log, change);
     }
     client.flush().await?;
