@@ -53,7 +53,7 @@ pub async fn run(
             ..Default::default()
         })
         .await?;
-    let mut messages = consumer
+    let messages = consumer
         .stream()
         .max_messages_per_batch(pull_batch)
         .messages()
@@ -61,32 +61,32 @@ pub async fn run(
     let mut totals: HashMap<String, (u64, u64)> = HashMap::new();
     let mut report = PlainReport::default();
     // The end is checked in its own task, off the message loop.
-    let mut done = tokio::spawn(crate::process::wait_until_done(
+    let done = tokio::spawn(crate::process::wait_until_done(
         events.clone(),
         layout.clone(),
         Some(name.clone()),
     ));
-    loop {
-        tokio::select! {
-            next = messages.next() => {
-                let message = match next {
-                    Some(Ok(message)) => message,
-                    Some(Err(e)) => { eprintln!("plain: {e}"); continue; }
-                    None => break,
-                };
-                match event::decode(&message.payload) {
-                    Some((key, value)) => {
-                        let total = totals.entry(key.to_string()).or_default();
-                        total.0 += 1;
-                        total.1 += value;
-                        report.handled += 1;
-                        report.sum += value;
-                        message.ack().await?;
-                    }
-                    None => message.ack_with(AckKind::Term).await?,
-                }
+    // Ends when the end task does; the message loop itself awaits nothing
+    // but the next message and its ack.
+    let mut messages = messages.take_until(done);
+    while let Some(next) = messages.next().await {
+        let message = match next {
+            Ok(message) => message,
+            Err(e) => {
+                eprintln!("plain: {e}");
+                continue;
             }
-            _ = &mut done => break,
+        };
+        match event::decode(&message.payload) {
+            Some((key, value)) => {
+                let total = totals.entry(key.to_string()).or_default();
+                total.0 += 1;
+                total.1 += value;
+                report.handled += 1;
+                report.sum += value;
+                message.ack().await?;
+            }
+            None => message.ack_with(AckKind::Term).await?,
         }
     }
     client.flush().await?;
