@@ -1,0 +1,223 @@
+//! The pool worker: owns the totals of its keys, logs what it handled, and
+//! hands the acks back in batches.
+//!
+//! An [`Event`] carries its JetStream ack handle. The worker handles a
+//! batch of events, then (in `tick`, which the pool runs after every batch)
+//! writes the batch's log lines with one `write` and sends the batch's acks
+//! to the process's ack task as one `Vec`: one channel operation and one
+//! system call per batch rather than per event, and a log line is always
+//! written before its event is acked.
+//!
+//! Idempotence: an event can be handled twice (at-least-once delivery); its
+//! stream sequence [`Event::seq`] is unique in the stream, so a sink that
+//! stores results keyed by it drops the second copy. The integration test
+//! does exactly that over the logs of all processes.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_nats::jetstream::AckKind;
+use async_nats::Subject;
+use shardpool::{Context, Worker, WorkerId};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::lease::LeaseTable;
+use crate::record::{self, Handled};
+
+/// One event on its way to the worker that owns its key.
+pub struct Event {
+    /// Stream sequence: unique in the stream, the key for idempotence.
+    pub seq: u64,
+    /// The partition it came from.
+    pub partition: u32,
+    /// The lease epoch it was fetched under.
+    pub epoch: u64,
+    /// How many times JetStream has delivered it (1 = first time).
+    pub delivered: i64,
+    /// The event's key.
+    pub key: String,
+    /// The event's value.
+    pub value: u64,
+    /// The subject its ack (or nak) is published to.
+    pub reply: Subject,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("seq", &self.seq)
+            .field("partition", &self.partition)
+            .field("epoch", &self.epoch)
+            .field("delivered", &self.delivered)
+            .field("key", &self.key)
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to tell JetStream about one event, once its worker is done with it.
+pub struct Done {
+    /// The event's ack subject.
+    pub reply: Subject,
+    /// Its partition (for the in-flight count).
+    pub partition: u32,
+    /// `Ack` when handled, `Nak` when fenced (the lease moved on).
+    pub kind: AckKind,
+}
+
+/// What one worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Events handled (a redelivered event counts again).
+    pub handled: u64,
+    /// Of those, events JetStream had delivered before.
+    pub redelivered: u64,
+    /// Events not handled because their lease had moved on (nakked).
+    pub fenced: u64,
+    /// Distinct keys seen.
+    pub keys: usize,
+    /// Sum of the values handled.
+    pub sum: u64,
+}
+
+/// A worker of one process's pool.
+pub struct EventWorker {
+    id: usize,
+    totals: HashMap<String, (u64, u64)>,
+    report: WorkerReport,
+    leases: Arc<LeaseTable>,
+    done: Vec<Done>,
+    acks: UnboundedSender<Vec<Done>>,
+    log_path: Option<PathBuf>,
+    log: Option<File>,
+    lines: String,
+}
+
+impl EventWorker {
+    /// Worker `id`; acks go to `acks`; with `log_path`, every handled event
+    /// is appended there as a [`Handled`] line.
+    pub fn new(
+        id: WorkerId,
+        leases: Arc<LeaseTable>,
+        acks: UnboundedSender<Vec<Done>>,
+        log_path: Option<PathBuf>,
+    ) -> EventWorker {
+        EventWorker {
+            id: id.into(),
+            totals: HashMap::new(),
+            report: WorkerReport::default(),
+            leases,
+            done: Vec::new(),
+            acks,
+            log_path,
+            log: None,
+            lines: String::new(),
+        }
+    }
+
+    /// What this worker did so far.
+    pub fn report(&self) -> WorkerReport {
+        WorkerReport {
+            keys: self.totals.len(),
+            ..self.report.clone()
+        }
+    }
+
+    /// `(events, sum)` handled for each key this worker owns.
+    pub fn totals(&self) -> &HashMap<String, (u64, u64)> {
+        &self.totals
+    }
+
+    /// Writes the batch's log lines, then hands its acks to the ack task.
+    fn flush(&mut self) {
+        if self.done.is_empty() {
+            return;
+        }
+        if let Some(log) = &mut self.log {
+            if let Err(e) = log.write_all(self.lines.as_bytes()) {
+                // Not durable, so not acked: JetStream will redeliver.
+                eprintln!(
+                    "worker {}: log write failed ({e}); nakking the batch",
+                    self.id
+                );
+                for done in &mut self.done {
+                    done.kind = AckKind::Nak(None);
+                }
+            }
+        }
+        self.lines.clear();
+        // The ack task is gone only after the pool has stopped.
+        let _ = self.acks.send(std::mem::take(&mut self.done));
+    }
+}
+
+impl Worker for EventWorker {
+    type Msg = Event;
+
+    fn on_start(&mut self, _ctx: &mut Context<'_, Event>) {
+        if let Some(path) = &self.log_path {
+            match OpenOptions::new().create(true).append(true).open(path) {
+                Ok(file) => self.log = Some(file),
+                Err(e) => eprintln!("worker {}: cannot open {}: {e}", self.id, path.display()),
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event, _ctx: &mut Context<'_, Event>) {
+        let Event {
+            seq,
+            partition,
+            epoch,
+            delivered,
+            key,
+            value,
+            reply,
+        } = event;
+        if !self.leases.is_current(partition, epoch) {
+            self.report.fenced += 1;
+            self.done.push(Done {
+                reply,
+                partition,
+                kind: AckKind::Nak(None),
+            });
+            return;
+        }
+        self.report.handled += 1;
+        self.report.sum += value;
+        if delivered > 1 {
+            self.report.redelivered += 1;
+        }
+        if self.log.is_some() {
+            let at = record::now_ns();
+            Handled::write(
+                &mut self.lines,
+                seq,
+                partition,
+                epoch,
+                &key,
+                value,
+                self.id,
+                at,
+            );
+        }
+        let total = self.totals.entry(key).or_default();
+        total.0 += 1;
+        total.1 += value;
+        self.done.push(Done {
+            reply,
+            partition,
+            kind: AckKind::Ack,
+        });
+    }
+
+    fn tick(&mut self, _ctx: &mut Context<'_, Event>) {
+        self.flush();
+    }
+
+    fn on_stop(&mut self, _ctx: &mut Context<'_, Event>) {
+        self.flush();
+    }
+}

@@ -1,0 +1,426 @@
+//! Three shardpool processes share a 16-partition JetStream stream; one is
+//! killed with SIGKILL mid-stream. After its leases expire the others finish
+//! the stream, and:
+//!
+//! - after de-duplication by stream sequence, every published event was
+//!   handled, with its own key and value, and the per-key totals equal the
+//!   input exactly (at-least-once, never lost);
+//! - within each process, each key was handled by exactly one worker, the
+//!   one the pool's partitioner picks;
+//! - each event was handled by a process that held its partition's lease at
+//!   the time: under an epoch that process had acquired, inside that lease's
+//!   lifetime, and no two leases on one partition overlapped;
+//! - the killed process's partitions were taken over by the survivors.
+//!
+//! Needs `nats-server` (Debian: `apt-get install nats-server`). Without it
+//! the tests are skipped with a message, unless `SHARDPOOL_REQUIRE_SERVERS=1`
+//! (CI), which makes a missing server a failure. Everything binds
+//! 127.0.0.1; the server and the processes are killed when the test ends,
+//! whatever the outcome.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shardpool::partitioners::{key_hash, HashPartitioner, Partitioner};
+use shardpool_cluster::event;
+use shardpool_cluster::layout::{Layout, Timing};
+use shardpool_cluster::record::{self, Handled, LeaseChange, LeaseRecord};
+use shardpool_cluster::server::{self, NatsServer};
+use shardpool_cluster::{mapping, publish};
+
+const PARTITIONS: u32 = 16;
+const PROCESSES: u32 = 3;
+const EVENTS: u64 = 200_000;
+const KEYS: u64 = 2_000;
+const WORKERS: usize = 2;
+const VICTIM: u32 = 1;
+/// The whole test, on a loaded 2-core machine; each wait checks it.
+const WATCHDOG: Duration = Duration::from_secs(170);
+
+fn server_or_skip(test: &str) -> Option<NatsServer> {
+    if !server::binary_available() {
+        let required = std::env::var("SHARDPOOL_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "{test}: SHARDPOOL_REQUIRE_SERVERS=1 but `{}` cannot be run \
+             (apt-get install nats-server)",
+            server::binary().display()
+        );
+        eprintln!(
+            "SKIPPED {test}: `{}` not found (apt-get install nats-server)",
+            server::binary().display()
+        );
+        return None;
+    }
+    Some(NatsServer::start(PARTITIONS).expect("start nats-server"))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn server_partition_mapping_agrees_with_nats_partition() {
+    let Some(server) = server_or_skip("server_partition_mapping_agrees_with_nats_partition") else {
+        return;
+    };
+    runtime().block_on(async {
+        let client = async_nats::connect(server.addr()).await.unwrap();
+        let keys: Vec<String> = (0..5000)
+            .map(|i| format!("k{i}"))
+            .chain(["user-42", "orders", "a_b-c", "x"].map(String::from))
+            .collect();
+        let check = mapping::check(&client, &keys, PARTITIONS).await.unwrap();
+        assert_eq!(check.checked, keys.len());
+        assert_eq!(check.mismatches, [], "server vs nats_partition");
+    });
+}
+
+/// The processes, killed (SIGKILL) and reaped when dropped.
+struct Processes(Vec<Option<Child>>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn handled_lines(dir: &Path, process: u32) -> usize {
+    (0..WORKERS)
+        .map(|w| {
+            fs::read(record::handled_log(dir, process, w))
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn wait_for(what: &str, started: Instant, mut done: impl FnMut() -> bool) {
+    while !done() {
+        assert!(
+            started.elapsed() < WATCHDOG,
+            "watchdog: gave up waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn three_processes_survive_a_sigkill() {
+    let Some(server) = server_or_skip("three_processes_survive_a_sigkill") else {
+        return;
+    };
+    let started = Instant::now();
+    let dir = server.dir().join("run");
+    let logs = dir.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let layout = Layout::new("events", PARTITIONS).unwrap();
+    let timing = Timing::default(); // lease TTL 3 s, ack wait 2 s
+    let rt = runtime();
+    let _in_runtime = rt.enter(); // async-nats spawns tasks on creation
+    let client = rt.block_on(async_nats::connect(server.addr())).unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (_, kv) = rt.block_on(layout.setup(&js, &timing)).unwrap();
+
+    // Three processes of the example's program.
+    let bin = env!("CARGO_BIN_EXE_shardpool-jetstream");
+    let mut processes = Processes(Vec::new());
+    for process in 0..PROCESSES {
+        let out = fs::File::create(dir.join(format!("p{process}.out"))).unwrap();
+        let err = fs::File::create(dir.join(format!("p{process}.err"))).unwrap();
+        let child = Command::new(bin)
+            .args(["--nats", &server.addr(), "--process", &process.to_string()])
+            .args([
+                "--of",
+                &PROCESSES.to_string(),
+                "--partitions",
+                &PARTITIONS.to_string(),
+            ])
+            .args([
+                "--workers",
+                &WORKERS.to_string(),
+                "--no-pin",
+                "--lease-ttl",
+                "3s",
+            ])
+            .args(["--ack-wait", "2s", "--log-dir"])
+            .arg(&logs)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn shardpool-jetstream");
+        processes.0.push(Some(child));
+    }
+
+    // Every partition leased, every process a member.
+    wait_for("all partitions leased", started, || {
+        rt.block_on(async {
+            for p in 0..PARTITIONS {
+                if !matches!(kv.get(format!("partition.{p}")).await, Ok(Some(_))) {
+                    return false;
+                }
+            }
+            for i in 0..PROCESSES {
+                if !matches!(kv.get(format!("member.{i}")).await, Ok(Some(_))) {
+                    return false;
+                }
+            }
+            true
+        })
+    });
+
+    // Publish all events in the background; kill the victim while it is
+    // busy with them.
+    let publisher = {
+        let (js, layout) = (js.clone(), layout.clone());
+        rt.spawn(async move {
+            let mut seqs: Vec<u64> = Vec::with_capacity(EVENTS as usize);
+            let events = (0..EVENTS).map(|i| event::nth(i, KEYS));
+            let published =
+                publish::publish_events(&js, &layout, events, 1024, |seq| seqs.push(seq))
+                    .await
+                    .unwrap();
+            assert_eq!(published, EVENTS);
+            seqs
+        })
+    };
+    let victim_share = EVENTS / u64::from(PROCESSES);
+    wait_for("the victim to handle events", started, || {
+        handled_lines(&logs, VICTIM) as u64 >= victim_share / 4 || publisher.is_finished()
+    });
+    let mut victim = processes.0[VICTIM as usize].take().unwrap();
+    victim.kill().unwrap(); // SIGKILL
+    let killed_at = record::now_ns();
+    victim.wait().unwrap();
+    eprintln!(
+        "killed process {VICTIM} after it handled {} events ({:.1} s in, publisher {})",
+        handled_lines(&logs, VICTIM),
+        started.elapsed().as_secs_f64(),
+        if publisher.is_finished() {
+            "done"
+        } else {
+            "still publishing"
+        }
+    );
+    let seqs = rt.block_on(publisher).unwrap();
+    rt.block_on(publish::publish_end(&js, &layout, EVENTS))
+        .unwrap();
+
+    // The survivors finish the stream and exit by themselves.
+    for (process, child) in processes.0.iter_mut().enumerate() {
+        let Some(child) = child else { continue };
+        wait_for(&format!("process {process} to finish"), started, || {
+            child.try_wait().unwrap().is_some()
+        });
+        let status = child.wait().unwrap();
+        let out = fs::read_to_string(dir.join(format!("p{process}.out"))).unwrap();
+        let err = fs::read_to_string(dir.join(format!("p{process}.err"))).unwrap();
+        eprint!("{out}");
+        assert!(
+            status.success(),
+            "process {process}: {status}\n{out}\n{err}"
+        );
+    }
+    eprintln!("stream done {:.1} s in", started.elapsed().as_secs_f64());
+
+    check_logs(&logs, &layout, &seqs, killed_at);
+}
+
+/// A lease as the logs show it.
+struct Lease {
+    process: u32,
+    acquired: u64,
+    /// Released or lost; `None` if the process ended (or was killed) holding it.
+    ended: Option<u64>,
+}
+
+fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
+    // What was published: sequence → (key, value), and the totals per key.
+    assert_eq!(seqs.len() as u64, EVENTS);
+    let mut input: HashMap<u64, (String, u64)> = HashMap::with_capacity(seqs.len());
+    let mut expected: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (i, &seq) in seqs.iter().enumerate() {
+        let (key, value) = event::nth(i as u64, KEYS);
+        let total = expected.entry(key.clone()).or_default();
+        total.0 += 1;
+        total.1 += value;
+        assert!(
+            input.insert(seq, (key, value)).is_none(),
+            "sequence {seq} twice"
+        );
+    }
+
+    // The leases each process logged: (partition, epoch) → lease.
+    let mut leases: HashMap<(u32, u64), Lease> = HashMap::new();
+    for process in 0..PROCESSES {
+        let text = fs::read_to_string(record::lease_log(logs, process)).unwrap_or_default();
+        for line in text.lines() {
+            let r = LeaseRecord::parse(line).unwrap_or_else(|| panic!("bad lease line {line:?}"));
+            match r.change {
+                LeaseChange::Acquired => {
+                    let lease = Lease {
+                        process,
+                        acquired: r.at_ns,
+                        ended: None,
+                    };
+                    assert!(
+                        leases.insert((r.partition, r.epoch), lease).is_none(),
+                        "epoch {} twice",
+                        r.epoch
+                    );
+                }
+                LeaseChange::Released | LeaseChange::Lost => {
+                    let lease = leases
+                        .get_mut(&(r.partition, r.epoch))
+                        .expect("ended lease was acquired");
+                    assert_eq!(lease.process, process, "a lease ended by another process");
+                    lease.ended = Some(r.at_ns);
+                }
+            }
+        }
+    }
+
+    // Every handled event.
+    let mut handled: Vec<(u32, Handled)> = Vec::new();
+    for process in 0..PROCESSES {
+        for worker in 0..WORKERS {
+            let text =
+                fs::read_to_string(record::handled_log(logs, process, worker)).unwrap_or_default();
+            for line in text.lines() {
+                let h = Handled::parse(line).unwrap_or_else(|| panic!("bad handled line {line:?}"));
+                assert_eq!(h.worker, worker);
+                handled.push((process, h));
+            }
+        }
+    }
+
+    // De-duplicated by sequence: exactly the input, with its own key and value.
+    let mut seen: HashSet<u64> = HashSet::with_capacity(seqs.len());
+    let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut duplicates = 0;
+    for (_, h) in &handled {
+        let (key, value) = input
+            .get(&h.seq)
+            .unwrap_or_else(|| panic!("handled unknown sequence {}", h.seq));
+        assert_eq!((&h.key, h.value), (key, *value), "sequence {}", h.seq);
+        if seen.insert(h.seq) {
+            let total = totals.entry(h.key.clone()).or_default();
+            total.0 += 1;
+            total.1 += h.value;
+        } else {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        seqs.len(),
+        "events never handled: {}",
+        seqs.len() - seen.len()
+    );
+    assert_eq!(totals, expected, "per-key totals after de-duplication");
+
+    // One worker per key in each process: the partitioner's.
+    let mut worker_of: HashMap<(u32, &str), usize> = HashMap::new();
+    for (process, h) in &handled {
+        let expected_worker = HashPartitioner.shard(key_hash(&h.key), WORKERS);
+        assert_eq!(
+            h.worker, expected_worker,
+            "key {} in process {process}",
+            h.key
+        );
+        let w = *worker_of
+            .entry((*process, h.key.as_str()))
+            .or_insert(h.worker);
+        assert_eq!(
+            w, h.worker,
+            "key {} handled by two workers of process {process}",
+            h.key
+        );
+    }
+
+    // Handled by the holder of its partition's lease, at the time.
+    let mut last_handled: HashMap<(u32, u64), u64> = HashMap::new();
+    for (process, h) in &handled {
+        assert_eq!(
+            h.partition,
+            layout.partition_of(&h.key),
+            "key {} in the wrong partition",
+            h.key
+        );
+        let lease = leases
+            .get(&(h.partition, h.epoch))
+            .unwrap_or_else(|| panic!("sequence {}: epoch {} never acquired", h.seq, h.epoch));
+        assert_eq!(
+            lease.process, *process,
+            "sequence {}: handled under another process's lease",
+            h.seq
+        );
+        assert!(
+            h.at_ns >= lease.acquired,
+            "sequence {}: handled before its lease",
+            h.seq
+        );
+        if let Some(ended) = lease.ended {
+            assert!(
+                h.at_ns <= ended,
+                "sequence {}: handled after its lease ended",
+                h.seq
+            );
+        }
+        let last = last_handled.entry((h.partition, h.epoch)).or_default();
+        *last = (*last).max(h.at_ns);
+    }
+    for p in 0..PARTITIONS {
+        let mut spans: Vec<(u64, u64, u32)> = leases
+            .iter()
+            .filter(|((partition, _), _)| *partition == p)
+            .map(|(&(_, epoch), lease)| {
+                let end = lease.ended.unwrap_or_else(|| {
+                    if lease.process == VICTIM {
+                        // Killed holding it: it ended at its last event.
+                        last_handled
+                            .get(&(p, epoch))
+                            .copied()
+                            .unwrap_or(lease.acquired)
+                    } else {
+                        u64::MAX
+                    }
+                });
+                (lease.acquired, end, lease.process)
+            })
+            .collect();
+        spans.sort_unstable();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].0,
+                "partition {p}: the leases of processes {} and {} overlap",
+                pair[0].2,
+                pair[1].2
+            );
+        }
+    }
+
+    // The victim's home partitions were taken over by the survivors.
+    for p in (0..PARTITIONS).filter(|p| p % PROCESSES == VICTIM) {
+        let taken = leases.iter().any(|(&(partition, _), l)| {
+            partition == p && l.process != VICTIM && l.acquired > killed_at
+        });
+        assert!(taken, "partition {p} was not taken over after the kill");
+    }
+    eprintln!(
+        "{} handled lines, {} events, {duplicates} handled twice (redelivered after the kill)",
+        handled.len(),
+        seen.len()
+    );
+}
