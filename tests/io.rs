@@ -204,25 +204,32 @@ fn lines_round_trip(pool: Pool<LineServer>) {
 #[test]
 fn a_message_wakes_a_worker_asleep_in_its_poll() {
     let pool = start(1);
+    // `parks` counts before each sleep. Read it before whatever wakes the
+    // worker next (here the listener registration), so the sleep after
+    // that wake always shows as a change: reading it after the wake raced
+    // with the worker going back to sleep, and then the test waited for a
+    // sleep that nothing would end (seen under ThreadSanitizer).
+    let mut parks = pool.stats().workers[0].parks;
     let _addr = listen(&pool, 0);
     let tx = pool.sender();
-    let mut parks = pool.stats().workers[0].parks;
     for _ in 0..10 {
-        // Wait until the worker has gone to sleep again (`parks` counts
-        // before the sleep); with no tick due for an hour, only the eventfd
-        // can wake it. No timing assumption: the watchdog is generous.
+        // Wait until the worker has gone to sleep again; with no tick due
+        // for an hour, only the eventfd can wake it. No timing assumption:
+        // the watchdog is generous.
         let deadline = std::time::Instant::now() + WATCHDOG;
         while pool.stats().workers[0].parks == parks {
             assert!(std::time::Instant::now() < deadline, "never slept");
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Asleep: nothing but the message below can wake it, so this is
+        // the count before the wake it causes.
+        parks = pool.stats().workers[0].parks;
         let (reply, answer) = mpsc::channel();
         tx.send_to(WorkerId::from(0), Msg::Ping(reply)).unwrap();
         assert_eq!(
             answer.recv_timeout(WATCHDOG).expect("woken by the message"),
             WorkerId::from(0)
         );
-        parks = pool.stats().workers[0].parks;
     }
     pool.shutdown().unwrap();
 }
