@@ -163,8 +163,15 @@ pub const MAX_INBOX_COALESCE: Duration = Duration::from_micros(100);
 /// Default longest time a busy worker goes without polling its I/O; see
 /// [`PoolConfig::io_poll_interval`].
 pub const DEFAULT_IO_POLL_INTERVAL: Duration = Duration::from_micros(100);
-/// Default longest time between two `tick`s of an idle worker.
-pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_millis(10);
+/// Default longest time between two `tick`s of an idle worker: 100 ms.
+///
+/// Each idle tick wakes a parked worker. On a VM a timed wake-up costs tens
+/// of microseconds of CPU, so at 10 ms two idle workers used about 1 % of a
+/// core in wake-ups alone (PERFORMANCE.md, "idle CPU"); at 100 ms they use
+/// a tenth of that. Work that must happen at a time belongs in
+/// [`Context::send_after`](crate::Context::send_after), which wakes a parked
+/// worker at its deadline whatever this interval is.
+pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Default for PoolConfig {
     fn default() -> Self {
@@ -246,7 +253,9 @@ impl PoolConfig {
     }
 
     /// The longest time between two `tick`s while a worker is idle.
-    /// Default: 10 ms.
+    /// Default: [100 ms](DEFAULT_TICK_INTERVAL). Shorten it if your `tick`
+    /// polls something outside the pool while idle; for deadlines use
+    /// [`Context::send_after`](crate::Context::send_after) instead.
     ///
     /// Any duration longer than zero. `Duration::MAX` (or any interval too
     /// long for the clock) means no idle ticks: `tick` then runs only after

@@ -2,6 +2,9 @@
 //! wake for a message (interleaved with a thread blocked in a
 //! crossbeam-channel `recv`, the OS wake-up floor).
 
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,16 +31,56 @@ impl Worker for Nop {
     fn handle(&mut self, _: u64, _: &mut Context<'_, u64>) {}
 }
 
-/// Process CPU time over `window` while a 2-worker pool (default config)
-/// sits idle, as a fraction of one core.
-pub fn idle_cpu(window: Duration) -> f64 {
+/// Process CPU time over `window` while a 2-worker pool (default config,
+/// or the given `tick_interval`) sits idle, as a fraction of one core.
+pub fn idle_cpu(window: Duration, tick: Option<Duration>) -> f64 {
     let (c0, c1) = cpus();
-    let pool = Pool::start(pool_config(vec![c0, c1]), |_| Nop).expect("pool start");
+    let mut config = pool_config(vec![c0, c1]);
+    if let Some(tick) = tick {
+        config = config.tick_interval(tick);
+    }
+    let pool = Pool::start(config, |_| Nop).expect("pool start");
     thread::sleep(Duration::from_millis(200));
+    let share = cpu_share(window);
+    drop(pool);
+    share
+}
+
+/// The floor under [`idle_cpu`]: process CPU time over `window` while two
+/// plain threads, pinned like the pool's workers, do nothing but
+/// `park_timeout(interval)` in a loop — what waking every `interval`
+/// costs on this machine, with no runtime at all.
+pub fn idle_floor(window: Duration, interval: Duration) -> f64 {
+    let (c0, c1) = cpus();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = [c0, c1]
+        .into_iter()
+        .map(|cpu| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                pin(cpu);
+                while !stop.load(Relaxed) {
+                    thread::park_timeout(interval);
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(200));
+    let share = cpu_share(window);
+    stop.store(true, Relaxed);
+    for t in threads {
+        t.thread().unpark();
+        t.join().expect("floor thread");
+    }
+    share
+}
+
+/// This process's CPU time over the next `window` (sleeping), as a
+/// fraction of one core.
+fn cpu_share(window: Duration) -> f64 {
     let (u0, t0) = (cpu_time(), Instant::now());
     thread::sleep(window);
     let (u1, dt) = (cpu_time(), t0.elapsed());
-    drop(pool);
     (u1 - u0).as_secs_f64() / dt.as_secs_f64()
 }
 
