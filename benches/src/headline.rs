@@ -13,7 +13,7 @@ use crate::peers::rtrb_mesh::shuffle_rtrb_mesh;
 use crate::peers::spsc::{inbox_arrayqueue, mesh_rtrb_api};
 use crate::peers::tokio_tasks::keyed_tokio;
 use crate::report::{floor_p50, loadavg, median, percentile, print_table, throughput_row, Row};
-use crate::workloads::idle::{idle_cpu, wakeup};
+use crate::workloads::idle::{idle_cpu, idle_floor, wakeup};
 use crate::workloads::inbox::{inbox_shardpool, inbox_shardpool_batched, inbox_shardpool_idle};
 use crate::workloads::keyed::{keyed_shardpool, keyed_shardpool_batched};
 use crate::workloads::latency::rtt_shardpool;
@@ -231,7 +231,9 @@ pub fn run(reps: usize) {
     });
 
     eprintln!("idle");
-    let idle = idle_cpu(Duration::from_secs(1));
+    let second = Duration::from_secs(1);
+    let idle = idle_cpu(second, None);
+    let floor = idle_floor(second, shardpool::DEFAULT_TICK_INTERVAL);
     rows.push(Row {
         workload: "idle 2-worker pool, CPU over 1 s".to_string(),
         ours: format!("{:.3}%", idle * 100.0),
@@ -239,6 +241,27 @@ pub fn run(reps: usize) {
         peer_value: "1%".to_string(),
         ratio: idle / 0.01,
         target: Some((1.0, false)),
+    });
+    rows.push(Row {
+        workload: "(context) the same, CPU over 1 s".to_string(),
+        ours: format!("{:.3}%", idle * 100.0),
+        peer: format!(
+            "2 threads park_timeout {:?}",
+            shardpool::DEFAULT_TICK_INTERVAL
+        ),
+        peer_value: format!("{:.3}%", floor * 100.0),
+        ratio: idle / floor,
+        target: None,
+    });
+    let ten_ms = Duration::from_millis(10);
+    let (idle10, floor10) = (idle_cpu(second, Some(ten_ms)), idle_floor(second, ten_ms));
+    rows.push(Row {
+        workload: "(context) idle pool, tick 10 ms".to_string(),
+        ours: format!("{:.3}%", idle10 * 100.0),
+        peer: "2 threads park_timeout 10ms".to_string(),
+        peer_value: format!("{:.3}%", floor10 * 100.0),
+        ratio: idle10 / floor10,
+        target: None,
     });
     let (mut sp, mut ch) = wakeup(200);
     let (s50, c50) = (percentile(&mut sp, 0.5), percentile(&mut ch, 0.5));

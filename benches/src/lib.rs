@@ -6,6 +6,8 @@
 //! cargo run --release -p shardpool-benches --bin headline -- --reps 9      # more repetitions
 //! cargo run --release -p shardpool-benches --bin headline -- --sweep       # mesh batch/capacity,
 //!                                                                          # inbox coalescing, idle strategy
+//! cargo run --release -p shardpool-benches --bin headline -- --async     # tokio callers: send_to_async,
+//!                                                                          # call_async vs tokio channels
 //! cargo bench                                                              # the criterion benches
 //! ```
 //!
@@ -32,10 +34,11 @@
 //! | [`workloads`] | shardpool's side of each workload: mesh, inbox, keyed, shuffle, latency, idle |
 //! | [`peers`] | the same workloads on rtrb, crossbeam, flume, tokio and a hand-rolled pool |
 //! | [`report`] | interleaved runs, medians, percentiles, the table |
-//! | [`headline`], [`sweep`] | the two suites the `headline` binary runs |
+//! | [`headline`], [`sweep`], [`callers`] | the suites the `headline` binary runs |
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod callers;
 pub mod harness;
 pub mod headline;
 pub mod peers;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kv-compare.sh — redis-benchmark against redis-server, the tokio peer
 # (services/examples/kv_tokio.rs) and the shardpool kv server
-# (services/examples/kv.rs).
+# (services/examples/kv.rs); and "tokio+pool", the tokio front end with the
+# store owned by a shardpool it calls with send_to_async (kv_tokio --pool).
 #
 # Every server listens on its own 127.0.0.1 port. For each round and each
 # pipeline depth the servers are measured one after another (A B C A B C …,
@@ -22,12 +23,16 @@
 #   --client-cpus LIST   pin redis-benchmark with taskset -c LIST
 #   --server-cpus LIST   pin every server with taskset -c LIST
 #   --threads N          tokio peer runtime threads (default: its own)
-#   --port-base P        ports P (redis), P+1 (tokio), P+2 (shardpool); default 16379
+#   --port-base P        ports P (redis), P+1 (tokio), P+2 (shardpool), P+3 (tokio+pool);
+#                        default 16379
 #   --shardpool-cmd CMD  start the shardpool kv server with CMD ({port} is
 #                        replaced by its port); default: the built kv example,
 #                        target/release/examples/kv --port {port}
 #   --workers N          shardpool kv workers (default: one per physical core)
 #   --no-shardpool       skip the shardpool kv server
+#   --no-tokio-pool      skip "tokio+pool": the tokio front end calling a
+#                        shardpool that owns the store (kv_tokio --pool 0,
+#                        port P+3) instead of locking a Mutex<Store> shard
 #   --no-build           do not (re)build the tokio peer and the kv example
 #   --keep-raw FILE      keep the raw per-run CSV rows in FILE
 #
@@ -37,7 +42,7 @@ set -euo pipefail
 
 requests=100000 rounds=5 clients=50 depths="16 1" tests="set,get,incr" keyspace=100000
 client_cpus="" server_cpus="" threads="" port_base=16379 shardpool_cmd="" build=1 keep_raw=""
-workers="" shardpool=1
+workers="" shardpool=1 tokio_pool=1
 
 die() { echo "kv-compare: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -55,6 +60,7 @@ while [[ $# -gt 0 ]]; do
         --shardpool-cmd) shardpool_cmd=${2:?}; shift 2 ;;
         --workers) workers=${2:?}; shift 2 ;;
         --no-shardpool) shardpool=0; shift ;;
+        --no-tokio-pool) tokio_pool=0; shift ;;
         --no-build) build=0; shift ;;
         --keep-raw) keep_raw=${2:?}; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -137,6 +143,12 @@ if [[ $shardpool == 1 ]]; then
     start shardpool "$((port_base + 2))" ${shardpool_cmd//\{port\}/$((port_base + 2))}
 else
     echo "shardpool kv server: skipped (--no-shardpool)"
+fi
+
+if [[ $tokio_pool == 1 ]]; then
+    pool_args=(--port $((port_base + 3)) --pool 0)
+    [[ -n $threads ]] && pool_args+=(--threads "$threads")
+    start tokio+pool "$((port_base + 3))" "$tokio_bin" "${pool_args[@]}"
 fi
 
 # One CSV row per run: server,depth,round,test,rps,p50,p99

@@ -7,13 +7,15 @@
 //! ```
 //!
 //! Options: `--port P` (default 6380), `--shards N` (default 64),
-//! `--threads N` (default: one per CPU). Binds 127.0.0.1 only; runs until
-//! killed.
+//! `--threads N` (default: one per CPU), `--pool N`: no locks, the store
+//! sharded over a shardpool of N workers (0: one per CPU) that the tokio
+//! tasks call with `send_to_async` — tokio in front, the pool behind. Binds
+//! 127.0.0.1 only; runs until killed.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use shardpool_services::tokio_peer::{PeerConfig, TokioPeer};
+use shardpool_services::tokio_peer::{Backend, PeerConfig, TokioPeer};
 
 fn main() -> ExitCode {
     let mut port: u16 = 6380;
@@ -25,10 +27,14 @@ fn main() -> ExitCode {
             ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
             ("--shards", Some(v)) => v.parse().map(|v| config.shards = v).is_ok(),
             ("--threads", Some(v)) => v.parse().map(|v| config.threads = Some(v)).is_ok(),
+            ("--pool", Some(v)) => v
+                .parse()
+                .map(|workers| config.backend = Backend::Pool { workers })
+                .is_ok(),
             _ => false,
         };
         if !parsed {
-            eprintln!("usage: kv_tokio [--port P] [--shards N] [--threads N] (bad or missing value for {flag})");
+            eprintln!("usage: kv_tokio [--port P] [--shards N] [--threads N] [--pool N] (bad or missing value for {flag})");
             return ExitCode::from(2);
         }
     }

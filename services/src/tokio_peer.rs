@@ -8,6 +8,13 @@
 //! answers, so a benchmark against the shardpool kv server compares the
 //! runtimes, not the parsers.
 //!
+//! With [`Backend::Pool`] the same tokio front end keeps no locks: each
+//! shard of the store is owned by a shardpool worker, and a connection task
+//! hands every command of a pipeline batch to its shard's worker with
+//! [`send_to_async`](shardpool::PoolSender::send_to_async) and a
+//! [`shardpool::Reply`], then awaits the answers in order — "tokio in
+//! front, the pool behind", the design the serving issue made possible.
+//!
 //! ```no_run
 //! use shardpool_services::tokio_peer::{PeerConfig, TokioPeer};
 //!
@@ -26,13 +33,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use shardpool::{Affinity, Answer, Context, Pool, PoolConfig, PoolSender, Worker, WorkerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::kv::{
-    execute_keyless, route, Command, KvStats, Limits, Reply, Request, Route, Session, Store,
+    execute_keyless, route, Command, FanoutMerge, KvStats, Limits, Reply, Request, Route, Session,
+    Store,
 };
+
+/// Where the peer's commands run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// A sharded `Mutex<Store>`, locked by the connection task (default).
+    #[default]
+    Locks,
+    /// A shardpool of `workers` workers, each owning one shard of the
+    /// store; connection tasks send each command to its shard's worker and
+    /// await the answer.
+    Pool {
+        /// Pool workers: 0 for one per CPU, pinned (the pool's default);
+        /// any other count runs that many, unpinned.
+        workers: usize,
+    },
+}
 
 /// How the peer is set up.
 #[derive(Clone, Debug)]
@@ -45,6 +70,8 @@ pub struct PeerConfig {
     pub limits: Limits,
     /// How often expired keys are swept (default 100 ms).
     pub sweep_interval: Duration,
+    /// Where commands run (default: the sharded locks).
+    pub backend: Backend,
 }
 
 impl Default for PeerConfig {
@@ -54,13 +81,61 @@ impl Default for PeerConfig {
             threads: None,
             limits: Limits::default(),
             sweep_interval: Duration::from_millis(100),
+            backend: Backend::Locks,
+        }
+    }
+}
+
+/// A command and where its answer goes: the message of a pool backend.
+type ShardCall = (Command, shardpool::Reply<Reply>);
+
+/// One shard of the store, owned by a pool worker.
+struct ShardWorker {
+    store: Store,
+}
+
+impl Worker for ShardWorker {
+    type Msg = ShardCall;
+
+    fn handle(&mut self, (command, reply): ShardCall, _: &mut Context<'_, ShardCall>) {
+        reply.send(self.store.execute(command));
+    }
+
+    fn tick(&mut self, _: &mut Context<'_, ShardCall>) {
+        self.store.expire_some(256);
+    }
+}
+
+/// A command's reply: ready now, or awaited from one or several shards.
+enum Pending {
+    Ready(Reply),
+    One(Answer<Reply>),
+    Gather(Vec<Answer<Reply>>, FanoutMerge),
+}
+
+impl Pending {
+    async fn finish(self) -> Reply {
+        const GONE: Reply = Reply::error("ERR shard worker stopped");
+        match self {
+            Pending::Ready(reply) => reply,
+            Pending::One(answer) => answer.await.unwrap_or(GONE),
+            Pending::Gather(answers, merge) => {
+                let mut replies = Vec::with_capacity(answers.len());
+                for answer in answers {
+                    replies.push(answer.await.unwrap_or(GONE));
+                }
+                merge.merge(replies)
+            }
         }
     }
 }
 
 /// The sharded store and the counters, shared by every connection task.
 struct Shared {
+    /// The lock shards ([`Backend::Locks`]; empty with a pool).
     shards: Vec<Mutex<Store>>,
+    /// The pool's sender ([`Backend::Pool`]).
+    pool: Option<PoolSender<ShardCall>>,
     hasher: RandomState,
     limits: Limits,
     connections_accepted: AtomicU64,
@@ -82,6 +157,39 @@ impl Shared {
             .execute(command)
     }
 
+    /// Starts `command`: runs it at once on the lock shards, or hands it
+    /// to the pool (waiting only while the worker's inbox is full).
+    async fn start(&self, command: Command) -> Pending {
+        let Some(pool) = &self.pool else {
+            return Pending::Ready(self.execute(command));
+        };
+        let call = |shard: usize, command: Command| {
+            let (reply, answer) = shardpool::Reply::channel();
+            let sent = pool.send_to_async(WorkerId::from(shard), (command, reply));
+            async move { sent.await.map(|()| answer) }
+        };
+        let stopped = || Pending::Ready(Reply::error("ERR shard worker stopped"));
+        match route(command, pool.workers(), |key| pool.worker_for(key).index()) {
+            Route::Anywhere(command) => Pending::Ready(execute_keyless(command)),
+            Route::Shard(shard, command) => match call(shard, command).await {
+                Ok(answer) => Pending::One(answer),
+                Err(_) => stopped(),
+            },
+            Route::Fanout(fanout) => {
+                self.cross_shard.fetch_add(1, Ordering::Relaxed);
+                let (parts, merge) = fanout.into_parts();
+                let mut answers = Vec::with_capacity(parts.len());
+                for (shard, command) in parts {
+                    match call(shard, command).await {
+                        Ok(answer) => answers.push(answer),
+                        Err(_) => return stopped(),
+                    }
+                }
+                Pending::Gather(answers, merge)
+            }
+        }
+    }
+
     fn execute(&self, command: Command) -> Reply {
         match route(command, self.shards.len(), |key| self.shard_of(key)) {
             Route::Anywhere(command) => execute_keyless(command),
@@ -96,6 +204,11 @@ impl Shared {
                 merge.merge(replies)
             }
         }
+    }
+
+    fn protocol_error(&self, reply: Reply) -> Reply {
+        self.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        reply
     }
 
     fn stats(&self) -> KvStats {
@@ -116,13 +229,14 @@ pub struct TokioPeer {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    pool: Option<Pool<ShardWorker>>,
 }
 
 impl TokioPeer {
     /// Binds `addr` and serves RESP on it from a new runtime.
     ///
     /// # Errors
-    /// Binding or building the runtime failed.
+    /// Binding, building the runtime or starting the pool failed.
     pub fn start(addr: SocketAddr, config: PeerConfig) -> io::Result<TokioPeer> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -133,10 +247,23 @@ impl TokioPeer {
             builder.worker_threads(threads.max(1));
         }
         let runtime = builder.build()?;
+        let (pool, shards) = match config.backend {
+            Backend::Locks => (None, config.shards.max(1)),
+            Backend::Pool { workers } => {
+                let mut pool_config = PoolConfig::default().tick_interval(config.sweep_interval);
+                if workers > 0 {
+                    pool_config = pool_config.workers(workers).affinity(Affinity::None);
+                }
+                let pool = Pool::start(pool_config, |_| ShardWorker {
+                    store: Store::new(),
+                })
+                .map_err(io::Error::other)?;
+                (Some(pool), 0)
+            }
+        };
         let shared = Arc::new(Shared {
-            shards: (0..config.shards.max(1))
-                .map(|_| Mutex::new(Store::new()))
-                .collect(),
+            shards: (0..shards).map(|_| Mutex::new(Store::new())).collect(),
+            pool: pool.as_ref().map(Pool::sender),
             hasher: RandomState::new(),
             limits: config.limits,
             connections_accepted: AtomicU64::new(0),
@@ -155,7 +282,9 @@ impl TokioPeer {
                     let Ok(listener) = TcpListener::from_std(listener) else {
                         return;
                     };
-                    tokio::spawn(sweep_expired(Arc::clone(&serving), sweep));
+                    if serving.pool.is_none() {
+                        tokio::spawn(sweep_expired(Arc::clone(&serving), sweep));
+                    }
                     tokio::select! {
                         _ = accept_loop(listener, serving) => {}
                         _ = stopped => {}
@@ -168,6 +297,7 @@ impl TokioPeer {
             shared,
             stop: Some(stop),
             thread: Some(thread),
+            pool,
         })
     }
 
@@ -199,6 +329,9 @@ impl TokioPeer {
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        if let Some(pool) = self.pool.take() {
+            let _ = pool.shutdown();
         }
     }
 }
@@ -244,6 +377,7 @@ async fn sweep_expired(shared: Arc<Shared>, every: Duration) {
 /// client leaves, sends garbage (error reply, then close) or says QUIT.
 async fn serve_connection(mut stream: TcpStream, shared: &Shared) {
     let mut session = Session::new(shared.limits);
+    let mut pending = Vec::new();
     loop {
         session.input_mut().reserve(16 * 1024);
         match stream.read_buf(session.input_mut()).await {
@@ -251,17 +385,32 @@ async fn serve_connection(mut stream: TcpStream, shared: &Shared) {
             Ok(_) => {}
         }
         let mut commands = 0;
-        while let Some(request) = session.next_request() {
-            let reply = match request {
-                Request::Command(command) => shared.execute(command),
-                Request::Invalid(reply) => reply,
-                Request::Fatal(reply) => {
-                    shared.protocol_errors.fetch_add(1, Ordering::Relaxed);
-                    reply
-                }
-            };
-            commands += 1;
-            session.push_reply(&reply);
+        if shared.pool.is_none() {
+            while let Some(request) = session.next_request() {
+                let reply = match request {
+                    Request::Command(command) => shared.execute(command),
+                    Request::Invalid(reply) => reply,
+                    Request::Fatal(reply) => shared.protocol_error(reply),
+                };
+                commands += 1;
+                session.push_reply(&reply);
+            }
+        } else {
+            // The whole pipeline batch is handed to the workers before the
+            // first answer is awaited, so its commands are worked on while
+            // the later ones are still being sent.
+            while let Some(request) = session.next_request() {
+                pending.push(match request {
+                    Request::Command(command) => shared.start(command).await,
+                    Request::Invalid(reply) => Pending::Ready(reply),
+                    Request::Fatal(reply) => Pending::Ready(shared.protocol_error(reply)),
+                });
+                commands += 1;
+            }
+            for reply in pending.drain(..) {
+                let reply = reply.finish().await;
+                session.push_reply(&reply);
+            }
         }
         shared.commands.fetch_add(commands, Ordering::Relaxed);
         if !session.output().is_empty() {

@@ -1,6 +1,7 @@
-//! The tokio peer under the shared RESP workload (`resp::exercise`), plus
-//! bad input on raw sockets: an error reply or a closed connection, never
-//! a crash, never harm to other connections.
+//! The tokio peer under the shared RESP workload (`resp::exercise`), with
+//! its lock shards and with its store owned by a shardpool
+//! (`Backend::Pool`), plus bad input on raw sockets: an error reply or a
+//! closed connection, never a crash, never harm to other connections.
 
 mod resp;
 
@@ -9,11 +10,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use shardpool_services::kv::Limits;
-use shardpool_services::tokio_peer::{PeerConfig, TokioPeer};
+use shardpool_services::tokio_peer::{Backend, PeerConfig, TokioPeer};
 
 fn start() -> TokioPeer {
+    start_with(Backend::Locks)
+}
+
+fn start_with(backend: Backend) -> TokioPeer {
     let config = PeerConfig {
         threads: Some(2),
+        backend,
         limits: Limits {
             max_bulk_len: 1 << 20,
             ..Limits::default()
@@ -61,6 +67,25 @@ fn sixteen_connections_mixed_commands_exact_totals_in_order() {
     assert!(
         stats.cross_shard > 0,
         "MGET/MSET/DEL/EXISTS over 5 keys split across 64 shards: {stats}"
+    );
+    peer.stop();
+}
+
+/// Tokio in front, the pool behind: the same workload with every command
+/// handed to the worker that owns its key (`send_to_async` + a `Reply`),
+/// whole pipelines sent before their answers are awaited.
+#[test]
+fn pool_backend_sixteen_connections_mixed_commands_exact_totals_in_order() {
+    let peer = start_with(Backend::Pool { workers: 3 });
+    resp::exercise(peer.addr());
+    let stats = peer.stats();
+    assert!(
+        stats.commands >= (resp::CONNECTIONS * resp::COMMANDS_PER_CONNECTION) as u64,
+        "{stats}"
+    );
+    assert!(
+        stats.cross_shard > 0,
+        "MGET/MSET/DEL/EXISTS over 5 keys split across 3 workers: {stats}"
     );
     peer.stop();
 }

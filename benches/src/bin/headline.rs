@@ -6,16 +6,18 @@
 //! cargo run --release -p shardpool-benches --bin headline -- --reps 9      # more repetitions
 //! cargo run --release -p shardpool-benches --bin headline -- --sweep       # mesh batch/capacity,
 //!                                                                          # inbox coalescing, idle strategy
+//! cargo run --release -p shardpool-benches --bin headline -- --async       # tokio callers
 //! ```
 //!
 //! How it measures: the `shardpool_benches` crate docs.
 
-const USAGE: &str = "usage: headline [--reps N] [--sweep]";
+const USAGE: &str = "usage: headline [--reps N] [--sweep | --async]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut reps = 5;
     let mut sweep = false;
+    let mut callers = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -24,9 +26,10 @@ fn main() {
                 reps = args.get(i).and_then(|s| s.parse().ok()).expect("--reps N");
             }
             "--sweep" => sweep = true,
+            "--async" => callers = true,
             "--bench" => {} // passed by `cargo bench`; ignore
             "-h" | "--help" => {
-                println!("{USAGE}\n  --reps N  interleaved repetitions per row (default 5)\n  --sweep   the sweeps instead of the headline table");
+                println!("{USAGE}\n  --reps N  interleaved repetitions per row (default 5)\n  --sweep   the sweeps instead of the headline table\n  --async   the async-caller suite (tokio tasks) instead");
                 return;
             }
             other => {
@@ -36,7 +39,9 @@ fn main() {
         }
         i += 1;
     }
-    if sweep {
+    if callers {
+        shardpool_benches::callers::run(reps);
+    } else if sweep {
         shardpool_benches::sweep::run(reps);
     } else {
         shardpool_benches::headline::run(reps);

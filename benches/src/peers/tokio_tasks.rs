@@ -1,13 +1,19 @@
 //! tokio as a peer: a multi-thread runtime (2 workers, pinned), one task
 //! per shard, each owning a bounded `tokio::sync::mpsc` receiver. Peer of
-//! the keyed workload.
+//! the keyed workload. And tokio tasks talking to tokio tasks over
+//! `tokio::sync` channels: the peers of the async-caller rows
+//! ([`crate::workloads::async_callers`]).
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::harness::{cpus, pin, Finish};
+use tokio::sync::oneshot;
+
+use crate::harness::{cpus, pin, sum_to, Finish, Latch};
+use crate::workloads::async_callers::{rt_spawned, runtime};
+use crate::workloads::inbox::share;
 use crate::workloads::keyed::{time_keyed_stream, Tally};
 
 /// Keyed peer: the timing thread sends the keyed stream with
@@ -52,6 +58,78 @@ pub fn keyed_tokio(n: u64) -> Duration {
     dt
 }
 
+/// Async-send peer: `tasks` tokio tasks send the values `0..n` into one
+/// bounded `tokio::sync::mpsc` channel (capacity 1024) drained by a
+/// consumer task on the same runtime; the time from spawning them until
+/// the consumer has counted the last one.
+pub fn async_send_tokio(n: u64, tasks: usize) -> Duration {
+    let rt = runtime();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(1024);
+    let latch = Latch::new();
+    let l2 = latch.clone();
+    let start = Instant::now();
+    let consumer = rt.spawn(async move {
+        let (mut count, mut sum) = (0u64, 0u64);
+        while let Some(v) = rx.recv().await {
+            count += 1;
+            sum = sum.wrapping_add(v);
+            if count == n {
+                l2.set();
+            }
+        }
+        (count, sum)
+    });
+    let producers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let tx = tx.clone();
+            rt.spawn(async move {
+                for v in share(t, tasks, n) {
+                    tx.send(v).await.expect("mpsc send");
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    latch.wait();
+    let dt = start.elapsed();
+    let counted = rt.block_on(async {
+        for p in producers {
+            p.await.expect("producer task");
+        }
+        consumer.await.expect("consumer task")
+    });
+    assert_eq!(counted, (n, sum_to(n)));
+    dt
+}
+
+/// Call peer: `calls` sequential round trips from one tokio task to a
+/// server task on the same runtime: the request and a
+/// `tokio::sync::oneshot` sender go over a bounded `tokio::sync::mpsc`
+/// channel, the server answers on the oneshot. Nanoseconds per round trip.
+pub fn call_rtt_tokio(calls: usize) -> Vec<u32> {
+    let rt = runtime();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, oneshot::Sender<u64>)>(1024);
+    let server = rt.spawn(async move {
+        while let Some((v, reply)) = rx.recv().await {
+            let _ = reply.send(v * 2);
+        }
+    });
+    let samples = rt.block_on(rt_spawned(async move {
+        let mut samples = Vec::with_capacity(calls);
+        for v in 0..calls as u64 {
+            let t = Instant::now();
+            let (reply, answer) = oneshot::channel();
+            tx.send((v, reply)).await.expect("mpsc send");
+            let r = answer.await.expect("answer");
+            samples.push(t.elapsed().as_nanos() as u32);
+            assert_eq!(r, v * 2);
+        }
+        samples
+    }));
+    rt.block_on(server).expect("server task");
+    samples
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -60,5 +138,15 @@ mod tests {
             return;
         }
         super::keyed_tokio(5_000);
+    }
+
+    #[test]
+    fn async_send_counts_everything() {
+        super::async_send_tokio(20_000, 4);
+    }
+
+    #[test]
+    fn call_round_trips_answer() {
+        assert_eq!(super::call_rtt_tokio(200).len(), 200);
     }
 }

@@ -9,7 +9,9 @@
 //! | [`shuffle`] | 2 workers sending keyed messages to each other |
 //! | [`latency`] | request/response round trips between 2 workers |
 //! | [`idle`] | CPU of an idle pool, wake-up latency of a parked worker |
+//! | [`async_callers`] | tokio tasks sending to a worker, and calling it for an answer |
 
+pub mod async_callers;
 pub mod idle;
 pub mod inbox;
 pub mod keyed;

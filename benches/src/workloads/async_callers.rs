@@ -1,0 +1,150 @@
+//! Async callers: tokio tasks feeding one worker with `send_to_async`, and
+//! a tokio task calling a worker with `call_async` and awaiting the answer.
+//! The peers (the same tasks over `tokio::sync` channels) are in
+//! [`crate::peers::tokio_tasks`].
+//!
+//! Both sides run their tasks on the same runtime: 2 worker threads, not
+//! pinned (the pool worker is pinned to the consumer CPU and shares it with
+//! whichever runtime thread the OS puts there).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shardpool::prelude::*;
+
+use crate::harness::{cpus, pool_config, sum_to, Latch};
+use crate::workloads::inbox::share;
+use crate::workloads::Sink;
+
+/// The runtime both sides of the async rows run their tasks on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime")
+}
+
+struct Consumer {
+    sink: Sink,
+    target: u64,
+    latch: Arc<Latch>,
+}
+
+impl Worker for Consumer {
+    type Msg = u64;
+    #[inline]
+    fn handle(&mut self, v: u64, _: &mut Context<'_, u64>) {
+        self.sink.take(v);
+        self.sink.fire_at(self.target, &self.latch);
+    }
+}
+
+/// `tasks` tokio tasks send the values `0..n` to one worker (pinned to the
+/// consumer CPU, inbox capacity 1024) with `send_to_async`; the time from
+/// spawning them until the worker has counted the last one.
+pub fn async_send_shardpool(n: u64, tasks: usize) -> Duration {
+    let (_, c1) = cpus();
+    let rt = runtime();
+    let latch = Latch::new();
+    let l2 = latch.clone();
+    let pool = Pool::start(pool_config(vec![c1]).inbox_capacity(1024), move |_| {
+        Consumer {
+            sink: Sink::default(),
+            target: n,
+            latch: l2.clone(),
+        }
+    })
+    .expect("pool start");
+    let tx = pool.sender();
+    let start = Instant::now();
+    let producers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let tx = tx.clone();
+            rt.spawn(async move {
+                for v in share(t, tasks, n) {
+                    tx.send_to_async(WorkerId::from(0), v)
+                        .await
+                        .expect("send_to_async");
+                }
+            })
+        })
+        .collect();
+    latch.wait();
+    let dt = start.elapsed();
+    rt.block_on(async {
+        for p in producers {
+            p.await.expect("producer task");
+        }
+    });
+    drop(tx);
+    let w = pool.shutdown().expect("shutdown");
+    assert_eq!((w[0].sink.count, w[0].sink.sum), (n, sum_to(n)));
+    dt
+}
+
+/// The answering worker of the call round trip.
+struct Doubler;
+
+impl Worker for Doubler {
+    type Msg = (u64, Reply<u64>);
+    #[inline]
+    fn handle(&mut self, (v, reply): (u64, Reply<u64>), _: &mut Context<'_, Self::Msg>) {
+        reply.send(v * 2);
+    }
+}
+
+/// `calls` sequential `call_async` round trips from one tokio task to a
+/// worker pinned to the consumer CPU; nanoseconds per round trip.
+pub fn call_rtt_shardpool(calls: usize, idle: IdleStrategy) -> Vec<u32> {
+    let (_, c1) = cpus();
+    let rt = runtime();
+    let pool = Pool::start(pool_config(vec![c1]).idle(idle), |_| Doubler).expect("pool start");
+    let tx = pool.sender();
+    let samples = rt.block_on(async move {
+        rt_spawned(async move {
+            let mut samples = Vec::with_capacity(calls);
+            for v in 0..calls as u64 {
+                let t = Instant::now();
+                let r = tx
+                    .call_async(WorkerId::from(0), |reply| (v, reply))
+                    .await
+                    .expect("call_async");
+                samples.push(t.elapsed().as_nanos() as u32);
+                assert_eq!(r, v * 2);
+            }
+            samples
+        })
+        .await
+    });
+    pool.shutdown().expect("shutdown");
+    samples
+}
+
+/// Runs `f` as a spawned task (on a runtime worker thread, as a service's
+/// handler would) rather than on the thread inside `block_on`.
+pub async fn rt_spawned<T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    tokio::spawn(f).await.expect("task")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn async_send_counts_everything() {
+        if !crate::harness::tests::can_run() {
+            return;
+        }
+        async_send_shardpool(20_000, 4);
+    }
+
+    #[test]
+    fn call_round_trips_answer() {
+        if !crate::harness::tests::can_run() {
+            return;
+        }
+        assert_eq!(call_rtt_shardpool(200, IdleStrategy::default()).len(), 200);
+    }
+}
