@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::harness::{cpus, pin, sum_to, Finish, Latch};
-use crate::workloads::async_callers::{rt_spawned, runtime};
+use crate::workloads::async_callers::{rt_spawned, runtime, runtime_on};
 use crate::workloads::inbox::share;
 use crate::workloads::keyed::{time_keyed_stream, Tally};
 
@@ -103,11 +103,12 @@ pub fn async_send_tokio(n: u64, tasks: usize) -> Duration {
 }
 
 /// Call peer: `calls` sequential round trips from one tokio task to a
-/// server task on the same runtime: the request and a
+/// server task on the same runtime ([`runtime_on`] the producer CPU, as the
+/// caller of the shardpool side): the request and a
 /// `tokio::sync::oneshot` sender go over a bounded `tokio::sync::mpsc`
 /// channel, the server answers on the oneshot. Nanoseconds per round trip.
 pub fn call_rtt_tokio(calls: usize) -> Vec<u32> {
-    let rt = runtime();
+    let rt = runtime_on(cpus().0);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, oneshot::Sender<u64>)>(1024);
     let server = rt.spawn(async move {
         while let Some((v, reply)) = rx.recv().await {

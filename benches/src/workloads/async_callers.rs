@@ -3,23 +3,38 @@
 //! The peers (the same tasks over `tokio::sync` channels) are in
 //! [`crate::peers::tokio_tasks`].
 //!
-//! Both sides run their tasks on the same runtime: 2 worker threads, not
-//! pinned (the pool worker is pinned to the consumer CPU and shares it with
-//! whichever runtime thread the OS puts there).
+//! Both sides of a row run their tasks on the same kind of runtime. The
+//! senders: 2 worker threads, not pinned (the pool worker is pinned to the
+//! consumer CPU and shares it with whichever runtime thread the OS puts
+//! there). The calls: 1 worker thread pinned to the producer CPU, the
+//! answering worker pinned to the consumer CPU — tokio in front on its
+//! core, the pool behind on its own. Unpinned, the caller's runtime thread
+//! landed on the worker's CPU in some runs, and each call then waited for
+//! the two threads to take turns on one CPU (~10 us instead of ~0.4 us).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shardpool::prelude::*;
 
-use crate::harness::{cpus, pool_config, sum_to, Latch};
+use crate::harness::{cpus, pin, pool_config, sum_to, Latch};
 use crate::workloads::inbox::share;
 use crate::workloads::Sink;
 
-/// The runtime both sides of the async rows run their tasks on.
+/// The runtime both sides of the async-send row run their tasks on.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The runtime both sides of the call row run their tasks on: one worker
+/// thread, pinned to `cpu`.
+pub fn runtime_on(cpu: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .on_thread_start(move || pin(cpu))
         .build()
         .expect("tokio runtime")
 }
@@ -93,11 +108,12 @@ impl Worker for Doubler {
     }
 }
 
-/// `calls` sequential `call_async` round trips from one tokio task to a
-/// worker pinned to the consumer CPU; nanoseconds per round trip.
+/// `calls` sequential `call_async` round trips from one tokio task (on
+/// [`runtime_on`] the producer CPU) to a worker pinned to the consumer CPU;
+/// nanoseconds per round trip.
 pub fn call_rtt_shardpool(calls: usize, idle: IdleStrategy) -> Vec<u32> {
-    let (_, c1) = cpus();
-    let rt = runtime();
+    let (c0, c1) = cpus();
+    let rt = runtime_on(c0);
     let pool = Pool::start(pool_config(vec![c1]).idle(idle), |_| Doubler).expect("pool start");
     let tx = pool.sender();
     let samples = rt.block_on(async move {
