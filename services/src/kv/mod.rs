@@ -8,6 +8,7 @@
 //! | [`command`]   | turn a request's arguments into a [`Command`], with Redis's own error texts |
 //! | [`reply`]     | the [`Reply`] values and their RESP2 encoding |
 //! | [`store`]     | a shard-local [`Store`] with lazy expiry and a bounded sweep, and [`Store::execute`] |
+//! | [`small`]     | [`SmallBytes`]: the store's keys and values, inline in the table's slots when short |
 //! | [`split`]     | where a command runs: anywhere, one shard, or split over shards and merged back in key order |
 //! | [`session`]   | one connection's buffers, and a [`ReplyQueue`] that answers a pipeline in order when sub-requests come back out of order |
 //! | [`stats`]     | per-worker counters: connections, commands, cross-shard share |
@@ -42,6 +43,7 @@ pub mod command;
 pub mod reply;
 pub mod request;
 pub mod session;
+pub mod small;
 pub mod split;
 pub mod stats;
 pub mod store;
@@ -50,6 +52,7 @@ pub use command::{Command, Expiry, SetCondition};
 pub use reply::Reply;
 pub use request::{Limits, ProtocolError};
 pub use session::{Gather, ReplyQueue, Request, Session};
+pub use small::SmallBytes;
 pub use split::{route, Fanout, FanoutMerge, Route};
 pub use stats::KvStats;
 pub use store::{execute_keyless, Clock, Entry, ManualClock, Store, SystemClock};

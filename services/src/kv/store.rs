@@ -2,7 +2,9 @@
 //!
 //! One `Store` per shard, owned by one thread (a worker) or behind one lock
 //! (the tokio peer). Keys and values are copied out of the request buffer
-//! on write, so a stored value never pins a connection's read buffer.
+//! on write, so a stored value never pins a connection's read buffer, and
+//! kept as [`SmallBytes`], inline in the table's slots when short: a GET
+//! then touches one slot instead of the slot, the key and the value.
 //!
 //! Expiry is lazy, as in Redis: a read or write of an expired key removes
 //! it first. [`Store::expire_some`] removes up to a budget of keys whose
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::command::{parse_i64, Command, Expiry, SetCondition, COMMAND_COUNT, NOT_AN_INTEGER};
+use super::small::SmallBytes;
 use super::Reply;
 
 /// Where a [`Store`] reads the time.
@@ -76,15 +79,23 @@ impl Clock for ManualClock {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// The value.
-    pub value: Bytes,
+    pub value: SmallBytes,
     /// When the key stops existing, if ever.
     pub expires_at: Option<Instant>,
+}
+
+impl Entry {
+    /// Whether the entry no longer exists at `now`.
+    #[inline]
+    pub fn expired_at(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A shard's keys and values.
 #[derive(Debug)]
 pub struct Store<C: Clock = SystemClock> {
-    map: HashMap<Bytes, Entry>,
+    map: HashMap<SmallBytes, Entry, ahash::RandomState>,
     /// (deadline, key) for every expiry ever set; stale pairs (the key was
     /// rewritten or deleted since) are skipped when popped.
     deadlines: BinaryHeap<Reverse<(Instant, Bytes)>>,
@@ -105,11 +116,20 @@ impl Default for Store<SystemClock> {
     }
 }
 
+/// An aHash state with keys drawn from std's per-process random keys: as
+/// hard to flood as std's `HashMap`, cheaper per short key than SipHash.
+fn seeded_hasher() -> ahash::RandomState {
+    use std::hash::BuildHasher;
+    let std_keys = std::collections::hash_map::RandomState::new();
+    let seed = |i: u64| std_keys.hash_one(i);
+    ahash::RandomState::with_seeds(seed(0), seed(1), seed(2), seed(3))
+}
+
 impl<C: Clock> Store<C> {
     /// An empty store reading time from `clock`.
     pub fn with_clock(clock: C) -> Self {
         Store {
-            map: HashMap::new(),
+            map: HashMap::with_hasher(seeded_hasher()),
             deadlines: BinaryHeap::new(),
             clock,
             expired: 0,
@@ -153,10 +173,10 @@ impl<C: Clock> Store<C> {
             };
             if self
                 .map
-                .get(&key)
+                .get(&key[..])
                 .is_some_and(|e| e.expires_at == Some(deadline))
             {
-                self.map.remove(&key);
+                self.map.remove(&key[..]);
                 self.expired += 1;
                 removed += 1;
             }
@@ -165,28 +185,32 @@ impl<C: Clock> Store<C> {
     }
 
     fn remove_if_expired(&mut self, key: &[u8], now: Instant) {
-        if self
-            .map
-            .get(key)
-            .is_some_and(|e| e.expires_at.is_some_and(|at| at <= now))
-        {
-            self.map.remove(key);
-            self.expired += 1;
+        if self.map.get(key).is_some_and(|e| e.expired_at(now)) {
+            self.remove_expired(key);
         }
     }
 
-    fn insert(&mut self, key: &[u8], value: &[u8], expires_at: Option<Instant>) {
-        let key = Bytes::copy_from_slice(key);
+    fn remove_expired(&mut self, key: &[u8]) {
+        self.map.remove(key);
+        self.expired += 1;
+    }
+
+    /// Stores `value` at `key`. An existing key keeps its allocation (the
+    /// hot path of SET on a populated keyspace allocates only the value).
+    /// Keys and values are copied out of the request: a slice of it would
+    /// keep the whole pipelined request buffer alive.
+    fn insert(&mut self, key: &[u8], value: SmallBytes, expires_at: Option<Instant>) {
         if let Some(at) = expires_at {
-            self.deadlines.push(Reverse((at, key.clone())));
+            self.deadlines
+                .push(Reverse((at, Bytes::copy_from_slice(key))));
         }
-        self.map.insert(
-            key,
-            Entry {
-                value: Bytes::copy_from_slice(value),
-                expires_at,
-            },
-        );
+        let entry = Entry { value, expires_at };
+        match self.map.get_mut(key) {
+            Some(slot) => *slot = entry,
+            None => {
+                self.map.insert(SmallBytes::copy_from_slice(key), entry);
+            }
+        }
     }
 
     /// Runs `command` against this store (all its keys are taken to live
@@ -194,13 +218,15 @@ impl<C: Clock> Store<C> {
     pub fn execute(&mut self, command: Command) -> Reply {
         let now = self.clock.now();
         match command {
-            Command::Get(key) => {
-                self.remove_if_expired(&key, now);
-                match self.map.get(&key[..]) {
-                    Some(entry) => Reply::Bulk(entry.value.clone()),
-                    None => Reply::Nil,
+            // One lookup when the key is live.
+            Command::Get(key) => match self.map.get(&key[..]) {
+                Some(entry) if !entry.expired_at(now) => Reply::bulk_from(&entry.value),
+                Some(_) => {
+                    self.remove_expired(&key);
+                    Reply::Nil
                 }
-            }
+                None => Reply::Nil,
+            },
             Command::Set {
                 key,
                 value,
@@ -208,9 +234,14 @@ impl<C: Clock> Store<C> {
                 condition,
                 get,
             } => {
-                self.remove_if_expired(&key, now);
-                let old = self.map.get(&key[..]);
-                let old_value = old.map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone()));
+                let old = match self.map.get(&key[..]) {
+                    Some(entry) if entry.expired_at(now) => {
+                        self.remove_expired(&key);
+                        None
+                    }
+                    old => old,
+                };
+                let old_value = old.map_or(Reply::Nil, |e| Reply::bulk_from(&e.value));
                 let old_expiry = old.and_then(|e| e.expires_at);
                 let write = match condition {
                     SetCondition::Always => true,
@@ -223,7 +254,7 @@ impl<C: Clock> Store<C> {
                         Some(Expiry::Keep) => old_expiry,
                         Some(Expiry::After(after)) => Some(now + after),
                     };
-                    self.insert(&key, &value, expires_at);
+                    self.insert(&key, SmallBytes::copy_from_slice(&value), expires_at);
                 }
                 match (get, write) {
                     (true, _) => old_value,
@@ -248,9 +279,12 @@ impl<C: Clock> Store<C> {
                 Reply::Integer(found)
             }
             Command::IncrBy { key, delta } => {
-                self.remove_if_expired(&key, now);
                 let (current, expires_at) = match self.map.get(&key[..]) {
                     None => (0, None),
+                    Some(entry) if entry.expired_at(now) => {
+                        self.remove_expired(&key);
+                        (0, None)
+                    }
                     Some(entry) => match parse_i64(&entry.value) {
                         Some(n) => (n, entry.expires_at),
                         None => return NOT_AN_INTEGER,
@@ -260,15 +294,19 @@ impl<C: Clock> Store<C> {
                     return Reply::error("ERR increment or decrement would overflow");
                 };
                 let mut digits = itoa::Buffer::new();
-                let text = digits.format(next).as_bytes().to_vec();
-                // INCR keeps the key's expiry; the deadline is already queued.
-                self.map.insert(
-                    Bytes::copy_from_slice(&key),
-                    Entry {
-                        value: Bytes::from(text),
-                        expires_at,
-                    },
-                );
+                let text = SmallBytes::copy_from_slice(digits.format(next).as_bytes());
+                // INCR keeps the key's expiry; the deadline is already
+                // queued, so not through `insert`.
+                let entry = Entry {
+                    value: text,
+                    expires_at,
+                };
+                match self.map.get_mut(&key[..]) {
+                    Some(slot) => *slot = entry,
+                    None => {
+                        self.map.insert(SmallBytes::copy_from_slice(&key), entry);
+                    }
+                }
                 Reply::Integer(next)
             }
             Command::MGet(keys) => Reply::Array(
@@ -277,13 +315,13 @@ impl<C: Clock> Store<C> {
                         self.remove_if_expired(&key, now);
                         self.map
                             .get(&key[..])
-                            .map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone()))
+                            .map_or(Reply::Nil, |e| Reply::bulk_from(&e.value))
                     })
                     .collect(),
             ),
             Command::MSet(pairs) => {
                 for (key, value) in pairs {
-                    self.insert(&key, &value, None);
+                    self.insert(&key, SmallBytes::copy_from_slice(&value), None);
                 }
                 Reply::ok()
             }
