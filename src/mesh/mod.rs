@@ -365,11 +365,18 @@ impl<M: Send + 'static> Outbound<M> {
     }
 
     /// Moves overflowed messages into their rings, oldest first, as far as
-    /// they fit. Runs at the top of every loop iteration.
+    /// they fit. Runs at the top of every loop iteration: the check for
+    /// nothing to move is inlined there (it was a call of 17 instructions
+    /// per iteration).
+    #[inline]
     pub(crate) fn flush_overflow(&mut self) {
-        if self.overflow_pending == 0 {
-            return;
+        if self.overflow_pending != 0 {
+            self.move_overflow();
         }
+    }
+
+    #[inline(never)]
+    fn move_overflow(&mut self) {
         for peer in 0..self.tx.len() {
             let overflow = &mut self.overflow[peer];
             if overflow.is_empty() {
@@ -399,9 +406,14 @@ impl<M: Send + 'static> Outbound<M> {
     /// are not running (one light barrier for all of them).
     #[inline]
     pub(crate) fn flush(&mut self) {
-        if self.dirty_list.is_empty() {
-            return;
+        if !self.dirty_list.is_empty() {
+            self.publish_dirty();
         }
+    }
+
+    /// [`flush`](Self::flush) with something to publish.
+    #[inline(never)]
+    fn publish_dirty(&mut self) {
         for &peer in &self.dirty_list {
             self.dirty[peer] = false;
             // Counted here, once per iteration, not per message; stored
