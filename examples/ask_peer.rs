@@ -25,10 +25,9 @@
 //! deadlock (ScyllaDB hit this: scylladb#1088). Worker-to-worker sends never
 //! block, so asking is a send and answering is a send.
 //!
-//! The asker puts its own id in `Ask::from` so that the peer knows where to
-//! answer. (`Context::source()` — who sent the message being handled —
-//! gives the same without the field; it is being added in parallel and this
-//! example will switch to it.)
+//! The peer answers whoever asked: `ctx.source()` names the sender of the
+//! message being handled (a worker, for a mesh message), so `Ask` carries
+//! no return address.
 use std::collections::HashMap;
 
 use shardpool::prelude::*;
@@ -38,8 +37,8 @@ enum Msg {
     Set { key: u64, value: u64 },
     /// From outside: the sum of two counters, owned by any workers.
     Sum { a: u64, b: u64, reply: Reply<u64> },
-    /// Worker to worker: what is `key`? Answer to `from`, quoting `id`.
-    Ask { from: WorkerId, id: u64, key: u64 },
+    /// Worker to worker: what is `key`? Answer the sender, quoting `id`.
+    Ask { id: u64, key: u64 },
     /// Worker to worker: the answer to request `id`.
     Told { id: u64, value: u64 },
 }
@@ -71,11 +70,7 @@ impl Worker for Owner {
                 self.next_id += 1;
                 self.waiting.insert(id, Waiting { partial, reply });
                 self.asked += 1;
-                let ask = Msg::Ask {
-                    from: ctx.id(),
-                    id,
-                    key: b,
-                };
+                let ask = Msg::Ask { id, key: b };
                 // Never blocks; sending to ourselves is fine too.
                 if let Err(e) = ctx.send_keyed(&b, ask) {
                     // Only while the pool is stopping: drop the request,
@@ -84,9 +79,12 @@ impl Worker for Owner {
                     self.waiting.remove(&id);
                 }
             }
-            Msg::Ask { from, id, key } => {
+            Msg::Ask { id, key } => {
                 let value = self.counters.get(&key).copied().unwrap_or(0);
-                let _ = ctx.send_to(from, Msg::Told { id, value });
+                // An `Ask` only ever comes from a worker (itself included).
+                if let Some(Endpoint::Worker(asker)) = ctx.source() {
+                    let _ = ctx.send_to(asker, Msg::Told { id, value });
+                }
             }
             Msg::Told { id, value } => {
                 if let Some(w) = self.waiting.remove(&id) {
