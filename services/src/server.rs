@@ -21,6 +21,12 @@
 //!   connection. Answers for a connection that has gone are dropped.
 //! - Answers from other shards are written once per batch (in `tick`,
 //!   which runs after every batch), not once per answer.
+//! - A client that sends without reading cannot make the server buffer
+//!   without bound: once a connection owes [`MAX_UNSENT_BYTES`] of written
+//!   replies or [`MAX_UNSENT_REPLIES`] replies, the worker stops parsing
+//!   and reading its input (the kernel's socket buffer fills and TCP makes
+//!   the client wait) until the socket has taken enough; nothing is
+//!   dropped ([`KvStats::reads_paused`] counts the pauses).
 //! - `tick` sweeps expired keys. [`KvStats`] per worker: connections,
 //!   commands, cross-shard share.
 //!
@@ -53,6 +59,13 @@ const LISTENER: Token = Token(0);
 const SWEEP_PER_TICK: usize = 256;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Replies encoded for a connection but not yet taken by its socket, in
+/// bytes, at which the worker stops reading that connection (Redis's
+/// equivalent, `client-output-buffer-limit`, disconnects instead).
+pub const MAX_UNSENT_BYTES: usize = 1 << 20;
+/// Replies owed to a connection (answered or waiting for another shard,
+/// not yet written) at which the worker stops reading it.
+pub const MAX_UNSENT_REPLIES: usize = 4096;
 
 /// How the server is set up.
 #[derive(Clone, Debug)]
@@ -116,6 +129,23 @@ struct Conn {
     writing: bool,
     /// The client closed its side: answer what it sent, then close.
     eof: bool,
+    /// Reading stopped at the output limit; resumed when the socket has
+    /// taken enough (see [`MAX_UNSENT_BYTES`]).
+    paused: bool,
+}
+
+impl Conn {
+    /// Whether this connection owes so much output that the worker should
+    /// not take more requests from it.
+    fn backlogged(&self) -> bool {
+        self.session.output().len() >= MAX_UNSENT_BYTES || self.replies.len() >= MAX_UNSENT_REPLIES
+    }
+
+    /// Stops taking requests until [`KvWorker::flush`] finds the backlog
+    /// gone. Returns whether this call paused it (it was running).
+    fn pause(&mut self) -> bool {
+        !std::mem::replace(&mut self.paused, true)
+    }
 }
 
 /// One worker of the server: a shard of the keys and its connections.
@@ -131,6 +161,9 @@ pub struct KvWorker {
     /// Connections that got answers from other shards this iteration:
     /// flushed once, in `tick` (after the batch), not once per answer.
     dirty: Vec<u64>,
+    /// Paused connections whose backlog the socket has taken: read again
+    /// after the current event or tick (not from inside `flush`).
+    resume: Vec<u64>,
 }
 
 impl KvWorker {
@@ -145,6 +178,7 @@ impl KvWorker {
             stats: KvStats::default(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             dirty: Vec::new(),
+            resume: Vec::new(),
         }
     }
 
@@ -180,6 +214,7 @@ impl KvWorker {
                             gathers: HashMap::new(),
                             writing: false,
                             eof: false,
+                            paused: false,
                         },
                     );
                 }
@@ -195,21 +230,32 @@ impl KvWorker {
         }
     }
 
-    /// Reads what the connection has, answers every whole request, writes.
+    /// Reads what the connection has and answers every whole request, a
+    /// chunk at a time, until the socket is empty or the connection owes
+    /// too much output (then the rest waits in the kernel: see
+    /// [`MAX_UNSENT_BYTES`]).
     fn readable(&mut self, id: u64, ctx: &mut Context<'_, Msg>) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
         loop {
-            match conn.stream.read(&mut self.scratch) {
-                Ok(0) => {
-                    conn.eof = true;
-                    break;
+            let Some(conn) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if conn.eof {
+                break;
+            }
+            if conn.backlogged() {
+                if conn.pause() {
+                    self.stats.reads_paused += 1;
                 }
-                Ok(n) => conn
-                    .session
-                    .input_mut()
-                    .extend_from_slice(&self.scratch[..n]),
+                break;
+            }
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => conn.eof = true,
+                Ok(n) => {
+                    conn.session
+                        .input_mut()
+                        .extend_from_slice(&self.scratch[..n]);
+                    self.serve(id, ctx);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -221,6 +267,13 @@ impl KvWorker {
         self.serve(id, ctx);
     }
 
+    /// Reads again from the paused connections whose backlog went out.
+    fn resume_paused(&mut self, ctx: &mut Context<'_, Msg>) {
+        for id in std::mem::take(&mut self.resume) {
+            self.readable(id, ctx);
+        }
+    }
+
     /// Answers the whole requests buffered on connection `id`.
     fn serve(&mut self, id: u64, ctx: &mut Context<'_, Msg>) {
         let me = ctx.id();
@@ -228,7 +281,16 @@ impl KvWorker {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        while let Some(request) = conn.session.next_request() {
+        loop {
+            if conn.backlogged() {
+                if conn.pause() {
+                    self.stats.reads_paused += 1;
+                }
+                break;
+            }
+            let Some(request) = conn.session.next_request() else {
+                break;
+            };
             self.stats.commands += 1;
             let command = match request {
                 Request::Command(command) => command,
@@ -351,6 +413,10 @@ impl KvWorker {
             self.close(id);
             return;
         }
+        if conn.paused && !conn.backlogged() {
+            conn.paused = false;
+            self.resume.push(id);
+        }
         if pending != conn.writing {
             let interest = if pending {
                 Interest::READABLE | Interest::WRITABLE
@@ -448,6 +514,7 @@ impl Worker for KvWorker {
         }
         dirty.clear();
         self.dirty = dirty;
+        self.resume_paused(ctx);
         self.store.expire_some(SWEEP_PER_TICK);
     }
 
@@ -463,6 +530,7 @@ impl Worker for KvWorker {
         if event.is_writable() {
             self.flush(id, ctx);
         }
+        self.resume_paused(ctx);
     }
 }
 

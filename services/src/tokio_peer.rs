@@ -218,6 +218,9 @@ impl Shared {
             commands: self.commands.load(Ordering::Relaxed),
             cross_shard: self.cross_shard.load(Ordering::Relaxed),
             protocol_errors: self.protocol_errors.load(Ordering::Relaxed),
+            // Each connection task writes a batch's replies (awaiting the
+            // socket) before it reads again: bounded without pausing.
+            reads_paused: 0,
         }
     }
 }

@@ -192,3 +192,54 @@ fn a_large_reply_is_written_when_the_socket_drains() {
     assert!(got.iter().all(|v| v == &value));
     server.stop().expect("no worker panicked");
 }
+
+/// A client that pipelines requests and does not read its replies cannot
+/// make a worker buffer without bound: at the output limit the worker
+/// stops reading that connection (the kernel's buffers and TCP hold the
+/// client back), keeps serving the others, and once the client reads it
+/// gets every reply, in order.
+#[test]
+fn a_client_that_does_not_read_is_paused_not_buffered() {
+    let server = start(1);
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let value = vec![b'v'; 64 * 1024];
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut con)
+        .unwrap();
+    // 400 GETs of 64 KiB: 26 MB of replies, far above the 1 MiB limit and
+    // the loopback socket buffers. The requests themselves are 9 KB.
+    const GETS: usize = 400;
+    let mut flood = TcpStream::connect(server.addr()).unwrap();
+    flood
+        .write_all(&b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(GETS))
+        .unwrap();
+    let watchdog = std::time::Instant::now() + Duration::from_secs(60);
+    let paused = loop {
+        let paused: u64 = server
+            .stats(Duration::from_secs(10))
+            .iter()
+            .map(|(_, s)| s.reads_paused)
+            .sum();
+        if paused > 0 || std::time::Instant::now() > watchdog {
+            break paused;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(paused > 0, "the flooding connection was never paused");
+    // Another connection is served meanwhile.
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+    // Now read: every reply, whole and in order.
+    flood
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let header = format!("${}\r\n", value.len());
+    let one = [header.as_bytes(), &value[..], b"\r\n"].concat();
+    let mut got = vec![0u8; one.len() * GETS];
+    flood.read_exact(&mut got).unwrap();
+    assert!(got.chunks(one.len()).all(|reply| reply == &one[..]));
+    server.stop().expect("no worker panicked");
+}

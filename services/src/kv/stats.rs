@@ -19,6 +19,9 @@ pub struct KvStats {
     pub cross_shard: u64,
     /// Connections closed for malformed input.
     pub protocol_errors: u64,
+    /// Times a connection's reading was paused because its unsent replies
+    /// reached the output limit (a client that sends and does not read).
+    pub reads_paused: u64,
 }
 
 impl KvStats {
@@ -44,6 +47,7 @@ impl KvStats {
         self.commands += other.commands;
         self.cross_shard += other.cross_shard;
         self.protocol_errors += other.protocol_errors;
+        self.reads_paused += other.reads_paused;
     }
 }
 
@@ -51,12 +55,14 @@ impl fmt::Display for KvStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "connections {} open / {} accepted, commands {}, cross-shard {:.1}%, protocol errors {}",
+            "connections {} open / {} accepted, commands {}, cross-shard {:.1}%, protocol errors {}, \
+             reads paused {}",
             self.connections_open(),
             self.connections_accepted,
             self.commands,
             100.0 * self.cross_shard_share(),
-            self.protocol_errors
+            self.protocol_errors,
+            self.reads_paused
         )
     }
 }
@@ -73,6 +79,7 @@ mod tests {
             commands: 10,
             cross_shard: 4,
             protocol_errors: 1,
+            reads_paused: 0,
         };
         assert_eq!(a.connections_open(), 2);
         assert!((a.cross_shard_share() - 0.4).abs() < 1e-9);
@@ -88,7 +95,8 @@ mod tests {
         );
         assert_eq!(
             a.to_string(),
-            "connections 3 open / 4 accepted, commands 20, cross-shard 20.0%, protocol errors 1"
+            "connections 3 open / 4 accepted, commands 20, cross-shard 20.0%, protocol errors 1, \
+             reads paused 0"
         );
     }
 }
