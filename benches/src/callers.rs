@@ -8,7 +8,9 @@
 use shardpool::IdleStrategy;
 
 use crate::peers::tokio_tasks::{async_send_tokio, call_rtt_tokio};
-use crate::report::{floor_p50, loadavg, median, percentile, print_table, throughput_row, Row};
+use crate::report::{
+    floor_p50, loadavg, median, p50_p99_p999, percentile, print_table, throughput_row, Row,
+};
 use crate::workloads::async_callers::{async_send_shardpool, call_rtt_shardpool};
 
 /// Runs the async-caller suite with `reps` interleaved repetitions per row
@@ -61,27 +63,19 @@ pub fn run(reps: usize) {
         all_busy.extend(busy);
     }
     eprintln!("  call_async / tokio p50 per rep {ratios:.2?}; BusyPoll worker {r_busy:.2?}");
-    let pct = |v: &mut Vec<u32>| {
-        format!(
-            "{:.0}/{:.0}/{:.0}",
-            percentile(v, 0.5),
-            percentile(v, 0.99),
-            percentile(v, 0.999)
-        )
-    };
     rows.push(Row {
         workload: "call_async RTT p50/p99/p99.9 ns".to_string(),
-        ours: pct(&mut all_sp),
+        ours: p50_p99_p999(&mut all_sp),
         peer: "tokio mpsc + oneshot task".to_string(),
-        peer_value: pct(&mut all_tk),
+        peer_value: p50_p99_p999(&mut all_tk),
         ratio: median(&ratios),
         target: Some((1.0, false)),
     });
     rows.push(Row {
         workload: "(context) same, BusyPoll worker".to_string(),
-        ours: pct(&mut all_busy),
+        ours: p50_p99_p999(&mut all_busy),
         peer: "tokio mpsc + oneshot task".to_string(),
-        peer_value: pct(&mut all_tk),
+        peer_value: p50_p99_p999(&mut all_tk),
         ratio: median(&r_busy),
         target: None,
     });

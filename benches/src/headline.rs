@@ -12,7 +12,9 @@ use crate::peers::round_trip::{rtt_floor, rtt_rtrb};
 use crate::peers::rtrb_mesh::shuffle_rtrb_mesh;
 use crate::peers::spsc::{inbox_arrayqueue, mesh_rtrb_api};
 use crate::peers::tokio_tasks::keyed_tokio;
-use crate::report::{floor_p50, loadavg, median, percentile, print_table, throughput_row, Row};
+use crate::report::{
+    floor_p50, loadavg, median, p50_p99_p999, percentile, print_table, throughput_row, Row,
+};
 use crate::workloads::idle::{idle_cpu, idle_floor, wakeup};
 use crate::workloads::inbox::{inbox_shardpool, inbox_shardpool_batched, inbox_shardpool_idle};
 use crate::workloads::keyed::{keyed_shardpool, keyed_shardpool_batched};
@@ -184,15 +186,7 @@ pub fn run(reps: usize) {
         all_busy.extend(busy);
         all_rtrb.extend(rb);
     }
-    let pct = |v: &mut Vec<u32>| {
-        format!(
-            "{:.0}/{:.0}/{:.0}",
-            percentile(v, 0.5),
-            percentile(v, 0.99),
-            percentile(v, 0.999)
-        )
-    };
-    let fl_text = pct(&mut all_fl);
+    let fl_text = p50_p99_p999(&mut all_fl);
     for (name, v, r) in [
         ("RTT p50/p99/p99.9 ns (Backoff)", &mut all_sp, &r_sp),
         ("RTT p50/p99/p99.9 ns (BusyPoll)", &mut all_busy, &r_busy),
@@ -200,7 +194,7 @@ pub fn run(reps: usize) {
         eprintln!("  {name}: per-rep p50 ratios {r:.2?}");
         rows.push(Row {
             workload: name.to_string(),
-            ours: pct(v),
+            ours: p50_p99_p999(v),
             peer: "atomic ping-pong (floor)".to_string(),
             peer_value: fl_text.clone(),
             ratio: median(r),
@@ -212,7 +206,7 @@ pub fn run(reps: usize) {
     eprintln!(
         "  rtrb ping-pong p50 / floor per rep {r_rtrb:.2?}; shardpool / rtrb {r_vs_rtrb:.2?}"
     );
-    let rtrb_text = pct(&mut all_rtrb);
+    let rtrb_text = p50_p99_p999(&mut all_rtrb);
     rows.push(Row {
         workload: "(context) rtrb ping-pong RTT ns".to_string(),
         ours: rtrb_text.clone(),
@@ -223,7 +217,7 @@ pub fn run(reps: usize) {
     });
     rows.push(Row {
         workload: "RTT p50/p99/p99.9 ns (Backoff)".to_string(),
-        ours: pct(&mut all_sp),
+        ours: p50_p99_p999(&mut all_sp),
         peer: "rtrb ping-pong (no runtime)".to_string(),
         peer_value: rtrb_text,
         ratio: median(&r_vs_rtrb),

@@ -124,6 +124,16 @@ pub fn throughput_row(
     rows.push(row);
 }
 
+/// `p50/p99/p99.9` of `v` (sorted in place), in its unit, for a table cell.
+pub fn p50_p99_p999(v: &mut [u32]) -> String {
+    format!(
+        "{:.0}/{:.0}/{:.0}",
+        percentile(v, 0.5),
+        percentile(v, 0.99),
+        percentile(v, 0.999)
+    )
+}
+
 /// Prints the rows as a markdown table on stdout.
 pub fn print_table(rows: &[Row]) {
     println!();
