@@ -18,7 +18,7 @@ const INLINE: usize = 22;
 /// A byte string: inline up to 22 bytes, else on the heap. 24 bytes.
 #[derive(Clone)]
 pub enum SmallBytes {
-    /// Up to [`INLINE`] bytes, here.
+    /// Up to 22 bytes, here.
     Inline {
         /// How many of `bytes` are used.
         len: u8,
