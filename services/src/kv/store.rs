@@ -241,7 +241,12 @@ impl<C: Clock> Store<C> {
                     }
                     old => old,
                 };
-                let old_value = old.map_or(Reply::Nil, |e| Reply::bulk_from(&e.value));
+                // Copied out only for `SET ... GET`, the one form that
+                // returns it.
+                let old_value = match (get, old) {
+                    (true, Some(e)) => Reply::bulk_from(&e.value),
+                    _ => Reply::Nil,
+                };
                 let old_expiry = old.and_then(|e| e.expires_at);
                 let write = match condition {
                     SetCondition::Always => true,
