@@ -197,8 +197,8 @@ impl Idle {
     /// timed out: the next one parks directly.
     ///
     /// A worker with a reactor also polls its readiness (without blocking)
-    /// every `io_poll_interval` while spinning and yielding, and sleeps in
-    /// the OS poll instead of parking (see [`Reactor`]).
+    /// every `io_poll_interval` while spinning and after every yield, and
+    /// sleeps in the OS poll instead of parking (see [`Reactor`]).
     #[allow(clippy::too_many_arguments)]
     fn sleep<M>(
         &mut self,
@@ -254,7 +254,11 @@ impl Idle {
                     self.skip_spin = true;
                     return;
                 }
-                if reactor.poll_if_due(now, false) {
+                // Every yield: a request that arrives now would otherwise
+                // wait for the busy interval (100 us by default), longer
+                // than the OS poll this worker sleeps in next would take
+                // to wake it. A poll costs one system call, as the yield.
+                if reactor.poll_if_due(now, true) {
                     signal.wake();
                     return;
                 }
