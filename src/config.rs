@@ -372,7 +372,8 @@ impl PoolConfig {
     /// also each time its queues run dry. The trade: while messages keep
     /// it busy, a socket that became ready waits up to this interval (plus
     /// the batch in hand) before its `on_io` runs. An idle worker is not
-    /// affected: it sleeps in the OS poll and wakes at once. Shorter means
+    /// affected: while it yields it polls after every yield, and then it
+    /// sleeps in the OS poll and wakes at once. Shorter means
     /// lower I/O latency under message load and more system calls;
     /// `Duration::ZERO` polls on every iteration, `Duration::MAX` only when
     /// the queues run dry. Every value is accepted.
