@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Flags: `--words N` (corpus size, default 20 000 000), `--small` (200 000
-//! words), `--workers N`, `--unpinned`, `--capacity N` (inbox and ring
-//! slots, default 1024), `--batch N` (words per mesh message, default 256),
+//! words), `--workers N`, `--unpinned`, `--inbox N` (inbox slots, in
+//! chunks, default 32), `--capacity N` (ring slots, default 1024),
+//! `--batch N` (words per mesh message, default 256),
 //! `--chunk N` (words per feeder message, default 4096),
 //! `--partitioner hash|jump|anchor` (`rr` is refused, see below),
 //! `--no-combine` (forward every occurrence, see below), `--seed N`,
@@ -55,13 +56,23 @@
 //! function of the key (`hash`, `jump`, `anchor`), so `--partitioner rr` is
 //! refused.
 //!
-//! **Reading the stats.** Expect `overflowed` on the `w0 → w1` and
-//! `w1 → w0` rings: each loop iteration takes up to `batch_size` (64)
-//! chunks from the inbox, and each chunk yields several word batches for
-//! the peer, more than the peer's 1024-slot ring takes in one go. The
-//! overflow absorbs the burst without ever blocking a worker (no deadlock
-//! between two workers feeding each other) and is drained in order; the
-//! cost is memory while it lasts. `--capacity 16384` makes it disappear.
+//! **Why a small inbox.** A chunk is a lot of work (4096 words, tens of
+//! microseconds), so a worker needs only a few of them queued to never go
+//! hungry. The inbox is the feeder's lookahead: 32 chunks keep each worker
+//! busy for about a millisecond, while the pool's default of 1024 would let
+//! the feeder park almost half of the corpus in the inboxes (and let one
+//! loop iteration take 64 chunks at once, whose word batches then burst
+//! into the rings). The summary prints the peak of queued messages; try
+//! `--inbox 1024` to see it grow about tenfold, with no gain in speed.
+//!
+//! **Reading the stats.** `overflowed` on the `w0 → w1` and `w1 → w0`
+//! rings counts word batches that found the peer's ring full: a burst of
+//! chunks yields more batches for the peer than its ring takes in one go.
+//! The overflow absorbs the burst without ever blocking a worker (no
+//! deadlock between two workers feeding each other) and is drained in
+//! order; while a worker's own sends wait there beyond
+//! `PoolConfig::overflow_pause`, it takes nothing more from its inbox, so
+//! the feeder waits instead of the overflow growing.
 //!
 //! The corpus is synthetic and deterministic: `--seed` picks it. Words are
 //! drawn from a 50 000-word vocabulary with Zipf's law (the `k`-th most
@@ -106,7 +117,9 @@ pub struct Options {
     pub chunk: usize,
     /// Words per worker-to-worker message.
     pub batch: usize,
-    /// Inbox and ring capacity.
+    /// Inbox capacity (chunks the feeder may queue per worker).
+    pub inbox: usize,
+    /// Ring capacity (word batches in flight per pair of workers).
     pub capacity: usize,
     /// Worker count (`None`: one per physical core).
     pub workers: Option<usize>,
@@ -130,6 +143,7 @@ impl Default for Options {
             words: 20_000_000,
             chunk: 4096,
             batch: 256,
+            inbox: 32,
             capacity: 1024,
             workers: None,
             affinity: Affinity::PhysicalCores,
@@ -433,7 +447,8 @@ pub struct Outcome {
 fn start_pool(opts: &Options) -> Result<Pool<Counter>, Box<dyn Error>> {
     let mut config = PoolConfig::default()
         .affinity(opts.affinity.clone())
-        .queue_capacity(opts.capacity)
+        .inbox_capacity(opts.inbox)
+        .ring_capacity(opts.capacity)
         .name("wordcount");
     if let Some(n) = opts.workers {
         config = config.workers(n);
@@ -565,8 +580,8 @@ pub fn top(counts: &Counts, k: usize) -> Vec<(&str, u64)> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wordcount [--words N | --small] [--workers N] [--unpinned] [--capacity N]\n\
-         \x20                [--batch N] [--chunk N] [--partitioner hash|jump|anchor]\n\
+        "usage: wordcount [--words N | --small] [--workers N] [--unpinned] [--inbox N]\n\
+         \x20                [--capacity N] [--batch N] [--chunk N] [--partitioner hash|jump|anchor]\n\
          \x20                [--no-combine] [--seed N] [--verify] [--quiet]"
     );
     std::process::exit(2)
@@ -590,6 +605,7 @@ fn parse_args() -> Options {
             "--words" => opts.words = number("--words"),
             "--small" => opts.words = 200_000,
             "--workers" => opts.workers = Some(number("--workers")),
+            "--inbox" => opts.inbox = number("--inbox"),
             "--capacity" => opts.capacity = number("--capacity"),
             "--batch" => opts.batch = number("--batch"),
             "--chunk" => opts.chunk = number("--chunk"),

@@ -12,7 +12,8 @@ fn small(routing: wordcount::Routing, batch: usize, combine: bool) -> wordcount:
         words: 30_000,
         chunk: 512,
         batch,
-        capacity: 16, // small queues: exercise full inboxes and ring overflow
+        inbox: 16, // small queues: exercise full inboxes and ring overflow
+        capacity: 16,
         workers: Some(2),
         affinity: Affinity::None,
         routing,
