@@ -25,6 +25,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use crate::{CallError, PoolSender, WorkerId};
 
@@ -127,6 +128,56 @@ impl<R> Answer<R> {
     }
 }
 
+/// Checks the answer for up to `window` without sleeping
+/// (`PoolConfig::call_spin` for a blocking call): `Ok(None)` if it has not
+/// come by then.
+fn spin_for<R>(answer: &Answer<R>, window: Duration) -> Result<Option<R>, CallError<()>> {
+    let start = Instant::now();
+    loop {
+        // The clock is read once per 64 checks (a check is one load).
+        for _ in 0..64 {
+            if let Some(value) = answer.try_recv()? {
+                return Ok(Some(value));
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= window {
+            return Ok(None);
+        }
+    }
+}
+
+/// An [`Answer`] awaited with a spin window (`PoolConfig::call_spin`):
+/// until the window has passed since the first poll, each poll checks the
+/// answer once and, if it has not come, wakes its own task, so the
+/// executor polls it again after its other ready tasks instead of parking
+/// the thread. Then it waits as a plain `Answer`, woken by the `Reply`.
+struct SpinningAnswer<R> {
+    answer: Answer<R>,
+    window: Duration,
+    since: Option<Instant>,
+}
+
+impl<R> Future for SpinningAnswer<R> {
+    type Output = Result<R, CallError<()>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !self.window.is_zero() {
+            if let Some(value) = self.answer.try_recv()? {
+                return Poll::Ready(Ok(value));
+            }
+            let since = *self.since.get_or_insert_with(Instant::now);
+            if since.elapsed() < self.window {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // From now on the waker does the waiting.
+            self.window = Duration::ZERO;
+        }
+        Pin::new(&mut self.answer).poll(cx)
+    }
+}
+
 impl<R> Future for Answer<R> {
     type Output = Result<R, CallError<()>>;
 
@@ -152,6 +203,9 @@ impl<M: Send + 'static> PoolSender<M> {
     /// (the pool is stopping or stopped, the worker failed, no such worker);
     /// [`CallError::NoReply`] if the `Reply` was dropped unanswered.
     ///
+    /// With [`PoolConfig::call_spin`](crate::PoolConfig::call_spin) set,
+    /// checks for the answer that long before it sleeps.
+    ///
     /// Blocks the calling thread: from async code use
     /// [`call_async`](PoolSender::call_async), and from a worker send an
     /// ordinary message and answer through the mesh (see the [module
@@ -164,6 +218,12 @@ impl<M: Send + 'static> PoolSender<M> {
     ) -> Result<R, CallError<M>> {
         let (reply, answer) = Reply::channel();
         self.send_to(worker, make(reply))?;
+        let window = self.call_spin();
+        if !window.is_zero() {
+            if let Some(value) = spin_for(&answer, window).map_err(|_| CallError::NoReply)? {
+                return Ok(value);
+            }
+        }
         answer.recv().map_err(|_| CallError::NoReply)
     }
 
@@ -182,7 +242,10 @@ impl<M: Send + 'static> PoolSender<M> {
     /// no polling). `make` runs at once; the message is sent at the first
     /// poll. Dropping the future drops the message if it was not sent yet,
     /// and otherwise makes the handler's answer go nowhere
-    /// ([`Reply::is_canceled`] turns true).
+    /// ([`Reply::is_canceled`] turns true). With
+    /// [`PoolConfig::call_spin`](crate::PoolConfig::call_spin) set, the
+    /// task stays runnable that long, checking the answer whenever it is
+    /// polled, before it waits to be woken.
     ///
     /// ```
     /// use shardpool::prelude::*;
@@ -220,6 +283,11 @@ impl<M: Send + 'static> PoolSender<M> {
     ) -> impl Future<Output = Result<R, CallError<M>>> + Send + 'static {
         let (reply, answer) = Reply::channel();
         let send = self.send_to_async(worker, make(reply));
+        let answer = SpinningAnswer {
+            answer,
+            window: self.call_spin(),
+            since: None,
+        };
         async move {
             send.await?;
             answer.await.map_err(|_| CallError::NoReply)

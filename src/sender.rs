@@ -41,6 +41,11 @@ impl<M> PoolSender<M> {
     pub(crate) fn new(shared: Arc<Shared<M>>) -> Self {
         PoolSender { shared }
     }
+
+    /// `PoolConfig::call_spin`.
+    pub(crate) fn call_spin(&self) -> std::time::Duration {
+        self.shared.call_spin
+    }
 }
 
 impl<M> Clone for PoolSender<M> {

@@ -137,6 +137,8 @@ pub(crate) struct Shared<M> {
     /// How many workers have failed so far (each adds one, once).
     pub(crate) failures: CachePadded<AtomicU64>,
     partitioner: SharedPartitioner,
+    /// `PoolConfig::call_spin`, for the calls of the pool's senders.
+    pub(crate) call_spin: std::time::Duration,
 }
 
 impl<M> Shared<M> {
@@ -147,6 +149,7 @@ impl<M> Shared<M> {
             control: CachePadded::new(AtomicU64::new(control::word(0, control::RUN))),
             failures: CachePadded::new(AtomicU64::new(0)),
             partitioner,
+            call_spin: std::time::Duration::ZERO,
         }
     }
 

@@ -315,7 +315,9 @@ fn registry<W: Worker>(
             )
         })
         .collect();
-    Shared::new(workers, config.partitioner.clone())
+    let mut shared = Shared::new(workers, config.partitioner.clone());
+    shared.call_spin = config.call_spin;
+    shared
 }
 
 /// Sends each worker its wiring: the registry, and the producers and pair

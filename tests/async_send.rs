@@ -326,3 +326,40 @@ fn the_futures_are_send_and_static() {
     assert_eq!(block_on(call).unwrap(), 1);
     pool.shutdown().unwrap();
 }
+
+#[test]
+fn with_call_spin_a_late_answer_keeps_the_task_runnable_then_wakes_it() {
+    watchdog(120, || {
+        let window = std::time::Duration::from_secs(2);
+        let pool = Pool::start(unpinned(1).call_spin(window), |_| Log::default()).unwrap();
+        let tx = pool.sender();
+        let w0 = WorkerId::from(0);
+        let (go, gate) = mpsc::channel();
+        tx.send_to(w0, Msg::Gate(gate)).unwrap();
+        tx.send_to(w0, Msg::Item(55)).unwrap();
+        let wakes = Arc::new(Wakes::default());
+        let mut call = Box::pin(tx.call_async(w0, Msg::Sum));
+        // Inside the window: the answer is held up by the gate, and the
+        // future asks to be polled again instead of sleeping.
+        assert!(poll_once(&mut call, &wakes).is_pending());
+        assert_eq!(wakes.0.load(SeqCst), 1, "the task woke itself");
+        assert!(poll_once(&mut call, &wakes).is_pending());
+        assert_eq!(wakes.0.load(SeqCst), 2);
+        // After the window: it registers its waker and waits to be woken.
+        std::thread::sleep(window + std::time::Duration::from_millis(100));
+        assert!(poll_once(&mut call, &wakes).is_pending());
+        assert_eq!(wakes.0.load(SeqCst), 2, "no self-wake after the window");
+        go.send(()).unwrap();
+        while wakes.0.load(SeqCst) == 2 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        match poll_once(&mut call, &wakes) {
+            Poll::Ready(answer) => assert_eq!(answer.unwrap(), 55),
+            Poll::Pending => panic!("woken, but no answer"),
+        }
+        // A reply dropped while the caller spins ends the call at once.
+        let err = block_on(tx.call_async(w0, Msg::Forget)).unwrap_err();
+        assert!(err.is_no_reply());
+        pool.shutdown().unwrap();
+    });
+}

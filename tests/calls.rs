@@ -134,6 +134,40 @@ fn a_reply_dropped_unanswered_ends_the_call_with_no_reply() {
 }
 
 #[test]
+fn with_call_spin_calls_get_their_answers_early_late_or_no_reply() {
+    watchdog(120, || {
+        // A window far longer than the watchdog: a spin that missed the
+        // dropped reply would hang here.
+        let spin = std::time::Duration::from_secs(3600);
+        let pool = start(1, unpinned(1).call_spin(spin));
+        let tx = pool.sender();
+        let w0 = WorkerId::from(0);
+        tx.send_to(w0, KvMsg::Put("k".into(), 7)).unwrap();
+        assert_eq!(tx.call(w0, |r| KvMsg::Get("k".into(), r)).unwrap(), Some(7));
+        let err = tx.call(w0, KvMsg::Forget).unwrap_err();
+        assert!(err.is_no_reply(), "{err:?}");
+        pool.shutdown().unwrap();
+
+        // An answer that comes after the window: the caller sleeps and is
+        // woken by it.
+        let pool = start(
+            1,
+            unpinned(1).call_spin(std::time::Duration::from_millis(1)),
+        );
+        let tx = pool.sender();
+        let (go, gate) = mpsc::channel();
+        tx.send_to(w0, KvMsg::Gate(gate)).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            go.send(()).unwrap();
+        });
+        assert_eq!(tx.call(w0, KvMsg::Whoami).unwrap(), w0);
+        release.join().unwrap();
+        pool.shutdown().unwrap();
+    });
+}
+
+#[test]
 fn a_panicking_handler_ends_the_call_and_later_calls_get_their_message_back() {
     watchdog(120, || {
         let pool = start(2, unpinned(2));

@@ -2,8 +2,13 @@
 //! tasks in front of tokio tasks, interleaved. The two targets of the
 //! serving issue: `send_to_async` from 4 tasks ≥ 3× the same tasks into a
 //! `tokio::sync::mpsc`, and a `call_async` round trip ≤ 1.0× a tokio
-//! task-to-task round trip over mpsc + oneshot.
+//! task-to-task round trip over mpsc + oneshot. The round trip is
+//! measured with the default (the caller's task sleeps until the answer
+//! wakes it) and with `PoolConfig::call_spin` of 20 µs (it stays runnable
+//! and checks, as the tokio peer's task does by never leaving its thread).
 //! `cargo run --release -p shardpool-benches --bin headline -- --async`.
+
+use std::time::Duration;
 
 use shardpool::IdleStrategy;
 
@@ -41,44 +46,67 @@ pub fn run(reps: usize) {
 
     eprintln!("call round trip (1 tokio task on CPU 0 -> answerer -> back)");
     let calls = 20_000;
-    let (mut all_sp, mut all_tk, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut all_busy, mut r_busy) = (Vec::new(), Vec::new());
+    let spin = Duration::from_micros(20);
     let backoff = IdleStrategy::default();
-    call_rtt_shardpool(1_000, backoff);
+    // Per variant: every sample, and the per-rep p50 ratio to tokio.
+    // 0: call_spin 20 us, 1: default (sleeps at once), 2: default, BusyPoll.
+    let variants = [
+        (
+            backoff,
+            spin,
+            "call_async RTT p50/p99/p99.9 ns (call_spin 20 us)",
+            Some((1.0, false)),
+        ),
+        (
+            backoff,
+            Duration::ZERO,
+            "(context) call_async RTT, default (no spin)",
+            None,
+        ),
+        (
+            IdleStrategy::BusyPoll,
+            Duration::ZERO,
+            "(context) same, BusyPoll worker",
+            None,
+        ),
+    ];
+    let mut all: Vec<(Vec<u32>, Vec<f64>)> = variants.iter().map(|_| Default::default()).collect();
+    let mut all_tk = Vec::new();
+    call_rtt_shardpool(1_000, backoff, spin);
     call_rtt_tokio(1_000);
     for i in 0..reps {
-        let (mut sp, mut tk) = if i % 2 == 0 {
-            let sp = call_rtt_shardpool(calls, backoff);
-            (sp, call_rtt_tokio(calls))
+        // tokio first in odd reps, last in even ones.
+        let mut tk = if i % 2 == 1 {
+            call_rtt_tokio(calls)
         } else {
-            let tk = call_rtt_tokio(calls);
-            (call_rtt_shardpool(calls, backoff), tk)
+            Vec::new()
         };
-        let mut busy = call_rtt_shardpool(calls, IdleStrategy::BusyPoll);
+        let mut ours: Vec<Vec<u32>> = variants
+            .iter()
+            .map(|&(idle, spin, _, _)| call_rtt_shardpool(calls, idle, spin))
+            .collect();
+        if i % 2 == 0 {
+            tk = call_rtt_tokio(calls);
+        }
         let tk50 = percentile(&mut tk, 0.5);
-        ratios.push(percentile(&mut sp, 0.5) / tk50);
-        r_busy.push(percentile(&mut busy, 0.5) / tk50);
-        all_sp.extend(sp);
+        for (v, (samples, ratios)) in ours.iter_mut().zip(all.iter_mut()) {
+            ratios.push(percentile(v, 0.5) / tk50);
+            samples.append(v);
+        }
         all_tk.extend(tk);
-        all_busy.extend(busy);
     }
-    eprintln!("  call_async / tokio p50 per rep {ratios:.2?}; BusyPoll worker {r_busy:.2?}");
-    rows.push(Row {
-        workload: "call_async RTT p50/p99/p99.9 ns".to_string(),
-        ours: p50_p99_p999(&mut all_sp),
-        peer: "tokio mpsc + oneshot task".to_string(),
-        peer_value: p50_p99_p999(&mut all_tk),
-        ratio: median(&ratios),
-        target: Some((1.0, false)),
-    });
-    rows.push(Row {
-        workload: "(context) same, BusyPoll worker".to_string(),
-        ours: p50_p99_p999(&mut all_busy),
-        peer: "tokio mpsc + oneshot task".to_string(),
-        peer_value: p50_p99_p999(&mut all_tk),
-        ratio: median(&r_busy),
-        target: None,
-    });
+    let tk_text = p50_p99_p999(&mut all_tk);
+    for ((_, _, name, target), (samples, ratios)) in variants.iter().zip(all.iter_mut()) {
+        eprintln!("  {name}: / tokio p50 per rep {ratios:.2?}");
+        rows.push(Row {
+            workload: name.to_string(),
+            ours: p50_p99_p999(samples),
+            peer: "tokio mpsc + oneshot task".to_string(),
+            peer_value: tk_text.clone(),
+            ratio: median(ratios),
+            target: *target,
+        });
+    }
 
     print_table(&rows);
     println!();

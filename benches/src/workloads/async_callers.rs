@@ -109,12 +109,13 @@ impl Worker for Doubler {
 }
 
 /// `calls` sequential `call_async` round trips from one tokio task (on
-/// [`runtime_on`] the producer CPU) to a worker pinned to the consumer CPU;
-/// nanoseconds per round trip.
-pub fn call_rtt_shardpool(calls: usize, idle: IdleStrategy) -> Vec<u32> {
+/// [`runtime_on`] the producer CPU) to a worker pinned to the consumer CPU,
+/// with `PoolConfig::call_spin(spin)`; nanoseconds per round trip.
+pub fn call_rtt_shardpool(calls: usize, idle: IdleStrategy, spin: Duration) -> Vec<u32> {
     let (c0, c1) = cpus();
     let rt = runtime_on(c0);
-    let pool = Pool::start(pool_config(vec![c1]).idle(idle), |_| Doubler).expect("pool start");
+    let config = pool_config(vec![c1]).idle(idle).call_spin(spin);
+    let pool = Pool::start(config, |_| Doubler).expect("pool start");
     let tx = pool.sender();
     let samples = rt.block_on(async move {
         rt_spawned(async move {
@@ -161,6 +162,11 @@ mod tests {
         if !crate::harness::tests::can_run() {
             return;
         }
-        assert_eq!(call_rtt_shardpool(200, IdleStrategy::default()).len(), 200);
+        for spin in [Duration::ZERO, Duration::from_micros(20)] {
+            assert_eq!(
+                call_rtt_shardpool(200, IdleStrategy::default(), spin).len(),
+                200
+            );
+        }
     }
 }
