@@ -24,7 +24,7 @@ use crate::workloads::shuffle::shuffle_shardpool;
 
 /// Runs the headline suite with `reps` interleaved repetitions per row and
 /// prints the table (progress and per-rep values go to stderr).
-pub fn run(reps: usize) {
+pub fn run(reps: usize, only: &[String]) {
     let floor_start = floor_p50();
     println!(
         "shardpool headline benchmarks: {reps} interleaved reps each, loadavg {}, \
@@ -33,6 +33,44 @@ pub fn run(reps: usize) {
     );
     let mut rows = Vec::new();
 
+    let mut footer = String::new();
+    let wants = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if wants("mesh") {
+        mesh(reps, &mut rows);
+    }
+    if wants("inbox") {
+        inbox(reps, &mut rows);
+    }
+    if wants("keyed") {
+        keyed(reps, &mut rows);
+    }
+    if wants("shuffle") {
+        shuffle(reps, &mut rows);
+    }
+    if wants("latency") {
+        latency(reps, &mut rows);
+    }
+    if wants("idle") {
+        idle(&mut rows, &mut footer);
+    }
+    print_table(&rows);
+    println!();
+    if !footer.is_empty() {
+        println!("{footer}");
+    }
+    println!(
+        "ratio = shardpool / peer (median of paired per-rep ratios; for RTT and wake-up, \
+         lower is better)"
+    );
+    println!(
+        "cross-CPU RTT floor p50: start {floor_start:.0} ns, end {:.0} ns; loadavg at end {}",
+        floor_p50(),
+        loadavg()
+    );
+}
+
+/// The mesh rows: `send_to` and `send_batch` against rtrb.
+fn mesh(reps: usize, rows: &mut Vec<Row>) {
     eprintln!("mesh (worker -> worker, u64, capacity 1024)");
     let n = 2_000_000;
     let cfg = MeshCfg::default();
@@ -53,7 +91,7 @@ pub fn run(reps: usize) {
             "rtrb push/pop"
         };
         throughput_row(
-            &mut rows,
+            rows,
             reps,
             (workload, peer),
             n,
@@ -62,12 +100,15 @@ pub fn run(reps: usize) {
             || mesh_rtrb_api(n, 1024, chunks),
         );
     }
+}
 
+/// The inbox rows: external producers against crossbeam's `ArrayQueue`.
+fn inbox(reps: usize, rows: &mut Vec<Row>) {
     eprintln!("inbox (external producers -> 1 worker, capacity 1024)");
     let n = 1_000_000;
     for p in [1, 2] {
         throughput_row(
-            &mut rows,
+            rows,
             reps,
             (
                 &format!("inbox {p} producer(s) (send_to)"),
@@ -82,7 +123,7 @@ pub fn run(reps: usize) {
 
     // Diagnostic: the same with a worker that never advertises idleness.
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         ("inbox 1 producer, BusyPoll worker", "crossbeam ArrayQueue"),
         n,
@@ -92,7 +133,7 @@ pub fn run(reps: usize) {
     );
 
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         (
             "inbox 1 producer (send_batch of 64)",
@@ -103,10 +144,14 @@ pub fn run(reps: usize) {
         || inbox_shardpool_batched(n, 64, 1024),
         || inbox_arrayqueue(n, 1, 1024),
     );
+}
+
+/// The keyed rows: an external producer routing by key to 2 workers.
+fn keyed(reps: usize, rows: &mut Vec<Row>) {
     eprintln!("keyed aggregation (external producer -> 2 workers)");
     let n = 1_000_000;
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         ("keyed (send_keyed, HashMap)", "hand-rolled (crossbeam-ch)"),
         n,
@@ -115,7 +160,7 @@ pub fn run(reps: usize) {
         || keyed_handrolled(n),
     );
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         ("keyed (send_keyed, HashMap)", "tokio mpsc per task"),
         n,
@@ -124,7 +169,7 @@ pub fn run(reps: usize) {
         || keyed_tokio(n),
     );
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         (
             "keyed (SendBatch of 64, HashMap)",
@@ -136,7 +181,7 @@ pub fn run(reps: usize) {
         || keyed_handrolled(n),
     );
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         ("keyed (SendBatch of 64, HashMap)", "tokio mpsc per task"),
         n,
@@ -144,9 +189,14 @@ pub fn run(reps: usize) {
         || keyed_shardpool_batched(n, 64),
         || keyed_tokio(n),
     );
+}
+
+/// The shuffle rows: 2 workers sending keyed messages to each other.
+fn shuffle(reps: usize, rows: &mut Vec<Row>) {
+    eprintln!("shuffle (2 workers, both directions)");
     let per = 500_000;
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         ("shuffle (ctx.send_keyed)", "hand-rolled (crossbeam-ch)"),
         2 * per,
@@ -155,7 +205,7 @@ pub fn run(reps: usize) {
         || shuffle_handrolled(per),
     );
     throughput_row(
-        &mut rows,
+        rows,
         reps,
         ("shuffle (ctx.send_keyed)", "rtrb mesh (a ring per pair)"),
         2 * per,
@@ -163,7 +213,10 @@ pub fn run(reps: usize) {
         || shuffle_shardpool(per),
         || shuffle_rtrb_mesh(per),
     );
+}
 
+/// The round-trip rows: the floor, rtrb, shardpool.
+fn latency(reps: usize, rows: &mut Vec<Row>) {
     eprintln!("latency (round trip w0 <-> w1)");
     let rtts = 50_000;
     let (mut all_sp, mut all_busy, mut all_fl) = (Vec::new(), Vec::new(), Vec::new());
@@ -223,7 +276,10 @@ pub fn run(reps: usize) {
         ratio: median(&r_vs_rtrb),
         target: None,
     });
+}
 
+/// The idle rows, and the parked wake-up.
+fn idle(rows: &mut Vec<Row>, footer: &mut String) {
     eprintln!("idle");
     let second = Duration::from_secs(1);
     let idle = idle_cpu(second, None);
@@ -268,17 +324,9 @@ pub fn run(reps: usize) {
         target: None,
     });
 
-    print_table(&rows);
-    println!();
-    println!(
-        "parked wake-up p50 {:.1} us (target < 20 us: {}); ratio = shardpool / peer \
-         (median of paired per-rep ratios; for RTT and wake-up, lower is better)",
+    *footer = format!(
+        "parked wake-up p50 {:.1} us (target < 20 us: {})",
         s50 / 1e3,
         if s50 < 20_000.0 { "met" } else { "MISSED" }
-    );
-    println!(
-        "cross-CPU RTT floor p50: start {floor_start:.0} ns, end {:.0} ns; loadavg at end {}",
-        floor_p50(),
-        loadavg()
     );
 }
