@@ -105,8 +105,34 @@ pub enum PanicPolicy {
 }
 
 /// A shared, type-erased [`Partitioner`] as stored in a [`PoolConfig`].
+///
+/// The default, [`HashPartitioner`], is recognised and called directly
+/// (one multiply, inlined into `send_keyed`) instead of through the trait
+/// object: a keyed send pays no indirect call for the common case.
 #[derive(Clone)]
-pub(crate) struct SharedPartitioner(pub(crate) Arc<dyn Partitioner>);
+pub(crate) struct SharedPartitioner {
+    dynamic: Arc<dyn Partitioner>,
+    is_hash: bool,
+}
+
+impl SharedPartitioner {
+    pub(crate) fn new<P: Partitioner>(partitioner: P) -> Self {
+        SharedPartitioner {
+            is_hash: std::any::TypeId::of::<P>() == std::any::TypeId::of::<HashPartitioner>(),
+            dynamic: Arc::new(partitioner),
+        }
+    }
+
+    /// The shard of a key of hash `hash` among `shards`.
+    #[inline]
+    pub(crate) fn shard(&self, hash: u64, shards: usize) -> usize {
+        if self.is_hash {
+            HashPartitioner.shard(hash, shards)
+        } else {
+            self.dynamic.shard(hash, shards)
+        }
+    }
+}
 
 impl fmt::Debug for SharedPartitioner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,7 +211,7 @@ impl Default for PoolConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             idle: IdleStrategy::default(),
             tick_interval: DEFAULT_TICK_INTERVAL,
-            partitioner: SharedPartitioner(Arc::new(HashPartitioner)),
+            partitioner: SharedPartitioner::new(HashPartitioner),
             name: String::from("shardpool"),
             on_panic: PanicPolicy::Stop,
             overflow_limit: None,
@@ -271,7 +297,7 @@ impl PoolConfig {
     /// How keys map to workers for `send_keyed` and `worker_for`. Default:
     /// [`HashPartitioner`].
     pub fn partitioner<P: Partitioner>(mut self, partitioner: P) -> Self {
-        self.partitioner = SharedPartitioner(Arc::new(partitioner));
+        self.partitioner = SharedPartitioner::new(partitioner);
         self
     }
 
@@ -539,6 +565,29 @@ fn round_capacity(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_partitioner_hashes_and_a_custom_one_is_called() {
+        struct Last;
+        impl Partitioner for Last {
+            fn shard(&self, _: u64, shards: usize) -> usize {
+                shards - 1
+            }
+        }
+        let custom = PoolConfig::default().partitioner(Last).partitioner;
+        assert_eq!(custom.shard(0, 4), 3);
+        assert_eq!(custom.shard(u64::MAX, 2), 1);
+        for p in [
+            PoolConfig::default().partitioner,
+            SharedPartitioner::new(HashPartitioner),
+        ] {
+            for hash in [0, 1, 1 << 63, u64::MAX] {
+                for shards in [1, 2, 5] {
+                    assert_eq!(p.shard(hash, shards), HashPartitioner.shard(hash, shards));
+                }
+            }
+        }
+    }
 
     fn field_of(c: PoolConfig) -> &'static str {
         match c.validate() {

@@ -158,7 +158,7 @@ impl<M> Shared<M> {
     #[inline]
     pub(crate) fn worker_for(&self, hash: u64) -> WorkerId {
         let n = self.workers.len();
-        let shard = self.partitioner.0.shard(hash, n);
+        let shard = self.partitioner.shard(hash, n);
         debug_assert!(shard < n, "partitioner returned shard {shard} of {n}");
         WorkerId::from(shard)
     }

@@ -60,7 +60,7 @@ impl Mesh {
         }
         let shared = Arc::new(Shared::new(
             registry.into_boxed_slice(),
-            SharedPartitioner(Arc::new(HashPartitioner)),
+            SharedPartitioner::new(HashPartitioner),
         ));
         let out = Outbound::new(0, producers, pairs, shared.clone(), overflow_limit);
         Mesh { out, rx, shared }
