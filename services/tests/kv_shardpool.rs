@@ -7,11 +7,10 @@
 mod resp;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use shardpool::prelude::*;
-use shardpool_services::kv::Limits;
 use shardpool_services::server::{KvServer, ServerConfig};
 
 fn start(workers: usize) -> KvServer {
@@ -19,38 +18,9 @@ fn start(workers: usize) -> KvServer {
         pool: PoolConfig::default()
             .workers(workers)
             .affinity(Affinity::None),
-        limits: Limits {
-            max_bulk_len: 1 << 20,
-            ..Limits::default()
-        },
+        limits: resp::test_limits(),
     };
     KvServer::start("127.0.0.1:0".parse().unwrap(), config).expect("start the server")
-}
-
-/// Sends `bytes`, then reads until the server closes or goes quiet.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    stream.write_all(bytes).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return (out, true),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return (out, false)
-            }
-            Err(_) => return (out, true),
-        }
-    }
 }
 
 #[test]
@@ -90,7 +60,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
         .query(&mut good)
         .unwrap();
 
-    let (out, closed) = raw(
+    let (out, closed) = resp::raw(
         addr,
         b"*1\r\n$4\r\nPING\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n",
     );
@@ -100,15 +70,15 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
     );
     assert!(closed, "closed after a protocol error");
 
-    let (out, closed) = raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
+    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
     assert_eq!(out, b"-ERR Protocol error: invalid bulk length\r\n");
     assert!(closed);
 
-    let (out, closed) = raw(addr, b"*x\r\n");
+    let (out, closed) = resp::raw(addr, b"*x\r\n");
     assert_eq!(out, b"-ERR Protocol error: invalid multibulk length\r\n");
     assert!(closed);
 
-    let (out, closed) = raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
+    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
     assert_eq!(
         out,
         b"-ERR unknown command 'FOO', with args beginning with: 'a' \r\n+PONG\r\n"
@@ -132,7 +102,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
         stream.write_all(&pipeline).unwrap();
         drop(stream);
     }
-    let (out, _) = raw(addr, b"QUIT\r\n");
+    let (out, _) = resp::raw(addr, b"QUIT\r\n");
     assert_eq!(out, b"+OK\r\n");
 
     let survivor: String = redis::cmd("GET").arg("survivor").query(&mut good).unwrap();
@@ -159,7 +129,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
 #[test]
 fn connect_time_commands_of_redis_tools_are_answered() {
     let server = start(2);
-    let (out, _) = raw(
+    let (out, _) = resp::raw(
         server.addr(),
         b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n",
     );

@@ -5,11 +5,10 @@
 
 mod resp;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
-use shardpool_services::kv::Limits;
 use shardpool_services::tokio_peer::{Backend, PeerConfig, TokioPeer};
 
 fn start() -> TokioPeer {
@@ -20,39 +19,10 @@ fn start_with(backend: Backend) -> TokioPeer {
     let config = PeerConfig {
         threads: Some(2),
         backend,
-        limits: Limits {
-            max_bulk_len: 1 << 20,
-            ..Limits::default()
-        },
+        limits: resp::test_limits(),
         ..PeerConfig::default()
     };
     TokioPeer::start("127.0.0.1:0".parse().unwrap(), config).expect("start the peer")
-}
-
-/// Sends `bytes`, then reads until the server closes or goes quiet.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    stream.write_all(bytes).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return (out, true),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return (out, false)
-            }
-            Err(_) => return (out, true),
-        }
-    }
 }
 
 /// The shared workload on `peer`, whose keys are split over `shards`.
@@ -96,7 +66,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
         .query(&mut good)
         .unwrap();
 
-    let (out, closed) = raw(
+    let (out, closed) = resp::raw(
         addr,
         b"*1\r\n$4\r\nPING\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n",
     );
@@ -106,18 +76,18 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
     );
     assert!(closed, "closed after a protocol error");
 
-    let (out, closed) = raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
+    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
     assert_eq!(
         out, b"-ERR Protocol error: invalid bulk length\r\n",
         "oversized bulk refused at its header"
     );
     assert!(closed);
 
-    let (out, closed) = raw(addr, b"*x\r\n");
+    let (out, closed) = resp::raw(addr, b"*x\r\n");
     assert_eq!(out, b"-ERR Protocol error: invalid multibulk length\r\n");
     assert!(closed);
 
-    let (out, closed) = raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
+    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
     assert_eq!(
         out,
         b"-ERR unknown command 'FOO', with args beginning with: 'a' \r\n+PONG\r\n"
@@ -132,7 +102,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
             .unwrap();
         drop(stream);
     }
-    let (out, _) = raw(addr, b"QUIT\r\n");
+    let (out, _) = resp::raw(addr, b"QUIT\r\n");
     assert_eq!(out, b"+OK\r\n");
 
     let survivor: String = redis::cmd("GET").arg("survivor").query(&mut good).unwrap();
@@ -161,7 +131,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
 fn connect_time_commands_of_redis_tools_are_answered() {
     let peer = start();
     // What redis-benchmark sends first (pipelined on one connection).
-    let (out, _) = raw(
+    let (out, _) = resp::raw(
         peer.addr(),
         b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n",
     );

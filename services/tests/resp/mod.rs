@@ -1,10 +1,13 @@
 //! A workload for any server that speaks RESP2 on an address: the same
 //! checks run against the tokio peer now and the shardpool kv server later.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
+use std::time::Duration;
 
 use redis::{Connection, Value};
+use shardpool_services::kv::Limits;
 
 /// Connections driven in parallel.
 pub const CONNECTIONS: usize = 16;
@@ -14,6 +17,42 @@ pub const COMMANDS_PER_CONNECTION: usize = 12_500;
 const SHARED_COUNTERS: usize = 8;
 /// Commands per pipeline.
 const PIPELINE: usize = 100;
+
+/// The limits both servers run with in the tests: bulk strings up to
+/// 1 MiB, so the oversized-bulk checks need only a few megabytes.
+pub fn test_limits() -> Limits {
+    Limits {
+        max_bulk_len: 1 << 20,
+        ..Limits::default()
+    }
+}
+
+/// Sends `bytes` on a fresh connection, then reads until the server closes
+/// it (`true`) or goes quiet for 500 ms (`false`); returns what was read.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false)
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
 
 /// A check of one reply.
 type Check = Box<dyn Fn(&Value)>;
