@@ -52,74 +52,7 @@ fn sixteen_connections_mixed_commands_exact_totals_in_order() {
 fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
     let server = start(2);
     let addr = server.addr();
-    let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
-    let mut good = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("survivor")
-        .arg("1")
-        .query(&mut good)
-        .unwrap();
-
-    let (out, closed) = resp::raw(
-        addr,
-        b"*1\r\n$4\r\nPING\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n",
-    );
-    assert_eq!(
-        out,
-        b"+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n"
-    );
-    assert!(closed, "closed after a protocol error");
-
-    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
-    assert_eq!(out, b"-ERR Protocol error: invalid bulk length\r\n");
-    assert!(closed);
-
-    let (out, closed) = resp::raw(addr, b"*x\r\n");
-    assert_eq!(out, b"-ERR Protocol error: invalid multibulk length\r\n");
-    assert!(closed);
-
-    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
-    assert_eq!(
-        out,
-        b"-ERR unknown command 'FOO', with args beginning with: 'a' \r\n+PONG\r\n"
-    );
-    assert!(!closed, "an unknown command is not fatal");
-
-    // Clients that leave in the middle of a pipeline, with requests for
-    // other shards still in flight.
-    for i in 0..20 {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        let mut pipeline = Vec::new();
-        for k in 0..8 {
-            let key = format!("leaver{i}:{k}");
-            pipeline.extend_from_slice(
-                format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes(),
-            );
-        }
-        pipeline.extend_from_slice(
-            b"*2\r\n$4\r\nINCR\r\n$7\r\nleavers\r\n*2\r\n$4\r\nINCR\r\n$7\r\nlea",
-        );
-        stream.write_all(&pipeline).unwrap();
-        drop(stream);
-    }
-    let (out, _) = resp::raw(addr, b"QUIT\r\n");
-    assert_eq!(out, b"+OK\r\n");
-
-    let survivor: String = redis::cmd("GET").arg("survivor").query(&mut good).unwrap();
-    assert_eq!(survivor, "1");
-    let mut leavers: i64 = 0;
-    for _ in 0..200 {
-        leavers = redis::cmd("GET")
-            .arg("leavers")
-            .query::<Option<i64>>(&mut good)
-            .unwrap()
-            .unwrap_or(0);
-        if leavers == 20 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(leavers, 20, "whole requests ran, halves did not");
+    resp::bad_input(addr);
     let stats = server.stats(Duration::from_secs(30));
     let errors: u64 = stats.iter().map(|(_, s)| s.protocol_errors).sum();
     assert!(errors >= 3);
@@ -129,14 +62,7 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
 #[test]
 fn connect_time_commands_of_redis_tools_are_answered() {
     let server = start(2);
-    let (out, _) = resp::raw(
-        server.addr(),
-        b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n",
-    );
-    assert_eq!(
-        out,
-        b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n*0\r\n"
-    );
+    resp::connect_time_commands(server.addr());
     server.stop().expect("no worker panicked");
 }
 

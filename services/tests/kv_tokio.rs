@@ -5,10 +5,6 @@
 
 mod resp;
 
-use std::io::Write;
-use std::net::TcpStream;
-use std::time::Duration;
-
 use shardpool_services::tokio_peer::{Backend, PeerConfig, TokioPeer};
 
 fn start() -> TokioPeer {
@@ -57,72 +53,7 @@ fn pool_backend_sixteen_connections_mixed_commands_exact_totals_in_order() {
 fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
     let peer = start();
     let addr = peer.addr();
-    // A well-behaved client keeps its connection open throughout.
-    let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
-    let mut good = client.get_connection().unwrap();
-    let _: () = redis::cmd("SET")
-        .arg("survivor")
-        .arg("1")
-        .query(&mut good)
-        .unwrap();
-
-    let (out, closed) = resp::raw(
-        addr,
-        b"*1\r\n$4\r\nPING\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n",
-    );
-    assert_eq!(
-        out,
-        b"+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n"
-    );
-    assert!(closed, "closed after a protocol error");
-
-    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
-    assert_eq!(
-        out, b"-ERR Protocol error: invalid bulk length\r\n",
-        "oversized bulk refused at its header"
-    );
-    assert!(closed);
-
-    let (out, closed) = resp::raw(addr, b"*x\r\n");
-    assert_eq!(out, b"-ERR Protocol error: invalid multibulk length\r\n");
-    assert!(closed);
-
-    let (out, closed) = resp::raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
-    assert_eq!(
-        out,
-        b"-ERR unknown command 'FOO', with args beginning with: 'a' \r\n+PONG\r\n"
-    );
-    assert!(!closed, "an unknown command is not fatal");
-
-    // A client that leaves in the middle of a pipeline (half a request sent).
-    for _ in 0..20 {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .write_all(b"*2\r\n$4\r\nINCR\r\n$7\r\nleavers\r\n*2\r\n$4\r\nINCR\r\n$7\r\nlea")
-            .unwrap();
-        drop(stream);
-    }
-    let (out, _) = resp::raw(addr, b"QUIT\r\n");
-    assert_eq!(out, b"+OK\r\n");
-
-    let survivor: String = redis::cmd("GET").arg("survivor").query(&mut good).unwrap();
-    assert_eq!(survivor, "1");
-    let pong: String = redis::cmd("PING").query(&mut good).unwrap();
-    assert_eq!(pong, "PONG");
-    // The whole requests the leavers sent were executed, the halves were not.
-    let mut leavers: i64 = 0;
-    for _ in 0..100 {
-        leavers = redis::cmd("GET")
-            .arg("leavers")
-            .query::<Option<i64>>(&mut good)
-            .unwrap()
-            .unwrap_or(0);
-        if leavers == 20 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(leavers, 20);
+    resp::bad_input(addr);
     assert!(peer.stats().protocol_errors >= 3);
     peer.stop();
 }
@@ -130,14 +61,6 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
 #[test]
 fn connect_time_commands_of_redis_tools_are_answered() {
     let peer = start();
-    // What redis-benchmark sends first (pipelined on one connection).
-    let (out, _) = resp::raw(
-        peer.addr(),
-        b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n",
-    );
-    assert_eq!(
-        out,
-        b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n*0\r\n"
-    );
+    resp::connect_time_commands(peer.addr());
     peer.stop();
 }

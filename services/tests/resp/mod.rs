@@ -240,3 +240,97 @@ pub fn exercise(addr: SocketAddr) {
     let keys: i64 = redis::cmd("DBSIZE").query(&mut con).expect("DBSIZE");
     assert!(keys > 0);
 }
+
+/// Bad input on raw sockets against the server at `addr`: a protocol
+/// error gets an error reply and a close, an unknown command an error
+/// reply only, an oversized bulk string is refused at its header, and
+/// clients that leave mid-pipeline (with requests for other shards in
+/// flight) have their whole requests run and their halves dropped; a
+/// well-behaved connection open throughout is unharmed. Leaves at least
+/// three protocol errors in the server's stats.
+pub fn bad_input(addr: SocketAddr) {
+    // A well-behaved client keeps its connection open throughout.
+    let client = redis::Client::open(format!("redis://{addr}/")).unwrap();
+    let mut good = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("survivor")
+        .arg("1")
+        .query(&mut good)
+        .unwrap();
+
+    let (out, closed) = raw(
+        addr,
+        b"*1\r\n$4\r\nPING\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n",
+    );
+    assert_eq!(
+        out,
+        b"+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n"
+    );
+    assert!(closed, "closed after a protocol error");
+
+    let (out, closed) = raw(addr, b"*2\r\n$3\r\nGET\r\n$2000000\r\n");
+    assert_eq!(out, b"-ERR Protocol error: invalid bulk length\r\n");
+    assert!(closed);
+
+    let (out, closed) = raw(addr, b"*x\r\n");
+    assert_eq!(out, b"-ERR Protocol error: invalid multibulk length\r\n");
+    assert!(closed);
+
+    let (out, closed) = raw(addr, b"*2\r\n$3\r\nFOO\r\n$1\r\na\r\nPING\r\n");
+    assert_eq!(
+        out,
+        b"-ERR unknown command 'FOO', with args beginning with: 'a' \r\n+PONG\r\n"
+    );
+    assert!(!closed, "an unknown command is not fatal");
+
+    // Clients that leave in the middle of a pipeline, with requests for
+    // other shards still in flight.
+    for i in 0..20 {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let mut pipeline = Vec::new();
+        for k in 0..8 {
+            let key = format!("leaver{i}:{k}");
+            pipeline.extend_from_slice(
+                format!("*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).as_bytes(),
+            );
+        }
+        pipeline.extend_from_slice(
+            b"*2\r\n$4\r\nINCR\r\n$7\r\nleavers\r\n*2\r\n$4\r\nINCR\r\n$7\r\nlea",
+        );
+        stream.write_all(&pipeline).unwrap();
+        drop(stream);
+    }
+    let (out, _) = raw(addr, b"QUIT\r\n");
+    assert_eq!(out, b"+OK\r\n");
+
+    let survivor: String = redis::cmd("GET").arg("survivor").query(&mut good).unwrap();
+    assert_eq!(survivor, "1");
+    let mut leavers: i64 = 0;
+    for _ in 0..200 {
+        leavers = redis::cmd("GET")
+            .arg("leavers")
+            .query::<Option<i64>>(&mut good)
+            .unwrap()
+            .unwrap_or(0);
+        if leavers == 20 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(leavers, 20, "whole requests ran, halves did not");
+    let pong: String = redis::cmd("PING").query(&mut good).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+/// What redis-benchmark sends first (pipelined on one connection) gets the
+/// replies it expects.
+pub fn connect_time_commands(addr: SocketAddr) {
+    let (out, _) = raw(
+        addr,
+        b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n",
+    );
+    assert_eq!(
+        out,
+        b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n*0\r\n"
+    );
+}
