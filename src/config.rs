@@ -420,17 +420,26 @@ impl PoolConfig {
     /// the whole round trip to an idle worker and back (a few hundred
     /// nanoseconds); a caller that checks while the answer is on its way
     /// does not pay it. An awaited call stays *runnable* for this window:
-    /// each time the executor polls it, it checks the answer once and, if
-    /// it is not there, asks to be polled again (the executor runs its
-    /// other tasks in between, so nothing waits behind it, but a thread
-    /// with nothing else to do spins instead of sleeping). A blocking call
-    /// spins on the answer. After the window, both sleep until answered.
+    /// each time the executor polls it, it checks the answer a few times
+    /// (a few hundred nanoseconds at most) and, if it is not there, asks
+    /// to be polled again. The executor runs its other tasks in between,
+    /// so nothing waits long behind it, but a thread with nothing else to
+    /// do spins instead of sleeping. A blocking call spins on the answer.
+    /// After the window, both sleep until answered.
     ///
     /// For latency-bound callers (a tokio front end answering from the
     /// pool): PERFORMANCE.md measures a `call_async` round trip with
     /// 20 µs against zero. The cost is CPU while calls are outstanding:
     /// up to this long per call whose answer is late. Every value is
     /// accepted.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardpool::PoolConfig;
+    ///
+    /// let config = PoolConfig::default().call_spin(Duration::from_micros(20));
+    /// # let _ = config;
+    /// ```
     pub fn call_spin(mut self, window: Duration) -> Self {
         self.call_spin = window;
         self
