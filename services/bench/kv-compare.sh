@@ -10,7 +10,12 @@
 # the same command:
 #   redis-benchmark -h 127.0.0.1 -p PORT -t TESTS -n N -c CLIENTS -P DEPTH -r KEYSPACE --csv
 # The report gives, per server, depth and test, the median over the rounds
-# of requests/s, p50 and p99 latency (ms), and the ratio to redis-server.
+# of requests/s, p50 and p99 latency (ms), the ratio to redis-server, and
+# what the server itself spent: its CPU time during the run as a share of
+# one core (a server well under 100 % was waiting for the client, so its
+# req/s is the client's limit) and per request (utime + stime of the whole
+# process from /proc/PID/stat, 10 ms ticks). Each test runs as its own
+# redis-benchmark invocation so its CPU time is its own.
 # Every server the script started is stopped on exit (trap EXIT).
 #
 # Usage: services/bench/kv-compare.sh [options]
@@ -97,7 +102,7 @@ pin_server() { if [[ -n $server_cpus ]]; then echo "taskset -c $server_cpus"; fi
 pin_client() { if [[ -n $client_cpus ]]; then echo "taskset -c $client_cpus"; fi; }
 
 # start NAME PORT CMD... : runs CMD in the background, waits until PORT answers PING.
-names=() ports=()
+names=() ports=() server_pids=()
 start() {
     local name=$1 port=$2; shift 2
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -109,7 +114,7 @@ start() {
     local i
     for i in $(seq 1 200); do
         if [[ $(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null) == PONG ]]; then
-            names+=("$name") ports+=("$port")
+            names+=("$name") ports+=("$port") server_pids+=("$!")
             echo "started $name on 127.0.0.1:$port (pid $!)"
             return 0
         fi
@@ -151,20 +156,31 @@ if [[ $tokio_pool == 1 ]]; then
     start tokio+pool "$((port_base + 3))" "$tokio_bin" "${pool_args[@]}"
 fi
 
-# One CSV row per run: server,depth,round,test,rps,p50,p99
-echo "server,depth,round,test,rps,p50,p99" >"$work/raw.csv"
+# The process's CPU time so far, in clock ticks (utime + stime, all threads).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+ticks_per_s=$(getconf CLK_TCK)
+
+# One CSV row per run: server,depth,round,test,rps,p50,p99,cpu_s,wall_s
+echo "server,depth,round,test,rps,p50,p99,cpu_s,wall_s" >"$work/raw.csv"
 for round in $(seq 1 "$rounds"); do
     for depth in $depths; do
-        for i in "${!names[@]}"; do
-            name=${names[$i]} port=${ports[$i]}
-            echo "round $round/$rounds  -P $depth  $name" >&2
-            # redis-benchmark 7 --csv: "test","rps","avg","min","p50","p95","p99","max" (ms)
-            # shellcheck disable=SC2046
-            $(pin_client) redis-benchmark -h 127.0.0.1 -p "$port" -t "$tests" -n "$requests" \
-                -c "$clients" -P "$depth" -r "$keyspace" --csv 2>"$work/bench.err" \
-                | tr -d '"' | awk -F, -v s="$name" -v d="$depth" -v r="$round" \
-                    'NR > 1 && NF >= 7 { printf "%s,%s,%s,%s,%s,%s,%s\n", s, d, r, $1, $2, $5, $7 }' \
-                >>"$work/raw.csv" || { cat "$work/bench.err" >&2; die "redis-benchmark failed on $name"; }
+        for test in ${tests//,/ }; do
+            for i in "${!names[@]}"; do
+                name=${names[$i]} port=${ports[$i]} pid=${server_pids[$i]}
+                echo "round $round/$rounds  -P $depth  $test  $name" >&2
+                c0=$(cpu_ticks "$pid") t0=$(date +%s.%N)
+                # redis-benchmark 7 --csv: "test","rps","avg","min","p50","p95","p99","max" (ms)
+                # shellcheck disable=SC2046
+                $(pin_client) redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" -n "$requests" \
+                    -c "$clients" -P "$depth" -r "$keyspace" --csv >"$work/run.csv" 2>"$work/bench.err" \
+                    || { cat "$work/bench.err" >&2; die "redis-benchmark failed on $name"; }
+                t1=$(date +%s.%N) c1=$(cpu_ticks "$pid")
+                cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$ticks_per_s" 'BEGIN { printf "%.3f", (b - a) / hz }')
+                wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+                tr -d '"' <"$work/run.csv" | awk -F, -v s="$name" -v d="$depth" -v r="$round" -v c="$cpu" -v w="$wall" \
+                    'NR > 1 && NF >= 7 { printf "%s,%s,%s,%s,%s,%s,%s,%s,%s\n", s, d, r, $1, $2, $5, $7, c, w }' \
+                    >>"$work/raw.csv"
+            done
         done
     done
 done
@@ -181,9 +197,11 @@ awk -F, '
         k = $1 SUBSEP $2 SUBSEP $4
         if (!(k in rps)) { order[++count] = k }
         rps[k] = rps[k] " " $5; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $7; runs[k]++
+        busy[k] = busy[k] " " ($9 > 0 ? 100 * $8 / $9 : 0)
+        us[k] = us[k] " " (1e6 * $8 / n)
     }
     END {
-        printf "%-12s %5s %-6s %12s %9s %9s %8s %9s\n", "server", "-P", "test", "req/s", "p50 ms", "p99 ms", "runs", "vs redis"
+        printf "%-12s %5s %-6s %12s %9s %9s %6s %9s %9s %9s\n", "server", "-P", "test", "req/s", "p50 ms", "p99 ms", "runs", "vs redis", "srv CPU", "us/req"
         for (i = 1; i <= count; i++) {
             k = order[i]; split(k, f, SUBSEP)
             m[k] = median(rps[k])
@@ -192,9 +210,12 @@ awk -F, '
             k = order[i]; split(k, f, SUBSEP)
             base = ("redis-server" SUBSEP f[2] SUBSEP f[3])
             ratio = (base in m && m[base] > 0) ? sprintf("%.2fx", m[k] / m[base]) : "-"
-            printf "%-12s %5s %-6s %12.0f %9.3f %9.3f %8d %9s\n", f[1], f[2], f[3], m[k], median(p50[k]), median(p99[k]), runs[k], ratio
+            printf "%-12s %5s %-6s %12.0f %9.3f %9.3f %6d %9s %8.0f%% %9.2f\n", f[1], f[2], f[3], m[k], median(p50[k]), median(p99[k]), runs[k], ratio, median(busy[k]), median(us[k])
         }
-    }' "$work/raw.csv" | { read -r header; echo "$header"; sort -s -k2,2nr -k3,3; }
+    }' n="$requests" "$work/raw.csv" | { read -r header; echo "$header"; sort -s -k2,2nr -k3,3; }
 
 echo
+echo "srv CPU: the server's CPU time during the run / the run's wall time (100 % = one core busy);"
+echo "us/req: the server's CPU time / the run's requests. Both include what a server spends waiting:"
+echo "a shardpool worker spins and yields before it sleeps, redis-server and tokio sleep in epoll_wait."
 echo "command: redis-benchmark -h 127.0.0.1 -p PORT -t $tests -n $requests -c $clients -P {${depths// /,}} -r $keyspace --csv${client_cpus:+ (taskset -c $client_cpus)}; $rounds rounds, servers interleaved${server_cpus:+, servers on CPUs $server_cpus}"
