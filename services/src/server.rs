@@ -138,7 +138,11 @@ impl Conn {
     /// Whether this connection owes so much output that the worker should
     /// not take more requests from it.
     fn backlogged(&self) -> bool {
-        self.session.output().len() >= MAX_UNSENT_BYTES || self.replies.len() >= MAX_UNSENT_REPLIES
+        // Replies are encoded into the output only when flushed, so the
+        // queued ones count too: a single read can bring hundreds of GETs
+        // of large values.
+        self.session.output().len() + self.replies.queued_bytes() >= MAX_UNSENT_BYTES
+            || self.replies.len() >= MAX_UNSENT_REPLIES
     }
 
     /// Stops taking requests until [`KvWorker::flush`] finds the backlog

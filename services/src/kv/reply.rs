@@ -77,6 +77,19 @@ impl Reply {
         }
     }
 
+    /// About how many bytes [`encode`](Reply::encode) writes: exact for
+    /// the payload, up to 24 bytes over for each header. What a connection
+    /// owes before its replies are encoded (see `ReplyQueue::queued_bytes`).
+    pub fn encoded_len(&self) -> usize {
+        const HEADER: usize = 24;
+        match self {
+            Reply::Status(text) | Reply::Error(text) => HEADER + text.len(),
+            Reply::Integer(_) | Reply::Nil => HEADER,
+            Reply::Bulk(bytes) => HEADER + bytes.len(),
+            Reply::Array(items) => HEADER + items.iter().map(Reply::encoded_len).sum::<usize>(),
+        }
+    }
+
     /// The RESP2 encoding of this reply as a new buffer.
     pub fn to_bytes(&self) -> Bytes {
         let mut out = BytesMut::new();
@@ -114,6 +127,27 @@ mod tests {
         let (frame, used) = decode(&bytes).unwrap().expect("a whole frame");
         assert_eq!(used, bytes.len(), "one frame, nothing left over");
         frame
+    }
+
+    #[test]
+    fn encoded_len_bounds_the_encoding() {
+        let replies = [
+            Reply::ok(),
+            Reply::error("ERR x"),
+            Reply::Integer(i64::MIN),
+            Reply::bulk_from(&[7; 1000]),
+            Reply::Nil,
+            Reply::Array(vec![
+                Reply::bulk_from(b"abc"),
+                Reply::Nil,
+                Reply::Integer(5),
+            ]),
+        ];
+        for reply in replies {
+            let real = reply.to_bytes().len();
+            let estimate = reply.encoded_len();
+            assert!(real <= estimate && estimate <= real + 24 * 4, "{reply:?}");
+        }
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct ReplyQueue {
     /// Sequence number of `slots[0]`.
     first: u64,
     slots: VecDeque<Option<Reply>>,
+    /// [`Reply::encoded_len`] of the replies in `slots`.
+    queued_bytes: usize,
 }
 
 impl ReplyQueue {
@@ -125,6 +127,7 @@ impl ReplyQueue {
 
     /// Queues a reply that is ready now (behind any reserved slot).
     pub fn push_ready(&mut self, reply: Reply) {
+        self.queued_bytes += reply.encoded_len();
         self.slots.push_back(Some(reply));
     }
 
@@ -137,6 +140,7 @@ impl ReplyQueue {
         };
         match self.slots.get_mut(index as usize) {
             Some(slot @ None) => {
+                self.queued_bytes += reply.encoded_len();
                 *slot = Some(reply);
                 true
             }
@@ -150,11 +154,18 @@ impl ReplyQueue {
         let mut written = 0;
         while let Some(Some(_)) = self.slots.front() {
             let reply = self.slots.pop_front().flatten().expect("checked above");
+            self.queued_bytes -= reply.encoded_len();
             reply.encode(out);
             self.first += 1;
             written += 1;
         }
         written
+    }
+
+    /// About how many bytes the replies not flushed yet will take once
+    /// encoded (those not answered yet count nothing).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Replies not flushed yet (reserved or ready).
@@ -266,6 +277,28 @@ mod tests {
         let requests = feed(&mut session, b"QUIT\r\nPING\r\n");
         assert_eq!(requests, vec![Request::Command(Command::Quit)]);
         assert!(session.is_closing());
+    }
+
+    #[test]
+    fn reply_queue_counts_what_it_owes() {
+        let mut queue = ReplyQueue::new();
+        let big = Reply::bulk_from(&[b'v'; 4096]);
+        queue.push_ready(big.clone());
+        let later = queue.reserve();
+        assert_eq!(
+            queue.queued_bytes(),
+            big.encoded_len(),
+            "a reserved slot owes nothing yet"
+        );
+        assert!(queue.fill(later, Reply::Integer(1)));
+        assert_eq!(
+            queue.queued_bytes(),
+            big.encoded_len() + Reply::Integer(1).encoded_len()
+        );
+        let mut out = BytesMut::new();
+        assert_eq!(queue.flush_into(&mut out), 2);
+        assert_eq!(queue.queued_bytes(), 0);
+        assert!(out.len() <= big.encoded_len() + Reply::Integer(1).encoded_len());
     }
 
     #[test]
