@@ -59,6 +59,38 @@ fn bad_input_gets_an_error_or_a_close_and_harms_no_one_else() {
     server.stop().expect("no worker panicked");
 }
 
+/// A client that sends its requests and closes its side at once (the
+/// data and the FIN in one readiness event) gets every answer, and then
+/// the server closes too: a read that returns less than the chunk must not
+/// hide the close behind it.
+#[test]
+fn requests_then_close_get_answered_and_the_connection_ends() {
+    let server = start(2);
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(server.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(b"PING\r\n*2\r\n$4\r\nINCR\r\n$7\r\nclosers\r\n")
+            .unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        // Ends only when the server closes (or the 30 s timeout fails it).
+        std::io::Read::read_to_end(&mut stream, &mut out).unwrap();
+        assert!(
+            out.starts_with(b"+PONG\r\n:"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    let client = redis::Client::open(format!("redis://{}/", server.addr())).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let closers: i64 = redis::cmd("GET").arg("closers").query(&mut con).unwrap();
+    assert_eq!(closers, 20);
+    server.stop().expect("no worker panicked");
+}
+
 #[test]
 fn connect_time_commands_of_redis_tools_are_answered() {
     let server = start(2);
