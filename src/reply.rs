@@ -126,6 +126,21 @@ impl<R> Answer<R> {
             Err(oneshot::TryRecvError::Disconnected) => Err(CallError::NoReply),
         }
     }
+
+    /// [`try_recv`](Answer::try_recv) up to `checks` times, a spin-loop
+    /// hint between two: the waiting a call with `PoolConfig::call_spin`
+    /// does without sleeping.
+    fn check(&self, checks: u32) -> Result<Option<R>, CallError<()>> {
+        for check in 1..=checks {
+            if let Some(value) = self.try_recv()? {
+                return Ok(Some(value));
+            }
+            if check < checks {
+                std::hint::spin_loop();
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Checks the answer for up to `window` without sleeping
@@ -135,11 +150,8 @@ fn spin_for<R>(answer: &Answer<R>, window: Duration) -> Result<Option<R>, CallEr
     let start = Instant::now();
     loop {
         // The clock is read once per 64 checks (a check is one load).
-        for _ in 0..64 {
-            if let Some(value) = answer.try_recv()? {
-                return Ok(Some(value));
-            }
-            std::hint::spin_loop();
+        if let Some(value) = answer.check(64)? {
+            return Ok(Some(value));
         }
         if start.elapsed() >= window {
             return Ok(None);
@@ -177,13 +189,8 @@ impl<R> Future for SpinningAnswer<R> {
         if self.window.is_zero() {
             return Pin::new(&mut self.answer).poll(cx);
         }
-        for check in 1..=CHECKS_PER_POLL {
-            if let Some(value) = self.answer.try_recv()? {
-                return Poll::Ready(Ok(value));
-            }
-            if check < CHECKS_PER_POLL {
-                std::hint::spin_loop();
-            }
+        if let Some(value) = self.answer.check(CHECKS_PER_POLL)? {
+            return Poll::Ready(Ok(value));
         }
         let since = *self.since.get_or_insert_with(Instant::now);
         self.polls = self.polls.wrapping_add(1);
