@@ -145,10 +145,17 @@ impl Conn {
             || self.replies.len() >= MAX_UNSENT_REPLIES
     }
 
-    /// Stops taking requests until [`KvWorker::flush`] finds the backlog
-    /// gone. Returns whether this call paused it (it was running).
-    fn pause(&mut self) -> bool {
-        !std::mem::replace(&mut self.paused, true)
+    /// Whether to take no more input now: if the connection is
+    /// backlogged, pauses it until [`KvWorker::flush`] finds the backlog
+    /// gone, counting the pause in `stats` when it was running.
+    fn hold_back(&mut self, stats: &mut KvStats) -> bool {
+        if !self.backlogged() {
+            return false;
+        }
+        if !std::mem::replace(&mut self.paused, true) {
+            stats.reads_paused += 1;
+        }
+        true
     }
 }
 
@@ -255,10 +262,7 @@ impl KvWorker {
             if conn.eof {
                 break;
             }
-            if conn.backlogged() {
-                if conn.pause() {
-                    self.stats.reads_paused += 1;
-                }
+            if conn.hold_back(&mut self.stats) {
                 break;
             }
             match conn.stream.read(&mut self.scratch) {
@@ -298,10 +302,7 @@ impl KvWorker {
             return;
         };
         loop {
-            if conn.backlogged() {
-                if conn.pause() {
-                    self.stats.reads_paused += 1;
-                }
+            if conn.hold_back(&mut self.stats) {
                 break;
             }
             let Some(request) = conn.session.next_request() else {
