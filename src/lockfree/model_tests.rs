@@ -86,6 +86,13 @@ macro_rules! ensure {
     };
 }
 
+/// What a `pop_batch(max)` should return: the model's first `max` values,
+/// taken out of it.
+fn take_front<V>(model: &mut VecDeque<V>, max: usize) -> Vec<V> {
+    let n = max.min(model.len());
+    model.drain(..n).collect()
+}
+
 /// `prop_assert_eq!` for a check that returns `Err(what failed)`.
 macro_rules! ensure_eq {
     ($a:expr, $b:expr) => {
@@ -192,9 +199,7 @@ fn check_ring<V: Clone + PartialEq + std::fmt::Debug>(
             RingOp::Pop(max) => {
                 let mut got = vec![];
                 let n = c.pop_batch(max, |v| got.push(v));
-                let expect: Vec<V> = (0..max.min(published.len()))
-                    .map(|_| published.pop_front().unwrap())
-                    .collect();
+                let expect = take_front(&mut published, max);
                 ensure_eq!(n, expect.len());
                 ensure_eq!(got, expect);
                 popped += n as u64;
@@ -273,9 +278,7 @@ fn check_inbox(cap: usize, ops: &[InboxOp]) -> Result<(), String> {
             InboxOp::Pop(max) => {
                 let mut got = vec![];
                 let n = rx.pop_batch(max, |v| got.push(v));
-                let expect: Vec<u16> = (0..max.min(model.len()))
-                    .map(|_| model.pop_front().unwrap())
-                    .collect();
+                let expect = take_front(&mut model, max);
                 ensure_eq!(n, expect.len());
                 ensure_eq!(got, expect);
                 popped += n as u64;
