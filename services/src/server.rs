@@ -312,19 +312,23 @@ impl KvWorker {
             let command = match request {
                 Request::Command(command) => command,
                 Request::Invalid(reply) => {
-                    conn.replies.push_ready(reply);
+                    conn.replies.push_ready(reply, conn.session.output_mut());
                     continue;
                 }
                 Request::Fatal(reply) => {
                     self.stats.protocol_errors += 1;
-                    conn.replies.push_ready(reply);
+                    conn.replies.push_ready(reply, conn.session.output_mut());
                     continue;
                 }
             };
             match route(command, shards, |key| ctx.worker_for(key).index()) {
-                Route::Anywhere(command) => conn.replies.push_ready(execute_keyless(command)),
+                Route::Anywhere(command) => {
+                    let reply = execute_keyless(command);
+                    conn.replies.push_ready(reply, conn.session.output_mut());
+                }
                 Route::Shard(shard, command) if shard == me.index() => {
-                    conn.replies.push_ready(self.store.execute(command));
+                    let reply = self.store.execute(command);
+                    conn.replies.push_ready(reply, conn.session.output_mut());
                 }
                 Route::Shard(shard, command) => {
                     self.stats.cross_shard += 1;

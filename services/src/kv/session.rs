@@ -125,8 +125,15 @@ impl ReplyQueue {
         self.first + self.slots.len() as u64 - 1
     }
 
-    /// Queues a reply that is ready now (behind any reserved slot).
-    pub fn push_ready(&mut self, reply: Reply) {
+    /// A reply that is ready now: encoded into `out` at once when no
+    /// earlier reply is still owed (the common case, every request of the
+    /// pipeline answered here), queued behind the reserved slots otherwise.
+    pub fn push_ready(&mut self, reply: Reply, out: &mut BytesMut) {
+        if self.slots.is_empty() {
+            reply.encode(out);
+            self.first += 1;
+            return;
+        }
         self.queued_bytes += reply.encoded_len();
         self.slots.push_back(Some(reply));
     }
@@ -282,20 +289,18 @@ mod tests {
     #[test]
     fn reply_queue_counts_what_it_owes() {
         let mut queue = ReplyQueue::new();
+        let mut out = BytesMut::new();
         let big = Reply::bulk_from(&[b'v'; 4096]);
-        queue.push_ready(big.clone());
-        let later = queue.reserve();
-        assert_eq!(
-            queue.queued_bytes(),
-            big.encoded_len(),
-            "a reserved slot owes nothing yet"
-        );
-        assert!(queue.fill(later, Reply::Integer(1)));
+        let earlier = queue.reserve();
+        assert_eq!(queue.queued_bytes(), 0, "a reserved slot owes nothing yet");
+        queue.push_ready(big.clone(), &mut out);
+        assert!(out.is_empty(), "queued behind the reserved slot");
+        assert_eq!(queue.queued_bytes(), big.encoded_len());
+        assert!(queue.fill(earlier, Reply::Integer(1)));
         assert_eq!(
             queue.queued_bytes(),
             big.encoded_len() + Reply::Integer(1).encoded_len()
         );
-        let mut out = BytesMut::new();
         assert_eq!(queue.flush_into(&mut out), 2);
         assert_eq!(queue.queued_bytes(), 0);
         assert!(out.len() <= big.encoded_len() + Reply::Integer(1).encoded_len());
@@ -305,11 +310,17 @@ mod tests {
     fn reply_queue_releases_in_request_order() {
         let mut queue = ReplyQueue::new();
         let mut out = BytesMut::new();
-        queue.push_ready(Reply::Integer(1));
+        queue.push_ready(Reply::Integer(1), &mut out);
+        assert_eq!(
+            &out[..],
+            b":1\r\n",
+            "nothing owed before it: encoded at once"
+        );
+        assert!(queue.is_empty());
         let second = queue.reserve();
-        queue.push_ready(Reply::Integer(3));
+        queue.push_ready(Reply::Integer(3), &mut out);
         let fourth = queue.reserve();
-        assert_eq!(queue.flush_into(&mut out), 1);
+        assert_eq!(queue.flush_into(&mut out), 0);
         assert_eq!(&out[..], b":1\r\n");
         assert!(queue.fill(fourth, Reply::Integer(4)));
         assert_eq!(
