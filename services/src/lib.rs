@@ -2,8 +2,8 @@
 //!
 //! Service examples built on shardpool, and the reusable pieces they share.
 //! This crate is not published: it is where the heavy examples live (tokio,
-//! the `redis` client, `redis-protocol`) so that the root package stays
-//! light.
+//! and for the tests the `redis` client and `redis-protocol`) so that the
+//! root package stays light.
 //!
 //! - [`kv`]: a Redis-protocol (RESP2) key-value engine — request parsing
 //!   with limits, commands, a shard-local store with expiry, replies, and

@@ -4,7 +4,7 @@
 //!
 //! | module        | job |
 //! |---------------|-----|
-//! | [`request`]   | cut one request out of a connection's input buffer (RESP2 multibulk decoded by `redis-protocol`, or an inline command), enforcing [`Limits`] |
+//! | [`request`]   | cut one request out of a connection's input buffer (a RESP2 multibulk, checked against `redis-protocol` in the tests, or an inline command), enforcing [`Limits`] |
 //! | [`command`]   | turn a request's arguments into a [`Command`], with Redis's own error texts |
 //! | [`reply`]     | the [`Reply`] values and their RESP2 encoding |
 //! | [`store`]     | a shard-local [`Store`] with lazy expiry and a bounded sweep, and [`Store::execute`] |
