@@ -96,9 +96,26 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
+/// How far the walk of a partial multibulk request at the front of a
+/// buffer got, so that the next [`parse_request`] resumes there: a request
+/// of a million arguments arrives in hundreds of reads, and walking it from
+/// its start on each would take seconds of the worker's time. Keep one per
+/// connection, next to its input buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartialRequest {
+    /// The request's argument count (0 until its header has arrived).
+    args: usize,
+    /// How many of its arguments were walked.
+    walked: usize,
+    /// Where the next argument's header starts (0: nothing walked yet).
+    pos: usize,
+}
+
 /// Takes the next request's arguments out of `buf`.
 ///
-/// `Ok(None)`: no whole request yet (the partial one stays in `buf`).
+/// `Ok(None)`: no whole request yet (the partial one stays in `buf`, and
+/// `partial` remembers how far it was checked; append to `buf` and call
+/// again with the same `partial`).
 /// `Ok(Some(args))`: one request, never empty (empty requests — `*0`,
 /// `*-1`, blank lines — are skipped as Redis skips them); the arguments
 /// share one allocation with the request's bytes, which left `buf`.
@@ -106,13 +123,14 @@ impl std::error::Error for ProtocolError {}
 pub fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
+    partial: &mut PartialRequest,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     loop {
         let Some(&first) = buf.first() else {
             return Ok(None);
         };
         let args = if first == b'*' {
-            multibulk(buf, limits)?
+            multibulk(buf, limits, partial)?
         } else {
             inline(buf, limits)?
         };
@@ -124,58 +142,73 @@ pub fn parse_request(
     }
 }
 
-fn multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(whole) = walk_multibulk(buf, limits, |_, _| {})? else {
-        return Ok(None);
+fn multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    partial: &mut PartialRequest,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let from = std::mem::take(partial);
+    let (end, count) = match walk_multibulk(buf, limits, from, |_, _| {})? {
+        Walk::Whole { end, args } => (end, args),
+        Walk::Partial(so_far) => {
+            *partial = so_far;
+            return Ok(None);
+        }
     };
     // The request is whole and valid: take it out of the buffer and walk it
-    // again, slicing out the arguments (the walk cannot fail this time).
-    let request = buf.split_to(whole.end).freeze();
-    let mut args = Vec::with_capacity(whole.args);
-    walk_multibulk(&request, limits, |start, end| {
+    // again from its start, slicing out the arguments (this walk cannot
+    // fail, and runs once per request).
+    let request = buf.split_to(end).freeze();
+    let mut args = Vec::with_capacity(count);
+    walk_multibulk(&request, limits, PartialRequest::default(), |start, end| {
         args.push(request.slice(start..end))
     })?;
     Ok(Some(args))
 }
 
-/// A whole multibulk request at the front of a buffer.
-struct Whole {
-    /// Its length in bytes.
-    end: usize,
-    /// How many arguments it has (0 for `*0` and `*-1`).
-    args: usize,
+/// Where a walk of a multibulk request ended.
+enum Walk {
+    /// The request is whole: its length in bytes and its argument count.
+    Whole { end: usize, args: usize },
+    /// Nothing received so far is wrong, but the request is not whole yet.
+    Partial(PartialRequest),
 }
 
 /// The longest `*<n>` / `$<n>` header line accepted before its CRLF.
 const MAX_HEADER_LINE: usize = 32;
 
-/// Walks the multibulk request at the front of `buf`, checking every
-/// header against `limits` as soon as it has arrived and calling `on_arg`
-/// with the byte range of each argument. `Ok(None)`: nothing received so
-/// far is wrong, but the request is not whole yet.
+/// Walks the multibulk request at the front of `buf` from where an
+/// earlier walk got (`from`), checking every header against `limits` as
+/// soon as it has arrived and calling `on_arg` with the byte range of each
+/// argument it walks.
 fn walk_multibulk(
     buf: &[u8],
     limits: &Limits,
+    from: PartialRequest,
     mut on_arg: impl FnMut(usize, usize),
-) -> Result<Option<Whole>, ProtocolError> {
-    let Some((count, mut pos)) = header_number(buf, 1, ProtocolError::InvalidMultibulkLength)?
-    else {
-        return Ok(None);
-    };
-    if count < -1 || count > limits.max_args as i64 {
-        return Err(ProtocolError::InvalidMultibulkLength);
+) -> Result<Walk, ProtocolError> {
+    let mut at = from;
+    if at.pos == 0 {
+        let Some((count, pos)) = header_number(buf, 1, ProtocolError::InvalidMultibulkLength)?
+        else {
+            return Ok(Walk::Partial(at));
+        };
+        if count < -1 || count > limits.max_args as i64 {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        at.args = count.max(0) as usize;
+        at.pos = pos;
     }
-    let args = count.max(0) as usize;
-    for _ in 0..args {
-        let Some(&kind) = buf.get(pos) else {
-            return Ok(None);
+    while at.walked < at.args {
+        let Some(&kind) = buf.get(at.pos) else {
+            return Ok(Walk::Partial(at));
         };
         if kind != b'$' {
             return Err(ProtocolError::ExpectedBulk(kind));
         }
-        let Some((len, start)) = header_number(buf, pos + 1, ProtocolError::InvalidBulkLength)?
+        let Some((len, start)) = header_number(buf, at.pos + 1, ProtocolError::InvalidBulkLength)?
         else {
-            return Ok(None);
+            return Ok(Walk::Partial(at));
         };
         if len < 0 || len > limits.max_bulk_len as i64 {
             return Err(ProtocolError::InvalidBulkLength);
@@ -184,12 +217,16 @@ fn walk_multibulk(
         // The two bytes after the data are skipped, not checked, as Redis
         // and redis-protocol skip them: the length alone frames the data.
         if buf.len() < end + 2 {
-            return Ok(None);
+            return Ok(Walk::Partial(at));
         }
         on_arg(start, end);
-        pos = end + 2;
+        at.walked += 1;
+        at.pos = end + 2;
     }
-    Ok(Some(Whole { end: pos, args }))
+    Ok(Walk::Whole {
+        end: at.pos,
+        args: at.args,
+    })
 }
 
 /// Reads the decimal number (a sign and at most 18 digits, as
@@ -272,7 +309,7 @@ mod tests {
         let mut buf = BytesMut::from(input);
         let mut requests = Vec::new();
         loop {
-            match parse_request(&mut buf, &Limits::default()) {
+            match parse_request(&mut buf, &Limits::default(), &mut PartialRequest::default()) {
                 Ok(Some(args)) => requests.push(args),
                 Ok(None) => return (requests, Ok(()), buf.len()),
                 Err(e) => return (requests, Err(e), buf.len()),
@@ -313,13 +350,15 @@ mod tests {
     fn a_partial_request_waits_for_more_bytes_at_every_split_point() {
         let input: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n*1\r\n$4\r\nPING\r\n";
         for split in 0..input.len() {
+            let limits = Limits::default();
+            let mut partial = PartialRequest::default();
             let mut buf = BytesMut::from(&input[..split]);
             let mut got = Vec::new();
-            while let Some(req) = parse_request(&mut buf, &Limits::default()).unwrap() {
+            while let Some(req) = parse_request(&mut buf, &limits, &mut partial).unwrap() {
                 got.push(req);
             }
             buf.extend_from_slice(&input[split..]);
-            while let Some(req) = parse_request(&mut buf, &Limits::default()).unwrap() {
+            while let Some(req) = parse_request(&mut buf, &limits, &mut partial).unwrap() {
                 got.push(req);
             }
             assert_eq!(
@@ -328,7 +367,38 @@ mod tests {
                 "split at {split}"
             );
             assert!(buf.is_empty());
+            assert_eq!(partial, PartialRequest::default());
         }
+    }
+
+    /// A request arriving in many reads is walked once, not once per read:
+    /// each call resumes at the first argument not walked yet.
+    #[test]
+    fn a_long_request_is_resumed_where_the_last_read_ended() {
+        let limits = Limits::default();
+        let mut partial = PartialRequest::default();
+        let mut buf = BytesMut::new();
+        let mut walked = Vec::new();
+        let n = 1000;
+        let mut input = format!("*{}\r\n$4\r\nMSET\r\n", 2 * n + 1).into_bytes();
+        for i in 0..n {
+            let key = format!("key:{i}");
+            input.extend_from_slice(format!("${}\r\n{key}\r\n$1\r\nv\r\n", key.len()).as_bytes());
+        }
+        let mut got = None;
+        for chunk in input.chunks(100) {
+            buf.extend_from_slice(chunk);
+            got = parse_request(&mut buf, &limits, &mut partial).unwrap();
+            walked.push(partial.walked);
+        }
+        let got = got.expect("whole after the last chunk");
+        assert_eq!(got.len(), 2 * n + 1);
+        assert_eq!(&got[2 * n - 1][..], format!("key:{}", n - 1).as_bytes());
+        // Each read added some arguments to what was walked before it.
+        let partial_reads = &walked[..walked.len() - 1];
+        assert!(partial_reads.windows(2).all(|w| w[0] <= w[1]));
+        assert!(partial_reads.last().unwrap() > &(2 * n - 10));
+        assert_eq!(partial, PartialRequest::default(), "reset once whole");
     }
 
     #[test]
@@ -432,25 +502,28 @@ mod tests {
         };
         let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$11\r\n"[..]);
         assert_eq!(
-            parse_request(&mut buf, &limits),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
             Err(ProtocolError::InvalidBulkLength)
         );
         // Exactly at the limit is fine, also when it arrives whole.
         let mut buf = BytesMut::from(&b"*2\r\n$4\r\nECHO\r\n$10\r\n0123456789\r\n"[..]);
         assert_eq!(
-            parse_request(&mut buf, &limits).unwrap().unwrap()[1].len(),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default())
+                .unwrap()
+                .unwrap()[1]
+                .len(),
             10
         );
         // One above, arriving whole, is refused too.
         let mut buf = BytesMut::from(&b"*2\r\n$4\r\nECHO\r\n$11\r\n0123456789a\r\n"[..]);
         assert_eq!(
-            parse_request(&mut buf, &limits),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
             Err(ProtocolError::InvalidBulkLength)
         );
         // The default refuses a header announcing 100 GB at once.
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$100000000000\r\n"[..]);
         assert_eq!(
-            parse_request(&mut buf, &Limits::default()),
+            parse_request(&mut buf, &Limits::default(), &mut PartialRequest::default()),
             Err(ProtocolError::InvalidBulkLength)
         );
     }
@@ -463,17 +536,17 @@ mod tests {
         };
         let mut buf = BytesMut::from(&b"*4\r\n"[..]);
         assert_eq!(
-            parse_request(&mut buf, &limits),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
             Err(ProtocolError::InvalidMultibulkLength)
         );
         let mut buf = BytesMut::from(&[b"*".as_slice(), &[b'1'; 40]].concat()[..]);
         assert_eq!(
-            parse_request(&mut buf, &limits),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
             Err(ProtocolError::InvalidMultibulkLength)
         );
         let mut buf = BytesMut::from(&[b"*1\r\n$".as_slice(), &[b'1'; 40]].concat()[..]);
         assert_eq!(
-            parse_request(&mut buf, &limits),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
             Err(ProtocolError::InvalidBulkLength)
         );
     }
@@ -546,10 +619,28 @@ mod tests {
     /// and its error if any.
     fn ours(input: &[u8]) -> (Outcome, Option<ProtocolError>) {
         let mut buf = BytesMut::from(input);
-        match multibulk(&mut buf, &Limits::default()) {
+        match multibulk(&mut buf, &Limits::default(), &mut PartialRequest::default()) {
             Ok(Some(args)) => (Outcome::Whole(args, input.len() - buf.len()), None),
             Ok(None) => (Outcome::Partial, None),
             Err(error) => (Outcome::Invalid, Some(error)),
+        }
+    }
+
+    /// [`ours`], with the input arriving in two reads (cut at `cut`) and
+    /// the second call resuming where the first walk ended.
+    fn ours_in_two(input: &[u8], cut: usize) -> Outcome {
+        let (limits, mut partial) = (Limits::default(), PartialRequest::default());
+        let mut buf = BytesMut::from(&input[..cut]);
+        match multibulk(&mut buf, &limits, &mut partial) {
+            Ok(Some(args)) => return Outcome::Whole(args, cut - buf.len()),
+            Err(_) => return Outcome::Invalid,
+            Ok(None) => {}
+        }
+        buf.extend_from_slice(&input[cut..]);
+        match multibulk(&mut buf, &limits, &mut partial) {
+            Ok(Some(args)) => Outcome::Whole(args, input.len() - buf.len()),
+            Ok(None) => Outcome::Partial,
+            Err(_) => Outcome::Invalid,
         }
     }
 
@@ -618,6 +709,13 @@ mod tests {
             }
             let expected = reference(&input);
             let (got, error) = ours(&input);
+            let cut = 1 + rng.below(input.len());
+            assert_eq!(
+                ours_in_two(&input, cut),
+                got,
+                "case {case}, cut at {cut}, input {:?}",
+                String::from_utf8_lossy(&input)
+            );
             if (&got, &expected) == (&Outcome::Invalid, &Outcome::Partial)
                 && (matches!(error, Some(ProtocolError::ExpectedBulk(_))) || has_lone_cr(&input))
             {
@@ -651,10 +749,13 @@ mod tests {
         };
         let mut buf = BytesMut::from(&[b'a'; 17][..]);
         assert_eq!(
-            parse_request(&mut buf, &limits),
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
             Err(ProtocolError::TooBigInline)
         );
         let mut buf = BytesMut::from(&[b'a'; 16][..]);
-        assert_eq!(parse_request(&mut buf, &limits), Ok(None));
+        assert_eq!(
+            parse_request(&mut buf, &limits, &mut PartialRequest::default()),
+            Ok(None)
+        );
     }
 }

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
-use super::request::parse_request;
+use super::request::{parse_request, PartialRequest};
 use super::split::FanoutMerge;
 use super::{Command, Limits, Reply};
 
@@ -36,6 +36,8 @@ pub enum Request {
 #[derive(Debug, Default)]
 pub struct Session {
     input: BytesMut,
+    /// How far the request at the front of `input` was checked.
+    partial: PartialRequest,
     output: BytesMut,
     limits: Limits,
     closing: bool,
@@ -50,7 +52,9 @@ impl Session {
         }
     }
 
-    /// Where to put bytes read from the connection.
+    /// Where to put bytes read from the connection. Append only: the
+    /// partial request at the front was checked as far as it had arrived,
+    /// and the next [`Session::next_request`] resumes there.
     pub fn input_mut(&mut self) -> &mut BytesMut {
         &mut self.input
     }
@@ -61,7 +65,7 @@ impl Session {
         if self.closing {
             return None;
         }
-        match parse_request(&mut self.input, &self.limits) {
+        match parse_request(&mut self.input, &self.limits, &mut self.partial) {
             Ok(None) => None,
             Ok(Some(args)) => Some(match Command::parse(args) {
                 Ok(command) => {
