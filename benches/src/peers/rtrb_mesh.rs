@@ -102,31 +102,37 @@ pub fn shuffle_rtrb_mesh(per_worker: u64) -> Duration {
             batch: shardpool::DEFAULT_BATCH_SIZE,
         };
         let (fin, gate) = (fin.clone(), gate.clone());
-        handles.push(thread::spawn(move || {
-            pin(cpu);
-            gate.arrive_and_wait();
-            let mut rng = shuffle_seed(me);
-            let mut remaining = per_worker;
-            while remaining > 0 {
-                w.drain();
-                let k = SHUFFLE_BURST.min(remaining);
-                for _ in 0..k {
-                    let key = xorshift(&mut rng) % KEYS;
-                    w.send(route(key, WORKERS), Shuf::Data(key, 1));
-                }
-                remaining -= k;
-            }
-            for d in 0..WORKERS {
-                w.send(d, Shuf::End);
-            }
-            while w.ends < WORKERS {
-                if w.drain() == 0 {
-                    std::hint::spin_loop();
-                }
-            }
-            fin.one_done();
-            w.map.values().sum::<u64>()
-        }));
+        // Named, so a profile tells its threads from the other peers'.
+        let builder = thread::Builder::new().name(format!("rtrb-mesh-{me}"));
+        handles.push(
+            builder
+                .spawn(move || {
+                    pin(cpu);
+                    gate.arrive_and_wait();
+                    let mut rng = shuffle_seed(me);
+                    let mut remaining = per_worker;
+                    while remaining > 0 {
+                        w.drain();
+                        let k = SHUFFLE_BURST.min(remaining);
+                        for _ in 0..k {
+                            let key = xorshift(&mut rng) % KEYS;
+                            w.send(route(key, WORKERS), Shuf::Data(key, 1));
+                        }
+                        remaining -= k;
+                    }
+                    for d in 0..WORKERS {
+                        w.send(d, Shuf::End);
+                    }
+                    while w.ends < WORKERS {
+                        if w.drain() == 0 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    fin.one_done();
+                    w.map.values().sum::<u64>()
+                })
+                .expect("spawn a mesh thread"),
+        );
     }
     gate.wait_ready(WORKERS);
     let t0 = Instant::now();
