@@ -8,8 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{cpus, pin, Finish, Gate};
-use crate::workloads::keyed::{route, time_keyed_stream, xorshift, Tally, KEYS};
-use crate::workloads::shuffle::{shuffle_seed, Shuf, SHUFFLE_BURST};
+use crate::workloads::keyed::{time_keyed_stream, Tally, KEYS};
+use crate::workloads::shuffle::{generate_bursts, Shuf};
 
 /// Keyed peer: the timing thread sends the keyed stream to 2 pinned
 /// threads, each blocking in `recv` on its own bounded channel.
@@ -114,20 +114,16 @@ pub fn shuffle_handrolled(per_worker: u64) -> Duration {
         handles.push(thread::spawn(move || {
             pin(cpu);
             gate.arrive_and_wait();
-            let mut rng = shuffle_seed(me);
-            let mut remaining = per_worker;
-            while remaining > 0 {
-                w.drain();
-                let k = SHUFFLE_BURST.min(remaining);
-                for _ in 0..k {
-                    let key = xorshift(&mut rng) % KEYS;
-                    w.send(route(key, 2), Shuf::Data(key, 1));
-                }
-                remaining -= k;
-            }
-            for d in 0..2 {
-                w.send(d, Shuf::End);
-            }
+            generate_bursts(
+                &mut w,
+                me,
+                per_worker,
+                2,
+                |w| {
+                    w.drain();
+                },
+                |w, to, m| w.send(to, m),
+            );
             while w.ends < 2 {
                 let m = w.rx.recv().unwrap();
                 w.handle(m);

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::harness::{cpus, pin, Finish, Gate};
-use crate::workloads::keyed::{route, xorshift, KEYS};
-use crate::workloads::shuffle::{shuffle_seed, Shuf, SHUFFLE_BURST};
+use crate::workloads::keyed::KEYS;
+use crate::workloads::shuffle::{generate_bursts, Shuf};
 
 /// One worker of the rtrb mesh: a producer per destination, a consumer per
 /// source, its per-key counts.
@@ -109,20 +109,16 @@ pub fn shuffle_rtrb_mesh(per_worker: u64) -> Duration {
                 .spawn(move || {
                     pin(cpu);
                     gate.arrive_and_wait();
-                    let mut rng = shuffle_seed(me);
-                    let mut remaining = per_worker;
-                    while remaining > 0 {
-                        w.drain();
-                        let k = SHUFFLE_BURST.min(remaining);
-                        for _ in 0..k {
-                            let key = xorshift(&mut rng) % KEYS;
-                            w.send(route(key, WORKERS), Shuf::Data(key, 1));
-                        }
-                        remaining -= k;
-                    }
-                    for d in 0..WORKERS {
-                        w.send(d, Shuf::End);
-                    }
+                    generate_bursts(
+                        &mut w,
+                        me,
+                        per_worker,
+                        WORKERS,
+                        |w| {
+                            w.drain();
+                        },
+                        |w, to, m| w.send(to, m),
+                    );
                     while w.ends < WORKERS {
                         if w.drain() == 0 {
                             std::hint::spin_loop();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use shardpool::prelude::*;
 
-use super::keyed::{xorshift, KEYS};
+use super::keyed::{route, xorshift, KEYS};
 use crate::harness::{cpus, pool_config, Finish};
 
 /// The shuffle's messages.
@@ -31,6 +31,34 @@ pub const SHUFFLE_BURST: u64 = 64;
 /// The seed of worker `me`'s key generator (the same for the peer).
 pub fn shuffle_seed(me: usize) -> u64 {
     0x2545_f491_4f6c_dd1d ^ (me as u64 + 1).wrapping_mul(0x9e37_79b9)
+}
+
+/// Worker `me`'s share of the shuffle, for the peers that run it as a
+/// plain thread loop (the rtrb mesh, the hand-rolled pool): before each
+/// burst of [`SHUFFLE_BURST`] keys `drain`, then `send` each keyed message
+/// to the worker that owns its key; at the end `End` to every worker.
+pub fn generate_bursts<P>(
+    peer: &mut P,
+    me: usize,
+    per_worker: u64,
+    workers: usize,
+    drain: impl Fn(&mut P),
+    send: impl Fn(&mut P, usize, Shuf),
+) {
+    let mut rng = shuffle_seed(me);
+    let mut remaining = per_worker;
+    while remaining > 0 {
+        drain(peer);
+        let k = SHUFFLE_BURST.min(remaining);
+        for _ in 0..k {
+            let key = xorshift(&mut rng) % KEYS;
+            send(peer, route(key, workers), Shuf::Data(key, 1));
+        }
+        remaining -= k;
+    }
+    for d in 0..workers {
+        send(peer, d, Shuf::End);
+    }
 }
 
 struct ShufWorker {
