@@ -138,11 +138,17 @@ impl Conn {
     /// Whether this connection owes so much output that the worker should
     /// not take more requests from it.
     fn backlogged(&self) -> bool {
-        // Replies are encoded into the output only when flushed, so the
-        // queued ones count too: a single read can bring hundreds of GETs
-        // of large values.
+        // Replies queued behind an answer still to come from another
+        // shard are encoded only when flushed, so they count too: a single
+        // read can bring hundreds of GETs of large values.
         self.session.output().len() + self.replies.queued_bytes() >= MAX_UNSENT_BYTES
             || self.replies.len() >= MAX_UNSENT_REPLIES
+    }
+
+    /// Answers the next request with `reply`, which is ready now (see
+    /// [`ReplyQueue::push_ready`]).
+    fn answer(&mut self, reply: Reply) {
+        self.replies.push_ready(reply, self.session.output_mut());
     }
 
     /// Whether to take no more input now: if the connection is
@@ -312,23 +318,19 @@ impl KvWorker {
             let command = match request {
                 Request::Command(command) => command,
                 Request::Invalid(reply) => {
-                    conn.replies.push_ready(reply, conn.session.output_mut());
+                    conn.answer(reply);
                     continue;
                 }
                 Request::Fatal(reply) => {
                     self.stats.protocol_errors += 1;
-                    conn.replies.push_ready(reply, conn.session.output_mut());
+                    conn.answer(reply);
                     continue;
                 }
             };
             match route(command, shards, |key| ctx.worker_for(key).index()) {
-                Route::Anywhere(command) => {
-                    let reply = execute_keyless(command);
-                    conn.replies.push_ready(reply, conn.session.output_mut());
-                }
+                Route::Anywhere(command) => conn.answer(execute_keyless(command)),
                 Route::Shard(shard, command) if shard == me.index() => {
-                    let reply = self.store.execute(command);
-                    conn.replies.push_ready(reply, conn.session.output_mut());
+                    conn.answer(self.store.execute(command));
                 }
                 Route::Shard(shard, command) => {
                     self.stats.cross_shard += 1;

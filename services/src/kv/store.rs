@@ -103,9 +103,10 @@ impl LazyNow {
         *self.0.get_or_insert_with(|| clock.now())
     }
 
-    /// Whether `entry` no longer exists now.
+    /// Whether `entry` no longer exists now ([`Entry::expired_at`], with
+    /// the clock read only for an entry that has an expiry).
     fn expired<C: Clock>(&mut self, entry: &Entry, clock: &C) -> bool {
-        entry.expires_at.is_some_and(|at| at <= self.get(clock))
+        entry.expires_at.is_some() && entry.expired_at(self.get(clock))
     }
 }
 
