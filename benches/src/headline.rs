@@ -22,8 +22,12 @@ use crate::workloads::latency::rtt_shardpool;
 use crate::workloads::mesh::{mesh_shardpool, MeshCfg};
 use crate::workloads::shuffle::shuffle_shardpool;
 
+/// The headline's sections, in the order they run (`headline --only`).
+pub const SECTIONS: [&str; 6] = ["mesh", "inbox", "keyed", "shuffle", "latency", "idle"];
+
 /// Runs the headline suite with `reps` interleaved repetitions per row and
-/// prints the table (progress and per-rep values go to stderr).
+/// prints the table (progress and per-rep values go to stderr). `only`:
+/// the [`SECTIONS`] to run (empty: all).
 pub fn run(reps: usize, only: &[String]) {
     let floor_start = floor_p50();
     println!(

@@ -37,7 +37,7 @@ fn main() {
                     .split(',')
                     .map(str::to_string)
                     .collect();
-                let known = ["mesh", "inbox", "keyed", "shuffle", "latency", "idle"];
+                let known = shardpool_benches::headline::SECTIONS;
                 if let Some(bad) = only.iter().find(|s| !known.contains(&s.as_str())) {
                     eprintln!("--only: unknown section {bad} (known: {})", known.join(" "));
                     std::process::exit(2);
@@ -46,7 +46,10 @@ fn main() {
             "--async" => callers = true,
             "--bench" => {} // passed by `cargo bench`; ignore
             "-h" | "--help" => {
-                println!("{USAGE}\n  --reps N  interleaved repetitions per row (default 5)\n  --sweep   the sweeps instead of the headline table\n  --async   the async-caller suite (tokio tasks) instead\n  --only S  only the headline sections S (comma-separated: mesh inbox keyed shuffle latency idle)");
+                println!(
+                    "{USAGE}\n  --reps N  interleaved repetitions per row (default 5)\n  --sweep   the sweeps instead of the headline table\n  --async   the async-caller suite (tokio tasks) instead\n  --only S  only the headline sections S (comma-separated: {})",
+                    shardpool_benches::headline::SECTIONS.join(" ")
+                );
                 return;
             }
             other => {
