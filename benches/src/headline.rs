@@ -8,7 +8,7 @@ use std::time::Duration;
 use shardpool::IdleStrategy;
 
 use crate::peers::handrolled::{keyed_handrolled, shuffle_handrolled};
-use crate::peers::round_trip::{rtt_floor, rtt_rtrb};
+use crate::peers::round_trip::{rtt_floor, rtt_rtrb, rtt_rtrb_in_pool};
 use crate::peers::rtrb_mesh::shuffle_rtrb_mesh;
 use crate::peers::spsc::{inbox_arrayqueue, mesh_rtrb_api};
 use crate::peers::tokio_tasks::keyed_tokio;
@@ -219,18 +219,21 @@ fn shuffle(reps: usize, rows: &mut Vec<Row>) {
     );
 }
 
-/// The round-trip rows: the floor, rtrb, shardpool.
+/// The round-trip rows: the floor, rtrb, shardpool, and rtrb on the pool's
+/// threads.
 fn latency(reps: usize, rows: &mut Vec<Row>) {
     eprintln!("latency (round trip w0 <-> w1)");
     let rtts = 50_000;
     let (mut all_sp, mut all_busy, mut all_fl) = (Vec::new(), Vec::new(), Vec::new());
     let (mut r_sp, mut r_busy) = (Vec::new(), Vec::new());
     let (mut all_rtrb, mut r_rtrb, mut r_vs_rtrb) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut all_in_pool, mut r_in_pool) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         let mut fl = rtt_floor(rtts);
         let mut sp = rtt_shardpool(rtts, IdleStrategy::default());
         let mut busy = rtt_shardpool(rtts, IdleStrategy::BusyPoll);
         let mut rb = rtt_rtrb(rtts);
+        let mut in_pool = rtt_rtrb_in_pool(rtts);
         let f50 = percentile(&mut fl, 0.5);
         let sp50 = percentile(&mut sp, 0.5);
         let rb50 = percentile(&mut rb, 0.5);
@@ -238,10 +241,12 @@ fn latency(reps: usize, rows: &mut Vec<Row>) {
         r_busy.push(percentile(&mut busy, 0.5) / f50);
         r_rtrb.push(rb50 / f50);
         r_vs_rtrb.push(sp50 / rb50);
+        r_in_pool.push(percentile(&mut in_pool, 0.5) / rb50);
         all_fl.extend(fl);
         all_sp.extend(sp);
         all_busy.extend(busy);
         all_rtrb.extend(rb);
+        all_in_pool.extend(in_pool);
     }
     let fl_text = p50_p99_p999(&mut all_fl);
     for (name, v, r) in [
@@ -276,8 +281,19 @@ fn latency(reps: usize, rows: &mut Vec<Row>) {
         workload: "RTT p50/p99/p99.9 ns (Backoff)".to_string(),
         ours: p50_p99_p999(&mut all_sp),
         peer: "rtrb ping-pong (no runtime)".to_string(),
-        peer_value: rtrb_text,
+        peer_value: rtrb_text.clone(),
         ratio: median(&r_vs_rtrb),
+        target: None,
+    });
+    // The same rtrb loops on two pool workers' threads: whether the
+    // pool's threads (pinning, placement) account for any of the gap.
+    eprintln!("  rtrb on pool threads / rtrb per rep {r_in_pool:.2?}");
+    rows.push(Row {
+        workload: "(context) rtrb RTT on pool threads".to_string(),
+        ours: p50_p99_p999(&mut all_in_pool),
+        peer: "rtrb ping-pong (no runtime)".to_string(),
+        peer_value: rtrb_text,
+        ratio: median(&r_in_pool),
         target: None,
     });
 }

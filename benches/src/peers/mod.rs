@@ -9,7 +9,7 @@
 //! | [`handrolled`] | a hand-rolled pool: a pinned thread and a crossbeam-channel inbox per worker |
 //! | [`rtrb_mesh`] | a hand-rolled mesh of rtrb rings: a pinned thread per worker, a ring per ordered pair |
 //! | [`tokio_tasks`] | a tokio multi-thread runtime with one bounded mpsc per task |
-//! | [`round_trip`] | the round-trip floor (one atomic) and rtrb ping-pong |
+//! | [`round_trip`] | the round-trip floor (one atomic) and rtrb ping-pong, between plain threads and on two pool workers' threads |
 
 pub mod channel;
 pub mod handrolled;
