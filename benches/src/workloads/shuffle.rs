@@ -71,28 +71,40 @@ struct ShufWorker {
     fin: Arc<Finish>,
 }
 
+impl ShufWorker {
+    /// Sends the next burst, then a `Cont` to itself (or `End` to all when
+    /// done). Out of line, as the rtrb mesh's `generate_bursts` is: the
+    /// per-message path of `handle` stays small enough to be inlined into
+    /// the loop, as the mesh peer's `handle` is into its `drain`. (With
+    /// the burst inside `handle`, `handle` was a call per message and the
+    /// shuffle measured ~0.85x the mesh instead of ~0.95x.)
+    #[inline(never)]
+    fn burst(&mut self, first: bool, ctx: &mut Context<'_, Shuf>) {
+        if first {
+            self.remaining = self.per_worker;
+        }
+        let k = SHUFFLE_BURST.min(self.remaining);
+        for _ in 0..k {
+            let key = xorshift(&mut self.rng) % KEYS;
+            let _ = ctx.send_keyed(&key, Shuf::Data(key, 1));
+        }
+        self.remaining -= k;
+        if self.remaining > 0 {
+            let _ = ctx.send_to(WorkerId::from(self.id), Shuf::Cont);
+        } else {
+            let _ = ctx.broadcast(Shuf::End);
+        }
+    }
+}
+
 impl Worker for ShufWorker {
     type Msg = Shuf;
     #[inline]
     fn handle(&mut self, msg: Shuf, ctx: &mut Context<'_, Shuf>) {
         match msg {
             Shuf::Data(k, v) => *self.map.entry(k).or_default() += v,
-            Shuf::Go | Shuf::Cont => {
-                if matches!(msg, Shuf::Go) {
-                    self.remaining = self.per_worker;
-                }
-                let k = SHUFFLE_BURST.min(self.remaining);
-                for _ in 0..k {
-                    let key = xorshift(&mut self.rng) % KEYS;
-                    let _ = ctx.send_keyed(&key, Shuf::Data(key, 1));
-                }
-                self.remaining -= k;
-                if self.remaining > 0 {
-                    let _ = ctx.send_to(WorkerId::from(self.id), Shuf::Cont);
-                } else {
-                    let _ = ctx.broadcast(Shuf::End);
-                }
-            }
+            Shuf::Go => self.burst(true, ctx),
+            Shuf::Cont => self.burst(false, ctx),
             Shuf::End => {
                 self.ends += 1;
                 if self.ends == ctx.workers() {
