@@ -4,16 +4,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Release};
 
 use super::Ring;
-use crate::lockfree::prefetch::prefetch_write;
 use crate::lockfree::sync::Arc;
-
-/// How far ahead of the slot it writes [`Producer::try_stage`] claims the
-/// line of a later slot (in bytes; three cache lines). A slot's line was
-/// last read by the consumer, so each new line a producer writes is a
-/// miss; without the hint, a run of sends waits on those misses one after
-/// the other as the store buffer drains. Asked for early, they overlap.
-/// The distance is the best of those measured (PERFORMANCE.md).
-const WRITE_AHEAD_BYTES: usize = 192;
 
 /// Writes into a ring. Owned by exactly one thread at a time.
 ///
@@ -66,28 +57,8 @@ impl<T> Producer<T> {
         self.ring
             .slot(self.tail)
             .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
-        self.claim_ahead();
         self.tail = self.tail.wrapping_add(1);
         Ok(())
-    }
-
-    /// Within a run of sends (something staged before this one since the
-    /// last publish), asks for the line [`WRITE_AHEAD_BYTES`] ahead of
-    /// `tail` in write mode, if the slot there is known free (the consumer
-    /// released it, per the cached head). A slot the consumer has yet to
-    /// read is never claimed, so the hint cannot take a line from under
-    /// its reader. A lone send (request/response) has no later store for
-    /// the claim to overlap with, and skips it.
-    #[inline]
-    fn claim_ahead(&self) {
-        let size = std::mem::size_of::<T>();
-        if size == 0 || self.tail == self.published {
-            return;
-        }
-        let ahead = self.tail.wrapping_add((WRITE_AHEAD_BYTES / size).max(1));
-        if ahead.wrapping_sub(self.head_cache) < self.ring.capacity() {
-            prefetch_write(self.ring.slot(ahead));
-        }
     }
 
     /// Free slots as of the last refresh of the cached head (which
