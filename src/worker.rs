@@ -36,7 +36,7 @@ pub trait Worker: Send + 'static {
     /// is the hot path. When the common case is small and a rare one is
     /// large (a burst of sends, a rebuild), put the rare one in a method
     /// marked `#[inline(never)]`: `handle` then stays small enough to be
-    /// inlined into the loop. The shuffle benchmark measured 5–10 % more
+    /// inlined into the loop. The shuffle benchmark measured 8–11 % more
     /// messages per second that way (PERFORMANCE.md).
     fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<'_, Self::Msg>);
 

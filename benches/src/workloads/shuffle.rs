@@ -75,9 +75,9 @@ impl ShufWorker {
     /// Sends the next burst, then a `Cont` to itself (or `End` to all when
     /// done). Out of line, as the rtrb mesh's `generate_bursts` is: the
     /// per-message path of `handle` stays small enough to be inlined into
-    /// the loop, as the mesh peer's `handle` is into its `drain`. (With
-    /// the burst inside `handle`, `handle` was a call per message and the
-    /// shuffle measured ~0.85x the mesh instead of ~0.95x.)
+    /// the loop, as the mesh peer's `handle` is into its `drain`. With the
+    /// burst inside `handle`, `handle` was a call per message (the numbers
+    /// are in PERFORMANCE.md).
     #[inline(never)]
     fn burst(&mut self, first: bool, ctx: &mut Context<'_, Shuf>) {
         if first {
