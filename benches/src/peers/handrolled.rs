@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{cpus, pin, Finish, Gate};
 use crate::workloads::keyed::{time_keyed_stream, Tally, KEYS};
-use crate::workloads::shuffle::{generate_bursts, Shuf};
+use crate::workloads::shuffle::{generate_bursts, BurstPeer, Shuf};
 
 /// Keyed peer: the timing thread sends the keyed stream to 2 pinned
 /// threads, each blocking in `recv` on its own bounded channel.
@@ -57,7 +57,9 @@ impl HandShuf {
             _ => {}
         }
     }
+}
 
+impl BurstPeer for HandShuf {
     /// Handles up to `batch` queued messages; returns how many.
     fn drain(&mut self) -> usize {
         let mut n = 0;
@@ -114,16 +116,7 @@ pub fn shuffle_handrolled(per_worker: u64) -> Duration {
         handles.push(thread::spawn(move || {
             pin(cpu);
             gate.arrive_and_wait();
-            generate_bursts(
-                &mut w,
-                me,
-                per_worker,
-                2,
-                |w| {
-                    w.drain();
-                },
-                |w, to, m| w.send(to, m),
-            );
+            generate_bursts(&mut w, me, per_worker, 2);
             while w.ends < 2 {
                 let m = w.rx.recv().unwrap();
                 w.handle(m);

@@ -17,7 +17,7 @@ use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::harness::{cpus, pin, Finish, Gate};
 use crate::workloads::keyed::KEYS;
-use crate::workloads::shuffle::{generate_bursts, Shuf};
+use crate::workloads::shuffle::{generate_bursts, BurstPeer, Shuf};
 
 /// One worker of the rtrb mesh: a producer per destination, a consumer per
 /// source, its per-key counts.
@@ -38,8 +38,10 @@ impl MeshWorker {
             _ => {}
         }
     }
+}
 
-    /// Pops up to `batch` messages from each inbound ring; returns how many.
+impl BurstPeer for MeshWorker {
+    /// Pops up to `batch` messages from each inbound ring.
     fn drain(&mut self) -> usize {
         let mut n = 0;
         for src in 0..self.rx.len() {
@@ -56,7 +58,7 @@ impl MeshWorker {
         n
     }
 
-    /// Never blocks on a full ring: drains its own rings while waiting.
+    /// Drains its own rings while `dst` is full.
     fn send(&mut self, dst: usize, mut m: Shuf) {
         loop {
             match self.tx[dst].push(m) {
@@ -109,16 +111,7 @@ pub fn shuffle_rtrb_mesh(per_worker: u64) -> Duration {
                 .spawn(move || {
                     pin(cpu);
                     gate.arrive_and_wait();
-                    generate_bursts(
-                        &mut w,
-                        me,
-                        per_worker,
-                        WORKERS,
-                        |w| {
-                            w.drain();
-                        },
-                        |w, to, m| w.send(to, m),
-                    );
+                    generate_bursts(&mut w, me, per_worker, WORKERS);
                     while w.ends < WORKERS {
                         if w.drain() == 0 {
                             std::hint::spin_loop();

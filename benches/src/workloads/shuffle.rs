@@ -33,31 +33,34 @@ pub fn shuffle_seed(me: usize) -> u64 {
     0x2545_f491_4f6c_dd1d ^ (me as u64 + 1).wrapping_mul(0x9e37_79b9)
 }
 
-/// Worker `me`'s share of the shuffle, for the peers that run it as a
-/// plain thread loop (the rtrb mesh, the hand-rolled pool): before each
+/// A shuffle peer that runs as a plain thread loop (the rtrb mesh, the
+/// hand-rolled pool): what [`generate_bursts`] needs of it.
+pub trait BurstPeer {
+    /// Handles what has arrived, up to a batch per queue; returns how many.
+    fn drain(&mut self) -> usize;
+    /// Sends `m` to worker `dst`, draining its own queues while `dst` is
+    /// full (never blocks: two workers sending to each other could
+    /// deadlock).
+    fn send(&mut self, dst: usize, m: Shuf);
+}
+
+/// Worker `me`'s share of the shuffle, for a [`BurstPeer`]: before each
 /// burst of [`SHUFFLE_BURST`] keys `drain`, then `send` each keyed message
 /// to the worker that owns its key; at the end `End` to every worker.
-pub fn generate_bursts<P>(
-    peer: &mut P,
-    me: usize,
-    per_worker: u64,
-    workers: usize,
-    drain: impl Fn(&mut P),
-    send: impl Fn(&mut P, usize, Shuf),
-) {
+pub fn generate_bursts(peer: &mut impl BurstPeer, me: usize, per_worker: u64, workers: usize) {
     let mut rng = shuffle_seed(me);
     let mut remaining = per_worker;
     while remaining > 0 {
-        drain(peer);
+        peer.drain();
         let k = SHUFFLE_BURST.min(remaining);
         for _ in 0..k {
             let key = xorshift(&mut rng) % KEYS;
-            send(peer, route(key, workers), Shuf::Data(key, 1));
+            peer.send(route(key, workers), Shuf::Data(key, 1));
         }
         remaining -= k;
     }
     for d in 0..workers {
-        send(peer, d, Shuf::End);
+        peer.send(d, Shuf::End);
     }
 }
 
