@@ -480,3 +480,28 @@ fn a_restarted_asker_never_runs_its_old_continuations() {
         assert_eq!(workers[0].outcomes.len(), 1);
     });
 }
+
+#[test]
+fn answers_to_a_failed_asker_do_not_hold_shutdown() {
+    watchdog(60, || {
+        let (tx, rx) = mpsc::channel();
+        let (out_tx, out_rx) = mpsc::channel();
+        let pool = Pool::start(unpinned(2), move |id| Node {
+            outside: Some(out_tx.clone()),
+            ..node(id, &tx)
+        })
+        .unwrap();
+        let s = pool.sender();
+        s.send_to(WorkerId::from(0), go(1, Mode::Outside, LONG))
+            .unwrap();
+        let asked: Asked<u64> = out_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        // The asker fails for good; then the answer comes.
+        s.send_to(WorkerId::from(0), Msg::Boom).unwrap();
+        while s.send_to(WorkerId::from(0), Msg::Note).is_ok() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        asked.send(1);
+        assert!(pool.shutdown().is_err(), "worker 0 failed");
+        assert!(rx.try_recv().is_err(), "the failed asker's then never ran");
+    });
+}

@@ -291,6 +291,20 @@ impl<M> Asks<M> {
         n
     }
 
+    /// Takes every answer waiting in the box and drops it (a failed
+    /// worker's loop: it has no asks left, but answers still count until
+    /// taken). Returns how many.
+    pub(crate) fn drop_arrived(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(a) = self.inbox.queue.pop() {
+            self.inbox.pool.answer_taken(self.inbox.asker);
+            // A value whose Drop panics must not take the thread down.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
+            n += 1;
+        }
+        n
+    }
+
     /// The earliest deadline still watched.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((due, _))| *due)

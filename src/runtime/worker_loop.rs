@@ -520,7 +520,9 @@ impl<W: Worker> Runtime<W> {
             n += c.pop_batch(batch, drop_one);
         }
         self.shared.workers[self.me].counters.dropped.add(n as u64);
-        n
+        // Answers to the asks it made before failing: taken, so that
+        // shutdown sees none in flight, and dropped.
+        n + self.out.asks.drop_arrived()
     }
 
     fn tick(&mut self) {
