@@ -13,6 +13,10 @@ use shardpool::prelude::*;
 
 const LONG: Duration = Duration::from_secs(3600);
 
+/// Messages `Mode::NoteFirst` sends the asker before answering: many
+/// batches' worth, so the asker takes them over several loop passes.
+const NOTES: usize = 50;
+
 fn unpinned(workers: usize) -> PoolConfig {
     PoolConfig::default()
         .workers(workers)
@@ -107,7 +111,9 @@ impl Worker for Node {
                         Some(Endpoint::Worker(w)) => w,
                         other => panic!("question from {other:?}"),
                     };
-                    ctx.send_to(asker, Msg::Note).unwrap_or_else(|_| panic!());
+                    for _ in 0..NOTES {
+                        ctx.send_to(asker, Msg::Note).unwrap_or_else(|_| panic!());
+                    }
                     asked.send(7);
                 }
                 Mode::Outside => {
@@ -264,24 +270,33 @@ fn the_deadline_gives_timeout_once_and_a_late_answer_is_dropped() {
 fn an_answer_never_overtakes_what_the_peer_sent_before_it() {
     watchdog(120, || {
         let (tx, rx) = mpsc::channel();
-        let pool = Pool::start(unpinned(2), move |id| node(id, &tx)).unwrap();
+        // Small batches: the notes take the asker several passes.
+        let config = unpinned(2).batch_size(4);
+        let pool = Pool::start(config, move |id| node(id, &tx)).unwrap();
         let s = pool.sender();
-        for _ in 0..200 {
+        let asks = 50;
+        for _ in 0..asks {
             s.send_to(WorkerId::from(0), go(1, Mode::NoteFirst, LONG))
                 .unwrap();
         }
-        for _ in 0..200 {
+        for _ in 0..asks {
             assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), Ok(7));
         }
         let workers = pool.shutdown().unwrap();
         let seen = &workers[0].seen;
-        assert_eq!(seen.len(), 400);
-        // Each answer comes after its own note: at every point, at least
-        // as many notes as outcomes.
-        let mut notes = 0i64;
+        assert_eq!(seen.len(), asks * (NOTES + 1));
+        // The k-th answer comes after the notes sent before it.
+        let (mut notes, mut outcomes) = (0, 0);
         for s in seen {
-            notes += if *s == "note" { 1 } else { -1 };
-            assert!(notes >= 0, "an answer overtook its note: {seen:?}");
+            if *s == "note" {
+                notes += 1;
+            } else {
+                outcomes += 1;
+                assert!(
+                    notes >= outcomes * NOTES,
+                    "answer {outcomes} overtook its notes ({notes} seen)"
+                );
+            }
         }
     });
 }
