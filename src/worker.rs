@@ -282,9 +282,8 @@ impl<M: Send + 'static> Context<'_, M> {
     /// state; the first request for a token costs two system calls.
     ///
     /// # Panics
-    /// When the OS refuses the few descriptors this needs (out of file
-    /// descriptors), in the next iteration; caught like any panic of the
-    /// worker.
+    /// As [`io`](Self::io), whose reactor this creates if the worker has
+    /// none yet (its descriptors are all taken then, none later).
     ///
     /// ```
     /// use shardpool::io::Token;

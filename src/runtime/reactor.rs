@@ -2,8 +2,10 @@
 //! to poll next.
 //!
 //! Created lazily, on the worker's thread, the first time the worker asks
-//! for [`Context::io`](crate::Context::io): a worker that never does pays
-//! nothing (no epoll, no eventfd, no system call, today's futex park).
+//! for [`Context::io`](crate::Context::io) (or calls `io_again`): a worker
+//! that never does pays nothing (no epoll, no eventfd, no system call,
+//! today's futex park). One that does holds five descriptors: its epoll,
+//! its eventfd, and the private epoll and socket pair of `io_again`.
 //! Creating it installs a [`mio::Waker`] (an eventfd on Linux) in the
 //! worker's [`Signal`](crate::lockfree::signal::Signal), registered under
 //! [`WAKER_TOKEN`](crate::io::WAKER_TOKEN); from then on the worker sleeps in the OS poll instead
@@ -67,8 +69,10 @@ pub(crate) struct Reactor<M> {
     again: RefCell<Vec<Token>>,
     /// The events being handed out for the tokens taken from `again`.
     again_events: Vec<Event>,
-    /// Builds the events of `again_events` (created on first use).
-    synth: Option<Synth>,
+    /// Builds the events of `again_events` (created with the poll, so that
+    /// `io_again` needs no descriptor later, when the process may have run
+    /// out of them).
+    synth: OnceCell<Synth>,
 }
 
 /// Makes readable-and-writable events with a chosen token (see the module
@@ -161,7 +165,7 @@ impl<M> Reactor<M> {
             next_poll: None,
             again: RefCell::new(Vec::new()),
             again_events: Vec::new(),
-            synth: None,
+            synth: OnceCell::new(),
         }
     }
 
@@ -182,6 +186,10 @@ impl<M> Reactor<M> {
                 let waker = Waker::new(poll.registry(), WAKER_TOKEN).unwrap_or_else(|e| {
                     panic!("shardpool: cannot create the worker's I/O waker: {e}")
                 });
+                let synth = Synth::new().unwrap_or_else(|e| {
+                    panic!("shardpool: cannot create the worker's io_again poll: {e}")
+                });
+                let _ = self.synth.set(synth);
                 self.shared.workers[self.me]
                     .signal
                     .set_io_waker(Box::new(move || {
@@ -295,19 +303,15 @@ impl<M> Reactor<M> {
     /// wait for the next call.
     ///
     /// # Panics
-    /// When the OS refuses the private poll or socket pair (out of file
-    /// descriptors): the worker's panic, caught like any other.
+    /// When the private poll fails (it should not: its socket pair is
+    /// always ready): the worker's panic, caught like any other.
     pub(crate) fn take_again(&mut self) -> usize {
         let mut tokens = std::mem::take(self.again.get_mut());
         tokens.sort_unstable();
         tokens.dedup();
         self.again_events.clear();
-        let synth = match &mut self.synth {
-            Some(synth) => synth,
-            None => self.synth.insert(
-                Synth::new().unwrap_or_else(|e| panic!("shardpool: cannot set up io_again: {e}")),
-            ),
-        };
+        let _ = self.registry();
+        let synth = self.synth.get_mut().expect("created with the poll");
         for &token in &tokens {
             match synth.event(token) {
                 Ok(event) => self.again_events.push(event),
