@@ -9,8 +9,13 @@
 //! Expiry is lazy, as in Redis: a read or write of an expired key removes
 //! it first. [`Store::expire_some`] removes up to a budget of keys whose
 //! time has passed, for a worker's `tick`; it pops a deadline heap, so it
-//! never scans live keys. Time comes from a [`Clock`], so tests advance a
-//! [`ManualClock`] instead of sleeping.
+//! never scans live keys. A rewrite pushes a new deadline and leaves the
+//! old one in the heap, skipped when popped; once the heap holds more than
+//! twice as many deadlines as there are keys (plus a small slack), it is
+//! rebuilt from the keys' own deadlines, so its size is bounded by the
+//! number of keys, not of writes, at an amortized O(1) per write. Time
+//! comes from a [`Clock`], so tests advance a [`ManualClock`] instead of
+//! sleeping.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -92,6 +97,10 @@ impl Entry {
     }
 }
 
+/// Deadlines the heap may hold beyond twice the number of keys before it
+/// is rebuilt.
+const DEADLINE_SLACK: usize = 64;
+
 /// The time for one command, read from the clock only if an entry with an
 /// expiry is looked at, and then once: most keys have none, and a clock
 /// read was 2 % of the kv server's CPU under pipelined GETs.
@@ -114,8 +123,10 @@ impl LazyNow {
 #[derive(Debug)]
 pub struct Store<C: Clock = SystemClock> {
     map: HashMap<SmallBytes, Entry, ahash::RandomState>,
-    /// (deadline, key) for every expiry ever set; stale pairs (the key was
-    /// rewritten or deleted since) are skipped when popped.
+    /// (deadline, key) for every key's current expiry, and stale pairs
+    /// (the key was rewritten or deleted since), skipped when popped;
+    /// rebuilt when a write with an expiry finds it above
+    /// [`Store::max_expiry_entries`].
     deadlines: BinaryHeap<Reverse<(Instant, Bytes)>>,
     clock: C,
     expired: u64,
@@ -168,6 +179,37 @@ impl<C: Clock> Store<C> {
     /// Keys removed because they expired, so far.
     pub fn expired(&self) -> u64 {
         self.expired
+    }
+
+    /// Deadlines the expiry bookkeeping holds, stale ones included. After
+    /// every write with an expiry it is at most
+    /// [`Store::max_expiry_entries`], however often keys are rewritten
+    /// (deletes shrink the keys, not the heap: their deadlines go when
+    /// [`Store::expire_some`] reaches them or at the next rebuild).
+    pub fn expiry_entries(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// The bound on [`Store::expiry_entries`]: twice the keys stored, plus
+    /// a slack of 64 so a small store is not rebuilt at every write.
+    pub fn max_expiry_entries(&self) -> usize {
+        2 * self.map.len() + DEADLINE_SLACK
+    }
+
+    /// Rebuilds the deadline heap from the keys' current expiries, leaving
+    /// no stale pair: O(keys), and done only when the stale pairs
+    /// outnumber the keys, so amortized O(1) per write.
+    fn rebuild_deadlines(&mut self) {
+        let current: Vec<_> = self
+            .map
+            .iter()
+            .filter_map(|(key, entry)| {
+                entry
+                    .expires_at
+                    .map(|at| Reverse((at, Bytes::copy_from_slice(key))))
+            })
+            .collect();
+        self.deadlines = BinaryHeap::from(current);
     }
 
     /// The live entry at `key` (an expired one is removed first).
@@ -232,6 +274,9 @@ impl<C: Clock> Store<C> {
             None => {
                 self.map.insert(SmallBytes::copy_from_slice(key), entry);
             }
+        }
+        if expires_at.is_some() && self.deadlines.len() > self.max_expiry_entries() {
+            self.rebuild_deadlines();
         }
     }
 
@@ -931,6 +976,77 @@ mod tests {
         assert_eq!(s.expire_some(100), 2);
         assert_eq!(s.len(), 1);
         assert_eq!(s.expired(), 10);
+    }
+
+    #[test]
+    fn one_key_rewritten_with_an_expiry_keeps_o1_deadlines() {
+        // A frozen clock (every rewrite has the same deadline) and a
+        // moving one (each has its own): the bookkeeping follows the keys.
+        for step in [Duration::ZERO, Duration::from_micros(1)] {
+            let clock = ManualClock::new();
+            let mut s = Store::with_clock(clock.clone());
+            let mut most = 0;
+            for _ in 0..500_000 {
+                s.execute(Command::Set {
+                    key: Bytes::from_static(b"k"),
+                    value: Bytes::from_static(b"v"),
+                    expiry: Some(Expiry::After(Duration::from_secs(100_000))),
+                    condition: SetCondition::Always,
+                    get: false,
+                });
+                clock.advance(step);
+                most = most.max(s.expiry_entries());
+            }
+            assert_eq!(s.len(), 1);
+            assert_eq!(s.max_expiry_entries(), 2 + DEADLINE_SLACK);
+            assert!(
+                most <= s.max_expiry_entries(),
+                "{most} deadlines held for one key (step {step:?})"
+            );
+            clock.advance(Duration::from_secs(100_000));
+            assert_eq!(s.expire_some(usize::MAX), 1);
+            assert_eq!((s.len(), s.expired()), (0, 1));
+        }
+    }
+
+    #[test]
+    fn expiry_is_exact_across_rebuilds_of_the_deadline_heap() {
+        let clock = ManualClock::new();
+        let mut s = Store::with_clock(clock.clone());
+        // 100 keys, each rewritten 20 times with a later deadline (many
+        // rebuilds), then: k0..k9 lose their expiry, k10..k19 are deleted,
+        // k20..k29 keep theirs through KEEPTTL rewrites.
+        for round in 1..=20u64 {
+            for i in 0..100 {
+                let ms = (round * 1000 + i).to_string();
+                run(&mut s, &["SET", &format!("k{i}"), "v", "PX", &ms]);
+            }
+        }
+        assert!(s.expiry_entries() <= s.max_expiry_entries());
+        for i in 0..10 {
+            run(&mut s, &["SET", &format!("k{i}"), "plain"]);
+        }
+        for i in 10..20 {
+            run(&mut s, &["DEL", &format!("k{i}")]);
+        }
+        for i in 20..30 {
+            run(&mut s, &["SET", &format!("k{i}"), "kept", "KEEPTTL"]);
+        }
+        // Every remaining deadline is 20_000 + i ms; none earlier fires.
+        clock.advance(Duration::from_millis(19_999));
+        assert_eq!(
+            s.expire_some(usize::MAX),
+            0,
+            "only stale deadlines were due"
+        );
+        assert_eq!(s.len(), 90);
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(s.expire_some(usize::MAX), 30, "k20..k49 are due");
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(s.expire_some(usize::MAX), 50, "k50..k99 are due");
+        assert_eq!(s.len(), 10, "only the keys without expiry remain");
+        assert_eq!(run(&mut s, &["GET", "k3"]), bulk("plain"));
+        assert_eq!(s.expiry_entries(), 0, "every deadline was popped");
     }
 
     #[test]
