@@ -110,7 +110,17 @@ impl Worker for Owner {
                 reply,
             } => {
                 self.answered += 1;
-                reply.send(outcome.map(|value| partial + value));
+                let sum = match outcome {
+                    Ok(value) => Ok(partial + value),
+                    // The owner of `b` did not answer within DEADLINE
+                    // (stuck, or far behind). Its answer, if it comes
+                    // later, is dropped: this arm never runs twice.
+                    Err(AskError::Timeout) => Err(AskError::Timeout),
+                    // It dropped the question (unknown key), or panicked,
+                    // failed or restarted holding it: known at once.
+                    Err(other) => Err(other),
+                };
+                reply.send(sum);
             }
         }
     }
