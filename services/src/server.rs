@@ -191,6 +191,8 @@ fn raise_nofile(wanted: u64) -> Option<u64> {
             limit.rlim_cur = target;
         }
     }
+    // `rlim_t` is `u64` on Linux and differs elsewhere.
+    #[allow(clippy::unnecessary_cast)]
     Some(limit.rlim_cur as u64)
 }
 
@@ -928,8 +930,11 @@ impl KvServer {
 
     /// Makes `worker` panic (for tests of `PanicPolicy::Restart`).
     #[doc(hidden)]
-    pub fn crash_worker(&self, worker: WorkerId) -> Result<(), SendError<Msg>> {
-        self.pool.sender().send_to(worker, Msg::Crash)
+    pub fn crash_worker(&self, worker: WorkerId) -> Result<(), SendError<()>> {
+        self.pool
+            .sender()
+            .send_to(worker, Msg::Crash)
+            .map_err(|e| e.map(drop))
     }
 
     /// The pool's per-channel and per-worker statistics.
