@@ -384,8 +384,8 @@ fn panics_in_factory_and_on_start_are_reported() {
                 panic!("cannot start");
             }
         }
-        let pool = Pool::start(unpinned(1), |_| BadStart).unwrap();
-        let e = pool.shutdown().err().expect("a worker panicked");
+        // A failed first start fails `start` itself (the pool is stopped).
+        let e = Pool::start(unpinned(1), |_| BadStart).expect_err("a worker panicked");
         assert!(e.to_string().contains("cannot start"), "{e}");
     });
 }

@@ -6,6 +6,9 @@
 //! measured with the default (the caller's task sleeps until the answer
 //! wakes it) and with `PoolConfig::call_spin` of 20 µs (it stays runnable
 //! and checks, as the tokio peer's task does by never leaving its thread).
+//! And many callers: 1,000 tokio tasks each calling one worker in a loop
+//! with `call_async` (`call_spin` 20 µs, as recommended for a tokio front
+//! end) against the same tasks calling a tokio actor (mpsc + oneshot).
 //! `cargo run --release -p shardpool-benches --bin headline -- --async`.
 
 use std::time::Duration;
@@ -13,11 +16,13 @@ use std::time::Duration;
 use shardpool::IdleStrategy;
 
 use crate::peers::round_trip::rtt_floor;
-use crate::peers::tokio_tasks::{async_send_tokio, call_rtt_tokio};
+use crate::peers::tokio_tasks::{async_send_tokio, call_rtt_tokio, many_callers_tokio};
 use crate::report::{
     floor_p50, loadavg, median, p50_p99_p999, percentile, print_table, throughput_row, Row,
 };
-use crate::workloads::async_callers::{async_send_shardpool, call_rtt_shardpool};
+use crate::workloads::async_callers::{
+    async_send_shardpool, call_rtt_shardpool, many_callers_shardpool,
+};
 
 /// Runs the async-caller suite with `reps` interleaved repetitions per row
 /// and prints the table.
@@ -43,6 +48,21 @@ pub fn run(reps: usize) {
         Some(3.0),
         || async_send_shardpool(n, 4),
         || async_send_tokio(n, 4),
+    );
+
+    eprintln!("many callers (1,000 tokio tasks on CPU 0, call_async in a loop -> 1 answerer)");
+    let (tasks, per_task) = (1_000, 100);
+    throughput_row(
+        &mut rows,
+        reps,
+        (
+            "1000 tasks call_async (spin 20 us)",
+            "1000 tasks -> tokio actor",
+        ),
+        tasks as u64 * per_task,
+        None,
+        || many_callers_shardpool(tasks, per_task, Duration::from_micros(20)),
+        || many_callers_tokio(tasks, per_task),
     );
 
     eprintln!("call round trip (1 tokio task on CPU 0 -> answerer -> back)");

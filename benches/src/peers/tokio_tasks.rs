@@ -131,6 +131,45 @@ pub fn call_rtt_tokio(calls: usize) -> Vec<u32> {
     samples
 }
 
+/// Many-callers peer: `tasks` tokio tasks each make `calls` sequential
+/// round trips to one actor task on the same runtime ([`runtime_on`] the
+/// producer CPU, as the callers of the shardpool side): the request and a
+/// `tokio::sync::oneshot` sender go over a bounded `tokio::sync::mpsc`
+/// channel (capacity 1024), the actor doubles the value and answers on the
+/// oneshot. The time from spawning the callers until the last one has its
+/// last answer.
+pub fn many_callers_tokio(tasks: usize, calls: u64) -> Duration {
+    let rt = runtime_on(cpus().0);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, oneshot::Sender<u64>)>(1024);
+    let actor = rt.spawn(async move {
+        while let Some((v, reply)) = rx.recv().await {
+            let _ = reply.send(v * 2);
+        }
+    });
+    let dt = rt.block_on(async move {
+        let start = Instant::now();
+        let callers: Vec<_> = (0..tasks as u64)
+            .map(|t| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..calls {
+                        let v = t * calls + i;
+                        let (reply, answer) = oneshot::channel();
+                        tx.send((v, reply)).await.expect("mpsc send");
+                        assert_eq!(answer.await.expect("answer"), v * 2);
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.expect("caller task");
+        }
+        start.elapsed()
+    });
+    rt.block_on(actor).expect("actor task");
+    dt
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -149,5 +188,10 @@ mod tests {
     #[test]
     fn call_round_trips_answer() {
         assert_eq!(super::call_rtt_tokio(200).len(), 200);
+    }
+
+    #[test]
+    fn many_callers_get_their_answers() {
+        super::many_callers_tokio(50, 20);
     }
 }

@@ -1,5 +1,6 @@
-//! Async callers: tokio tasks feeding one worker with `send_to_async`, and
-//! a tokio task calling a worker with `call_async` and awaiting the answer.
+//! Async callers: tokio tasks feeding one worker with `send_to_async`, a
+//! tokio task calling a worker with `call_async` and awaiting the answer,
+//! and many tokio tasks (1,000 in the suite) calling one worker in a loop.
 //! The peers (the same tasks over `tokio::sync` channels) are in
 //! [`crate::peers::tokio_tasks`].
 //!
@@ -137,6 +138,43 @@ pub fn call_rtt_shardpool(calls: usize, idle: IdleStrategy, spin: Duration) -> V
     samples
 }
 
+/// `tasks` tokio tasks (on [`runtime_on`] the producer CPU) each make
+/// `calls` sequential `call_async` round trips to one worker pinned to the
+/// consumer CPU, with `PoolConfig::call_spin(spin)`; the time from
+/// spawning them until the last one has its last answer. The many-callers
+/// row: a tokio front end with many connections, each awaiting the pool.
+pub fn many_callers_shardpool(tasks: usize, calls: u64, spin: Duration) -> Duration {
+    let (c0, c1) = cpus();
+    let rt = runtime_on(c0);
+    let config = pool_config(vec![c1]).call_spin(spin);
+    let pool = Pool::start(config, |_| Doubler).expect("pool start");
+    let tx = pool.sender();
+    let dt = rt.block_on(async move {
+        let start = Instant::now();
+        let callers: Vec<_> = (0..tasks as u64)
+            .map(|t| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..calls {
+                        let v = t * calls + i;
+                        let r = tx
+                            .call_async(WorkerId::from(0), |reply| (v, reply))
+                            .await
+                            .expect("call_async");
+                        assert_eq!(r, v * 2);
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.expect("caller task");
+        }
+        start.elapsed()
+    });
+    pool.shutdown().expect("shutdown");
+    dt
+}
+
 /// Runs `f` as a spawned task (on a runtime worker thread, as a service's
 /// handler would) rather than on the thread inside `block_on`.
 pub async fn rt_spawned<T: Send + 'static>(
@@ -168,5 +206,13 @@ mod tests {
                 200
             );
         }
+    }
+
+    #[test]
+    fn many_callers_get_their_answers() {
+        if !crate::harness::tests::can_run() {
+            return;
+        }
+        many_callers_shardpool(50, 20, Duration::from_micros(20));
     }
 }
