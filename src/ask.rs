@@ -104,7 +104,7 @@ impl<R: Send + 'static> Asked<R> {
     /// asker after every message this worker sent it before answering.
     pub fn send(mut self, value: R) {
         if let Some(to) = self.to.take() {
-            asks::answer(to, self.id, Ok(Box::new(value)));
+            asks::answer(to, self.id, Ok(asks::Value::new(value)));
         }
     }
 }
@@ -119,18 +119,23 @@ impl<R> Drop for Asked<R> {
 
 /// The continuation of one ask, its answer's type erased.
 fn erase<M, R: 'static>(then: impl FnOnce(Result<R, AskError>) -> M + 'static) -> Then<M> {
-    Box::new(move |outcome: Outcome| {
-        Some(then(outcome.map(|value| {
-            *value
-                .downcast::<R>()
-                .unwrap_or_else(|_| unreachable!("an Asked<R> answers with an R"))
-        })))
-    })
+    Box::new(move |outcome: Outcome| Some(then(outcome.and_then(typed::<R>))))
+}
+
+/// The answer as the asker's `R`. An `Asked<R>` answers its ask's id
+/// with an `R`, so a mismatch could only come from an id whose slot's
+/// generation wrapped around while an old `Asked` lived: that one counts
+/// as unanswered.
+fn typed<R: 'static>(value: asks::Value) -> Result<R, AskError> {
+    value.take::<R>().ok_or(AskError::NoReply)
 }
 
 /// A deadline `deadline` from now; `None` when it cannot be represented
 /// (`Duration::MAX`: no deadline).
 fn due_in(deadline: Duration) -> Option<Instant> {
+    if deadline == Duration::MAX {
+        return None;
+    }
     Instant::now().checked_add(deadline)
 }
 
@@ -333,10 +338,7 @@ impl<R: 'static, M: 'static> Gather<R, M> {
         let state = self.state.clone();
         Box::new(move |outcome: Outcome| {
             let mut s = state.borrow_mut();
-            let outcome = outcome.map(|v| {
-                *v.downcast::<R>()
-                    .unwrap_or_else(|_| unreachable!("an Asked<R> answers with an R"))
-            });
+            let outcome = outcome.and_then(typed::<R>);
             if s.outcomes[i].replace(outcome).is_none() {
                 s.missing -= 1;
             }

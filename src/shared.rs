@@ -108,9 +108,11 @@ pub(crate) struct WorkerShared<M> {
     pub(crate) counters: CachePadded<WorkerCounters>,
     pub(crate) panic: Mutex<Option<String>>,
     pub(crate) slot: Slot,
-    /// Answers to this worker's asks published so far (any thread may
-    /// publish one), and taken by it so far (only this worker writes it):
-    /// equal when none is in flight.
+    /// Answers to this worker's asks published from outside the pool's
+    /// workers so far (any thread may publish one; the workers count theirs
+    /// in their pair counters), and answers taken by it so far (only this
+    /// worker writes it): the taken equal the published of both kinds when
+    /// none is in flight.
     pub(crate) answers_published: CachePadded<AtomicU64>,
     pub(crate) answers_taken: Counter,
 }
@@ -178,7 +180,13 @@ impl<M> Channels for Shared<M> {
         // pair's `sent` a `u64`. The received side is read first and never
         // passes the sent side, so equality is "nothing in flight".
         self.workers.iter().zip(finals).all(|(w, &fin)| {
-            w.answers_taken.get_acquire() == w.answers_published.load(SeqCst)
+            w.answers_taken.get_acquire()
+                == w.answers_published.load(SeqCst).wrapping_add(
+                    w.inbound
+                        .iter()
+                        .map(|pair| pair.counters.answers.get_acquire())
+                        .fold(0, u64::wrapping_add),
+                )
                 && w.inbox.drained(fin)
                 && w.inbound.iter().all(|pair| {
                     pair.ring.received() as usize == pair.counters.sent.get_acquire() as usize
@@ -216,8 +224,8 @@ impl<M: Send + 'static> crate::mesh::asks::WakeAsker for Shared<M> {
         self.workers[asker].signal.notify();
     }
 
-    fn answer_taken(&self, asker: usize) {
-        self.workers[asker].answers_taken.add(1);
+    fn answer_taken(&self, asker: usize, n: u64) {
+        self.workers[asker].answers_taken.add(n);
     }
 
     fn pool_id(&self) -> usize {

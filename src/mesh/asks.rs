@@ -21,20 +21,24 @@
 //! a message its answerer sent the asker before answering. An answer
 //! given on a thread outside the pool is published at once, untagged.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use crossbeam_queue::SegQueue;
 
-use crate::lockfree::sync::Arc;
+use crate::lockfree::inbox::{inbox, InboxReceiver, InboxSender, PushError};
+
+pub(crate) use super::answer_value::Value;
+
+use crate::lockfree::sync::{Arc, AtomicBool};
 use crate::{AskError, WorkerId};
 
-/// What an answer carries: the value (boxed, its type known to the
+/// What an answer carries: the value (type-erased, its type known to the
 /// asker's `then`), or why none came.
-pub(crate) type Outcome = Result<Box<dyn Any + Send>, AskError>;
+pub(crate) type Outcome = Result<Value, AskError>;
 
 /// A continuation: turns the outcome into the message the asker handles
 /// (`None` for the parts of an `ask_all` that are not the last).
@@ -53,44 +57,67 @@ pub(crate) struct Answer {
 /// and out (so that shutdown's quiescence check sees answers in flight)
 /// and wakes an asker that is not running.
 pub(crate) trait WakeAsker: Send + Sync {
-    /// One more answer is about to be published for worker `asker`.
+    /// One more answer from outside the pool's workers is about to be
+    /// published for worker `asker`. (A worker counts its own answers in
+    /// its pair counters.)
     fn counting_answer(&self, asker: usize);
     /// An answer was published for `asker`: wake it if it is not running.
     fn answer_published(&self, asker: usize);
-    /// `asker` took one answer from its box.
-    fn answer_taken(&self, asker: usize);
+    /// `asker` took `n` answers from its box.
+    fn answer_taken(&self, asker: usize, n: u64);
     /// The pool's identity, to tell whether an answering worker thread
     /// belongs to the asker's pool.
     fn pool_id(&self) -> usize;
 }
 
-/// The queue of answers for one asking worker.
+/// Answer slots in a worker's bounded answer queue; answers beyond them
+/// wait in an unbounded spill queue.
+const ANSWER_SLOTS: usize = 256;
+
+/// The sending side of one asking worker's answers: a bounded MPSC queue
+/// (the pool's inbox design: one claim and one stamp per answer, and the
+/// asker's "anything there?" is one load), with an unbounded spill queue
+/// behind it so that answering never fails or blocks.
 pub(crate) struct AnswerBox {
-    queue: SegQueue<Answer>,
+    fast: InboxSender<Answer>,
+    spill: SegQueue<Answer>,
     pool: Arc<dyn WakeAsker>,
     asker: usize,
+    /// The asker has stopped: answers are dropped instead of queued.
+    closed: AtomicBool,
 }
 
 impl AnswerBox {
-    pub(crate) fn new(pool: Arc<dyn WakeAsker>, asker: usize) -> Self {
-        AnswerBox {
-            queue: SegQueue::new(),
-            pool,
-            asker,
+    /// Queues `answer` (the caller has counted it).
+    #[inline]
+    fn push(&self, answer: Answer) {
+        match self.fast.try_push(answer) {
+            Ok(()) => {}
+            Err(PushError::Full(a)) => self.spill.push(a),
+            Err(PushError::Closed(a)) => drop(a),
         }
     }
 
-    /// Whether an answer waits (the idle path's check).
-    #[inline]
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.queue.is_empty()
-    }
-
+    /// Publishes an answer from outside the asker's pool: counted, queued,
+    /// the asker woken.
     fn publish(&self, answer: Answer) {
+        if self.closed.load(Relaxed) {
+            return;
+        }
         // Counted before it becomes visible: quiescence never misses it.
         self.pool.counting_answer(self.asker);
-        self.queue.push(answer);
+        self.push(answer);
         self.pool.answer_published(self.asker);
+    }
+
+    /// Refuses later answers and drops the queued ones (the asker
+    /// stopped).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Relaxed);
+        self.fast.close();
+        while let Some(a) = self.spill.pop() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
+        }
     }
 }
 
@@ -141,18 +168,47 @@ pub(crate) fn any_staged() -> bool {
 
 /// Publishes the answers staged on this thread. `sent_to(asker)` gives how
 /// many messages this worker (`me`, of the pool `pool`) has accepted for
-/// `asker` so far.
-pub(crate) fn publish_staged(pool: usize, me: usize, sent_to: impl Fn(usize) -> u64) {
-    let staged = STAGED
-        .try_with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)))
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    for Staged { to, mut answer } in staged {
-        if to.pool.pool_id() == pool {
-            answer.after = Some((me, sent_to(to.asker)));
+/// `asker` so far; `count(asker)` counts one answer for `asker` in this
+/// worker's own counters (single writer: no shared read-modify-write).
+/// Each asker is woken once, after all its answers are queued.
+pub(crate) fn publish_staged(
+    pool: usize,
+    me: usize,
+    sent_to: impl Fn(usize) -> u64,
+    count: impl Fn(usize),
+) {
+    // Woken at the end, once each (a few askers per flush at most).
+    let mut wake: [Option<Arc<AnswerBox>>; 4] = Default::default();
+    let _ = STAGED.try_with(|s| {
+        let Ok(mut staged) = s.try_borrow_mut() else {
+            return;
+        };
+        for Staged { to, mut answer } in staged.drain(..) {
+            if to.pool.pool_id() != pool {
+                to.publish(answer);
+                continue;
+            }
+            if to.closed.load(Relaxed) {
+                continue;
+            }
+            let asker = to.asker;
+            answer.after = Some((me, sent_to(asker)));
+            count(asker);
+            let known = wake.iter().flatten().any(|w| w.asker == asker);
+            if !known {
+                if let Some(free) = wake.iter_mut().find(|w| w.is_none()) {
+                    // Pushed first, woken at the end: keep this reference.
+                    to.push(answer);
+                    *free = Some(to);
+                    continue;
+                }
+                to.pool.answer_published(asker);
+            }
+            to.push(answer);
         }
-        to.publish(answer);
+    });
+    for to in wake.into_iter().flatten() {
+        to.pool.answer_published(to.asker);
     }
 }
 
@@ -171,6 +227,8 @@ struct Slot<M> {
 /// One worker's pending asks (owned by its thread, in its `Outbound`).
 pub(crate) struct Asks<M> {
     inbox: Arc<AnswerBox>,
+    /// The receiving side of `inbox`'s bounded queue.
+    rx: InboxReceiver<Answer>,
     slots: Vec<Slot<M>>,
     free: Vec<u32>,
     live: usize,
@@ -182,9 +240,19 @@ pub(crate) struct Asks<M> {
 }
 
 impl<M> Asks<M> {
-    pub(crate) fn new(inbox: Arc<AnswerBox>) -> Self {
+    /// The pending asks of worker `asker` of `pool`, none yet.
+    pub(crate) fn new(pool: Arc<dyn WakeAsker>, asker: usize) -> Self {
+        let (fast, rx) = inbox(ANSWER_SLOTS);
+        let inbox = Arc::new(AnswerBox {
+            fast,
+            spill: SegQueue::new(),
+            pool,
+            asker,
+            closed: AtomicBool::new(false),
+        });
         Asks {
             inbox,
+            rx,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -205,11 +273,31 @@ impl<M> Asks<M> {
     }
 
     /// Whether anything needs the loop's attention: an answer in the box
-    /// or waiting, or a deadline to watch. One load while nothing is
-    /// pending.
+    /// or waiting, or a deadline to watch.
     #[inline]
-    pub(crate) fn is_idle(&self) -> bool {
-        self.live == 0 && self.waiting.is_empty() && !self.inbox.has_pending()
+    pub(crate) fn is_idle(&mut self) -> bool {
+        self.live == 0 && self.waiting.is_empty() && !self.answers_pending()
+    }
+
+    /// Whether an answer waits in the box (the idle path's check: one load
+    /// of the next slot, and the spill queue's two indices).
+    #[inline]
+    pub(crate) fn answers_pending(&mut self) -> bool {
+        self.rx.has_pending() || !self.inbox.spill.is_empty()
+    }
+
+    /// Moves what arrived in the box to `waiting`, counting it taken.
+    fn take_arrived(&mut self) -> usize {
+        let waiting = &mut self.waiting;
+        let mut n = self.rx.pop_batch(usize::MAX, |a| waiting.push_back(a));
+        while let Some(a) = self.inbox.spill.pop() {
+            waiting.push_back(a);
+            n += 1;
+        }
+        if n > 0 {
+            self.inbox.pool.answer_taken(self.inbox.asker, n as u64);
+        }
+        n
     }
 
     /// Records a pending ask and returns its id.
@@ -295,12 +383,10 @@ impl<M> Asks<M> {
     /// worker's loop: it has no asks left, but answers still count until
     /// taken). Returns how many.
     pub(crate) fn drop_arrived(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(a) = self.inbox.queue.pop() {
-            self.inbox.pool.answer_taken(self.inbox.asker);
+        let n = self.take_arrived();
+        for a in self.waiting.drain(..) {
             // A value whose Drop panics must not take the thread down.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
-            n += 1;
         }
         n
     }
@@ -348,14 +434,11 @@ impl<M> Asks<M> {
         if let Some(i) = self.waiting.iter().position(ready) {
             return self.waiting.remove(i);
         }
-        while let Some(a) = self.inbox.queue.pop() {
-            self.inbox.pool.answer_taken(self.inbox.asker);
-            if ready(&a) {
-                return Some(a);
-            }
-            self.waiting.push_back(a);
+        if self.take_arrived() == 0 {
+            return None;
         }
-        None
+        let i = self.waiting.iter().position(ready)?;
+        self.waiting.remove(i)
     }
 }
 
@@ -367,21 +450,20 @@ mod tests {
     impl WakeAsker for NoPool {
         fn counting_answer(&self, _: usize) {}
         fn answer_published(&self, _: usize) {}
-        fn answer_taken(&self, _: usize) {}
+        fn answer_taken(&self, _: usize, _: u64) {}
         fn pool_id(&self) -> usize {
             1
         }
     }
 
     fn asks() -> Asks<u32> {
-        let b = Arc::new(AnswerBox::new(Arc::new(NoPool), 0));
-        Asks::new(b)
+        Asks::new(Arc::new(NoPool), 0)
     }
 
     fn then(tag: u32) -> Then<u32> {
         Box::new(move |o: Outcome| {
             Some(match o {
-                Ok(v) => tag + *v.downcast::<u32>().unwrap(),
+                Ok(v) => tag + v.take::<u32>().unwrap(),
                 Err(AskError::Timeout) => 1000 + tag,
                 Err(_) => 2000 + tag,
             })
@@ -393,9 +475,9 @@ mod tests {
         let mut a = asks();
         let x = a.insert(WorkerId::from(1), then(10), None);
         let y = a.insert(WorkerId::from(2), then(20), None);
-        answer(a.answer_box().clone(), y, Ok(Box::new(5u32)));
+        answer(a.answer_box().clone(), y, Ok(Value::new(5u32)));
         answer(a.answer_box().clone(), x, Err(AskError::NoReply));
-        answer(a.answer_box().clone(), x, Ok(Box::new(7u32)));
+        answer(a.answer_box().clone(), x, Ok(Value::new(7u32)));
         let mut now = None;
         assert_eq!(
             a.next_ready(&mut now, |_| 0),
@@ -434,7 +516,7 @@ mod tests {
             a.next_ready(&mut now, |_| 0),
             Some((WorkerId::from(3), Some(1001)))
         );
-        answer(a.answer_box().clone(), x, Ok(Box::new(1u32)));
+        answer(a.answer_box().clone(), x, Ok(Value::new(1u32)));
         assert_eq!(a.next_ready(&mut now, |_| 0), None, "late answer dropped");
         let far = Instant::now() + std::time::Duration::from_secs(3600);
         for _ in 0..10_000 {
@@ -453,9 +535,9 @@ mod tests {
     fn an_answer_waits_for_the_answerers_earlier_messages() {
         let mut a = asks();
         let x = a.insert(WorkerId::from(1), then(0), None);
-        a.inbox.publish(Answer {
+        a.inbox.push(Answer {
             id: x,
-            outcome: Ok(Box::new(3u32)),
+            outcome: Ok(Value::new(3u32)),
             after: Some((1, 5)),
         });
         let mut now = None;
@@ -475,7 +557,7 @@ mod tests {
         let mut a = asks();
         let x = a.insert(WorkerId::from(1), Box::new(|_| panic!("never runs")), None);
         assert_eq!(a.clear(), 1);
-        answer(a.answer_box().clone(), x, Ok(Box::new(1u32)));
+        answer(a.answer_box().clone(), x, Ok(Value::new(1u32)));
         assert_eq!(a.next_ready(&mut None, |_| 0).map(|(w, _)| w), None);
     }
 }

@@ -21,6 +21,7 @@
 //! by hand, without a pool. The diagram of the send path is in
 //! `docs/architecture.md` ("The mesh").
 
+mod answer_value;
 pub(crate) mod asks;
 pub(crate) mod pair;
 #[cfg(test)]
@@ -41,7 +42,7 @@ use crate::partitioners::key_hash;
 use crate::shared::Shared;
 use crate::{Endpoint, SendError, WorkerId};
 
-use asks::{AnswerBox, Asks};
+use asks::Asks;
 use pair::PairCounters;
 use timers::Timers;
 
@@ -114,7 +115,7 @@ impl<M: Send + 'static> Outbound<M> {
             overflow_pending: 0,
             overflow_queued: 0,
             timers: Timers::default(),
-            asks: Asks::new(Arc::new(AnswerBox::new(shared.clone(), id))),
+            asks: Asks::new(shared.clone(), id),
             source: None,
             dirty: vec![false; n].into_boxed_slice(),
             dirty_list: Vec::with_capacity(n),
@@ -430,10 +431,13 @@ impl<M: Send + 'static> Outbound<M> {
     #[inline(never)]
     pub(crate) fn publish_answers(&mut self) {
         let pool = Arc::as_ptr(&self.shared) as usize;
-        let (tx, overflow) = (&self.tx, &self.overflow);
-        asks::publish_staged(pool, self.id, |asker| {
-            tx[asker].written() + overflow[asker].len() as u64
-        });
+        let (tx, overflow, pairs) = (&self.tx, &self.overflow, &self.pairs);
+        asks::publish_staged(
+            pool,
+            self.id,
+            |asker| tx[asker].written() + overflow[asker].len() as u64,
+            |asker| pairs[asker].answers.add(1),
+        );
     }
 
     /// [`flush`](Self::flush) with something to publish.

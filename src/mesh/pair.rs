@@ -26,4 +26,7 @@ pub(crate) struct PairCounters {
     /// Messages that went through the pair's overflow (also those queued
     /// behind earlier overflow).
     pub(crate) overflowed: Counter,
+    /// Answers to the receiver's asks that the sender published (counted
+    /// before each is queued: shutdown's quiescence check).
+    pub(crate) answers: Counter,
 }

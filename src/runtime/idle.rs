@@ -20,7 +20,7 @@ use crate::shared::Shared;
 
 use super::inbound::{pending, rings_pending};
 use super::reactor::Reactor;
-use crate::mesh::asks::AnswerBox;
+use crate::mesh::asks::Asks;
 
 /// Up to this many inbound rings, a spinning worker polls its queues
 /// directly instead of only its bell.
@@ -130,7 +130,7 @@ impl Idle {
         &mut self,
         inbox: &mut InboxReceiver<M>,
         rx: &mut [Consumer<M>],
-        answers: &AnswerBox,
+        answers: &mut Asks<M>,
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,
@@ -207,7 +207,7 @@ impl Idle {
         &mut self,
         inbox: &mut InboxReceiver<M>,
         rx: &mut [Consumer<M>],
-        answers: &AnswerBox,
+        answers: &mut Asks<M>,
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Acquire;
 
 use crate::lockfree::inbox::InboxReceiver;
 use crate::lockfree::ring::Consumer;
-use crate::mesh::asks::AnswerBox;
+use crate::mesh::asks::Asks;
 use crate::shared::Shared;
 
 /// A worker's inbound queues.
@@ -22,7 +22,7 @@ pub(crate) struct Inbound<M> {
 pub(super) fn pending<M>(
     inbox: &mut InboxReceiver<M>,
     rx: &mut [Consumer<M>],
-    answers: &AnswerBox,
+    answers: &mut Asks<M>,
     shared: &Shared<M>,
     control_seen: u64,
 ) -> bool {
@@ -34,11 +34,11 @@ pub(super) fn pending<M>(
 #[inline]
 pub(super) fn rings_pending<M>(
     rx: &mut [Consumer<M>],
-    answers: &AnswerBox,
+    answers: &mut Asks<M>,
     shared: &Shared<M>,
     control_seen: u64,
 ) -> bool {
     rx.iter_mut().any(|c| c.has_pending())
-        || answers.has_pending()
+        || answers.answers_pending()
         || shared.control.load(Acquire) != control_seen
 }

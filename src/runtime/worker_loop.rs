@@ -260,8 +260,10 @@ impl<W: Worker> Runtime<W> {
                 self.fail_for_good(panic_message(payload));
             }
         }
-        // Answers given (or `Asked`s dropped) in on_stop.
+        // Answers given (or `Asked`s dropped) in on_stop; then answers to
+        // this worker's own asks are refused from now on.
         self.out.publish_answers();
+        self.out.asks.answer_box().close();
         self.publish_counters();
         tracing::debug!(worker = %id, "worker stopped");
         // A failed worker was dropped when it failed: only a healthy one is
@@ -301,7 +303,7 @@ impl<W: Worker> Runtime<W> {
                 let wake = self.idle.wait(
                     inbox,
                     rx,
-                    self.out.asks.answer_box(),
+                    &mut self.out.asks,
                     &self.shared,
                     self.me,
                     self.control_seen,

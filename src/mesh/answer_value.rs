@@ -1,0 +1,158 @@
+//! The value of an ask's answer with its type erased, on its way from the
+//! answering thread to the asker.
+//!
+//! A value of up to two words is held inline; a larger one is boxed. The
+//! inline case is the point of this module: a boxed answer is allocated on
+//! the answering thread and freed on the asker's, and under a stream of
+//! answers that pattern sends the allocator to the answerer's arena lock
+//! from both threads (profiled: futex waits in `malloc`/`free` were the
+//! largest cost of pipelined asks). Most answers (counts, ids, flags,
+//! `Option<u64>`, a `Box` or an `Arc`) fit in two words.
+
+use std::any::{Any, TypeId};
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
+
+/// The inline buffer: two words, word-aligned.
+type Inline = [usize; 2];
+
+/// A value of some `R: Send + 'static`, type-erased.
+pub(crate) struct Value {
+    type_id: TypeId,
+    repr: Repr,
+}
+
+enum Repr {
+    Inline {
+        bytes: MaybeUninit<Inline>,
+        /// Drops the `R` in `bytes` in place.
+        drop: unsafe fn(*mut Inline),
+    },
+    Boxed(Box<dyn Any + Send>),
+}
+
+// SAFETY: a `Value` is built only by `Value::new`, from an `R: Send`, and
+// holds that `R` (inline or in a `Box<dyn Any + Send>`) and nothing else:
+// moving it to another thread moves an `R`.
+unsafe impl Send for Value {}
+
+/// Drops the `R` that `Value::new` wrote at `p`.
+///
+/// # Safety
+/// `p` points to an initialized `R`, suitably aligned, not dropped before.
+unsafe fn drop_inline<R>(p: *mut Inline) {
+    // SAFETY: the caller's contract.
+    unsafe { std::ptr::drop_in_place(p.cast::<R>()) }
+}
+
+impl Value {
+    /// Whether an `R` is held inline.
+    const fn fits<R>() -> bool {
+        size_of::<R>() <= size_of::<Inline>() && align_of::<R>() <= align_of::<Inline>()
+    }
+
+    /// Wraps `value`.
+    pub(crate) fn new<R: Send + 'static>(value: R) -> Self {
+        let repr = if Self::fits::<R>() {
+            let mut bytes = MaybeUninit::<Inline>::uninit();
+            // SAFETY: an `R` fits the buffer's size and alignment (checked
+            // by `fits`), and the buffer is ours and uninitialized.
+            unsafe { bytes.as_mut_ptr().cast::<R>().write(value) };
+            Repr::Inline {
+                bytes,
+                drop: drop_inline::<R>,
+            }
+        } else {
+            Repr::Boxed(Box::new(value))
+        };
+        Value {
+            type_id: TypeId::of::<R>(),
+            repr,
+        }
+    }
+
+    /// The value, if it is an `R` (else it is dropped and `None` returned).
+    pub(crate) fn take<R: 'static>(self) -> Option<R> {
+        if self.type_id != TypeId::of::<R>() {
+            return None;
+        }
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used again, nor dropped (ManuallyDrop):
+        // the representation is moved out exactly once.
+        let repr = unsafe { std::ptr::read(&this.repr) };
+        match repr {
+            Repr::Inline { bytes, .. } => {
+                // SAFETY: `type_id` says `new` wrote an `R` here (inline,
+                // so it fits); it is read once and, `this` being
+                // forgotten, never dropped in place.
+                Some(unsafe { bytes.as_ptr().cast::<R>().read() })
+            }
+            Repr::Boxed(b) => b.downcast::<R>().ok().map(|b| *b),
+        }
+    }
+}
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        if let Repr::Inline { bytes, drop } = &mut self.repr {
+            // SAFETY: an inline `Value` holds the initialized value `new`
+            // wrote, with the matching `drop`; `take` forgets the `Value`
+            // it moves the value out of, so this runs at most once.
+            unsafe { drop(bytes.as_mut_ptr()) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    #[test]
+    fn small_values_inline_and_large_ones_boxed_round_trip() {
+        assert!(Value::fits::<u64>() && Value::fits::<Option<u64>>());
+        assert!(Value::fits::<Box<u8>>() && Value::fits::<(u32, u8)>());
+        assert!(!Value::fits::<String>() && !Value::fits::<[u64; 3]>());
+        assert_eq!(Value::new(7u64).take::<u64>(), Some(7));
+        assert_eq!(Value::new(()).take::<()>(), Some(()));
+        assert_eq!(Value::new(Some(3u16)).take::<Option<u16>>(), Some(Some(3)));
+        assert_eq!(
+            Value::new(String::from("boxed"))
+                .take::<String>()
+                .as_deref(),
+            Some("boxed")
+        );
+        assert_eq!(*Value::new(Box::new(5u8)).take::<Box<u8>>().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_wrong_type_is_refused_and_the_value_dropped_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        struct Counted(Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, SeqCst);
+            }
+        }
+        // Inline (one word) and boxed (padded past two words).
+        assert!(Value::new(Counted(drops.clone())).take::<u64>().is_none());
+        assert_eq!(drops.load(SeqCst), 1);
+        drop(Value::new(Counted(drops.clone())));
+        assert_eq!(drops.load(SeqCst), 2, "dropped when the Value is");
+        let taken = Value::new(Counted(drops.clone())).take::<Counted>();
+        assert_eq!(drops.load(SeqCst), 2, "not dropped when taken");
+        drop(taken);
+        assert_eq!(drops.load(SeqCst), 3);
+        drop(Value::new((Counted(drops.clone()), [0u64; 4])));
+        assert_eq!(drops.load(SeqCst), 4);
+    }
+
+    #[test]
+    fn moves_to_another_thread() {
+        let v = Value::new(Arc::new(41u32));
+        let back = std::thread::spawn(move || v.take::<Arc<u32>>().map(|a| *a + 1))
+            .join()
+            .unwrap();
+        assert_eq!(back, Some(42));
+    }
+}
