@@ -21,6 +21,7 @@ use crate::lockfree::signal::Signal;
 use crate::lockfree::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
 use crate::mesh::pair::PairCounters;
 use crate::placement::Slot;
+use crate::runtime::stall::StallSlot;
 use crate::WorkerId;
 
 /// Statistics a worker writes about itself (single writer each).
@@ -108,6 +109,9 @@ pub(crate) struct WorkerShared<M> {
     pub(crate) counters: CachePadded<WorkerCounters>,
     pub(crate) panic: Mutex<Option<String>>,
     pub(crate) slot: Slot,
+    /// Its stall state: the word it stores around callbacks, its `stalls`
+    /// and `longest_stall`, its backtrace buffer (`runtime/stall`).
+    pub(crate) stall: std::sync::Arc<StallSlot>,
 }
 
 impl<M> WorkerShared<M> {
@@ -126,6 +130,7 @@ impl<M> WorkerShared<M> {
             counters: CachePadded::new(WorkerCounters::default()),
             panic: Mutex::new(None),
             slot,
+            stall: Default::default(),
         }
     }
 }

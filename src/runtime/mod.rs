@@ -18,6 +18,9 @@
 //!   poll readiness while busy, and the OS poll as the worker's one sleep.
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
+//! - [`stall`]: stall detection — the state word a worker stores around
+//!   its callbacks, the pool's watchdog thread that samples it, and the
+//!   backtrace a stalled thread takes of itself on the watchdog's signal.
 //!
 //! The loop and the idle/park handshake are drawn once, in
 //! `docs/architecture.md` ("The worker loop", "Parking and waking").
@@ -28,6 +31,7 @@ mod inbound;
 mod queue_delay;
 mod reactor;
 mod restart;
+pub(crate) mod stall;
 mod worker_loop;
 
 pub(crate) use current::worker_of;

@@ -32,6 +32,7 @@ use super::inbound::Inbound;
 use super::queue_delay::DelaySampler;
 use super::reactor::Reactor;
 use super::restart::{panic_message, RestartBudget};
+use super::stall::{Callback, Probe};
 
 /// Hands up to `batch` due timers to `handle` (the caller has set the
 /// source). Returns how many.
@@ -132,6 +133,8 @@ pub(crate) struct Runtime<W: Worker> {
     /// The queues ran dry and readiness was polled since: the next dry
     /// iteration leaves polling to the idle path.
     io_dry_polled: bool,
+    /// Stores which callback the worker is in, for the stall watchdog.
+    probe: Probe,
 }
 
 impl<W: Worker> Runtime<W> {
@@ -160,6 +163,7 @@ impl<W: Worker> Runtime<W> {
             delay: DelaySampler::new(),
             reactor: Reactor::new(shared.clone(), me, cfg.io_poll_interval),
             io_dry_polled: false,
+            probe: Probe::new(shared.workers[me].stall.clone()),
             shared,
         }
     }
@@ -171,6 +175,7 @@ impl<W: Worker> Runtime<W> {
     pub(crate) fn run(mut self) -> WorkerExit<W> {
         let id = WorkerId::from(self.me);
         let _current = super::current::enter(Arc::as_ptr(&self.shared).cast(), self.me);
+        let _stall_watched = self.probe.register_thread();
         let mut escaped = catch_unwind(AssertUnwindSafe(|| {
             self.start_worker();
             self.serve();
@@ -185,6 +190,7 @@ impl<W: Worker> Runtime<W> {
         self.out.close();
         self.drop_timers();
         if self.panic.is_none() {
+            self.probe.enter(Callback::OnStop);
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
@@ -192,6 +198,7 @@ impl<W: Worker> Runtime<W> {
                 };
                 self.worker.on_stop(&mut ctx);
             }));
+            self.probe.leave();
             if let Err(payload) = stopped {
                 // Never restarted: the pool has stopped, and the state the
                 // panic interrupted is what the caller asked for.
@@ -261,6 +268,7 @@ impl<W: Worker> Runtime<W> {
     /// recursion, so a large `max_restarts` cannot overflow the stack.
     fn start_worker(&mut self) {
         loop {
+            self.probe.enter(Callback::OnStart);
             let started = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
@@ -268,6 +276,7 @@ impl<W: Worker> Runtime<W> {
                 };
                 self.worker.on_start(&mut ctx);
             }));
+            self.probe.leave();
             self.out.flush();
             match started {
                 Ok(()) => return,
@@ -356,7 +365,9 @@ impl<W: Worker> Runtime<W> {
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
             let (me, pause) = (self.me, self.cfg.overflow_pause);
+            let probe = &mut self.probe;
             let result = catch_unwind(AssertUnwindSafe(|| {
+                probe.enter(Callback::Handle);
                 let mut ctx = Context { out, io };
                 // `source` is set once per queue, before its batch.
                 macro_rules! handle {
@@ -382,10 +393,12 @@ impl<W: Worker> Runtime<W> {
                 }
                 if !ctx.out.timers.is_empty() {
                     ctx.out.source = Some(Endpoint::Worker(WorkerId::from(me)));
+                    probe.enter(Callback::Timer);
                     n += deliver_timers(worker, &mut ctx, batch, handled);
                 }
                 n
             }));
+            self.probe.leave();
             self.out.source = None;
             match result {
                 Ok(n) => n,
@@ -430,6 +443,7 @@ impl<W: Worker> Runtime<W> {
         if self.panic.is_none() {
             let (worker, out, io) = (&mut self.worker, &mut self.out, &self.reactor);
             let count = &mut n;
+            self.probe.enter(Callback::OnIo);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out, io };
                 for event in io.events() {
@@ -437,6 +451,7 @@ impl<W: Worker> Runtime<W> {
                     *count += 1;
                 }
             }));
+            self.probe.leave();
             self.reactor.dispatched();
             if let Err(payload) = result {
                 self.recover(payload);
@@ -480,6 +495,7 @@ impl<W: Worker> Runtime<W> {
             return;
         }
         self.local.ticks += 1;
+        self.probe.enter(Callback::Tick);
         let ticked = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context {
                 out: &mut self.out,
@@ -487,6 +503,7 @@ impl<W: Worker> Runtime<W> {
             };
             self.worker.tick(&mut ctx);
         }));
+        self.probe.leave();
         if let Err(payload) = ticked {
             self.recover(payload);
         }
