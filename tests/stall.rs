@@ -68,13 +68,16 @@ enum Msg {
     Listen(mpsc::Sender<SocketAddr>),
 }
 
+/// Who to tell when a planned `on_io` sleep is over.
+type Done = Arc<Mutex<Option<mpsc::Sender<()>>>>;
+
 /// How a test worker stalls.
 #[derive(Default, Clone)]
 struct Plan {
     /// Its first tick sleeps this long.
     tick: Option<Duration>,
     /// Its first `on_io` sleeps this long, then answers.
-    on_io: Option<(Duration, Arc<Mutex<Option<mpsc::Sender<()>>>>)>,
+    on_io: Option<(Duration, Done)>,
 }
 
 struct Sleeper {
