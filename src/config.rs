@@ -431,8 +431,10 @@ impl PoolConfig {
     /// What it costs: a worker stores a word (relaxed) when it enters and
     /// leaves each callback phase — a few stores per loop iteration, not
     /// per message, and no clock read; one watchdog thread per pool, named
-    /// `<name>-stall`, wakes four times per threshold (at most every 1 ms,
-    /// at least every second) and reads those words. A `handle` phase is
+    /// `<name>-stall`, wakes four times per threshold (twice while every
+    /// worker is idle; at most every 1 ms, at least every second) and reads
+    /// those words, so a stall is reported within 1.75 thresholds of its
+    /// start (unless the watchdog itself is kept from running). A `handle` phase is
     /// one pass over the worker's queues (up to `batch_size` messages from
     /// each), so many quick messages that together keep the worker from
     /// its loop for longer than the threshold are reported too. Only time

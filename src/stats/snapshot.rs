@@ -92,8 +92,8 @@ pub struct WorkerStats {
     /// (each counted once, when reported).
     pub stalls: u64,
     /// The longest stall so far (zero if none): it grows while a reported
-    /// stall lasts and holds its final length, to a quarter of the
-    /// threshold, once the worker is back.
+    /// stall lasts and holds its final length, to a sampling period (a
+    /// quarter of the threshold), once the worker is back.
     pub longest_stall: Duration,
 }
 

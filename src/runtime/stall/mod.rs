@@ -127,8 +127,7 @@ pub struct StallReport {
     /// The callback it is inside.
     pub callback: Callback,
     /// How long it has been inside it so far (a lower bound: the watchdog
-    /// first sees a callback up to a quarter of the threshold after it
-    /// began).
+    /// first sees a callback up to half the threshold after it began).
     pub elapsed: Duration,
     /// The configured threshold.
     pub threshold: Duration,

@@ -94,10 +94,16 @@ struct Sampler {
 
 impl Sampler {
     fn run(self) {
-        // A quarter of the threshold: a stall is seen at most a quarter
-        // late. At least 1 ms; at most 1 s, so `longest_stall` of a long
-        // stall stays fresh.
-        let period = (self.threshold / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
+        // While some worker is inside a callback, every quarter of the
+        // threshold; while all are between callbacks (an idle pool), every
+        // half, which halves an idle pool's wake-ups. A stall starting
+        // just after a sample is first seen at most half a threshold late
+        // and reported at most a quarter after passing the threshold: within
+        // 1.75 thresholds of its start. At least 1 ms; at most 1 s, so
+        // `longest_stall` of a long stall stays fresh.
+        let clamp = |d: Duration| d.clamp(Duration::from_millis(1), Duration::from_secs(1));
+        let (busy_period, idle_period) = (clamp(self.threshold / 4), clamp(self.threshold / 2));
+        let mut period = busy_period;
         let start = Instant::now();
         let mut seen: Vec<Seen> = self
             .slots
@@ -111,13 +117,16 @@ impl Sampler {
         while !self.stop.load(Ordering::Acquire) {
             std::thread::park_timeout(period);
             let now = Instant::now();
+            let mut busy = false;
             for (i, (slot, seen)) in self.slots.iter().zip(&mut seen).enumerate() {
-                self.sample(i, slot, seen, now);
+                busy |= self.sample(i, slot, seen, now);
             }
+            period = if busy { busy_period } else { idle_period };
         }
     }
 
-    fn sample(&self, i: usize, slot: &StallSlot, seen: &mut Seen, now: Instant) {
+    /// Samples worker `i`. Returns whether it is inside a callback.
+    fn sample(&self, i: usize, slot: &StallSlot, seen: &mut Seen, now: Instant) -> bool {
         let word = slot.word.load(Relaxed);
         if word != seen.word {
             if seen.reported {
@@ -135,10 +144,10 @@ impl Sampler {
                 since: now,
                 reported: false,
             };
-            return;
+            return Callback::of_word(word).is_some();
         }
         let Some(callback) = Callback::of_word(word) else {
-            return; // Between callbacks, idle or parked: never a stall.
+            return false; // Between callbacks, idle or parked: never a stall.
         };
         let elapsed = now.saturating_duration_since(seen.since);
         if seen.reported {
@@ -149,6 +158,7 @@ impl Sampler {
             raise(slot, elapsed);
             self.report(i, slot, callback, elapsed);
         }
+        true
     }
 
     /// Takes the stalled worker's backtrace, logs it and calls the hook.
