@@ -121,7 +121,7 @@ fn draw(now: &PoolStats, prev: &PoolStats, dt: Duration, uptime: Duration, frame
         now.depth(),
     );
     s += &format!(
-        "{:>6} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9}  status\n",
+        "{:>6} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>6} {:>9}  status\n",
         "worker",
         "cpu",
         "node",
@@ -131,7 +131,9 @@ fn draw(now: &PoolStats, prev: &PoolStats, dt: Duration, uptime: Duration, frame
         "inbox/s",
         "mesh in/s",
         "inbox q",
-        "mesh q"
+        "mesh q",
+        "stalls",
+        "longest"
     );
     for (w, dw) in now.workers.iter().zip(&d.workers) {
         let inbox = d.inbox(w.id).map_or(0.0, |c| c.received_per_sec(dt));
@@ -144,7 +146,7 @@ fn draw(now: &PoolStats, prev: &PoolStats, dt: Duration, uptime: Duration, frame
         let mesh_in: f64 = mesh.iter().map(|c| c.received_per_sec(dt)).sum();
         let mesh_q: usize = mesh.iter().map(|c| c.depth).sum();
         s += &format!(
-            "{:>6} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9}  {}\n",
+            "{:>6} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>9} {:>6} {:>9}  {}\n",
             format!("w{}", w.id),
             w.cpu.map_or("-".into(), |c| c.to_string()),
             w.numa_node.map_or("-".into(), |c| c.to_string()),
@@ -155,6 +157,12 @@ fn draw(now: &PoolStats, prev: &PoolStats, dt: Duration, uptime: Duration, frame
             human(mesh_in),
             inbox_q,
             mesh_q,
+            w.stalls,
+            if w.longest_stall.is_zero() {
+                "-".to_string()
+            } else {
+                format!("{:.0?}", w.longest_stall)
+            },
             if w.failed { "FAILED" } else { "ok" },
         );
     }

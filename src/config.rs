@@ -199,6 +199,7 @@ pub struct PoolConfig {
     pub(crate) overflow_pause: Option<usize>,
     pub(crate) inbox_coalesce: Duration,
     pub(crate) io_poll_interval: Duration,
+    pub(crate) stall: crate::runtime::stall::StallConfig,
     pub(crate) call_spin: Duration,
 }
 
@@ -242,6 +243,7 @@ impl Default for PoolConfig {
             overflow_pause: None,
             inbox_coalesce: DEFAULT_INBOX_COALESCE,
             io_poll_interval: DEFAULT_IO_POLL_INTERVAL,
+            stall: Default::default(),
             call_spin: Duration::ZERO,
         }
     }
@@ -434,6 +436,79 @@ impl PoolConfig {
         self
     }
 
+    /// A worker that spends longer than this inside one callback
+    /// (`on_start`, `handle`, `tick`, `on_io`, `on_stop`, a due timer's
+    /// `handle`) is reported as stalled. Default:
+    /// [`DEFAULT_STALL_THRESHOLD`](crate::DEFAULT_STALL_THRESHOLD), 100 ms;
+    /// `Duration::MAX` turns detection off (no watchdog thread). Zero is
+    /// refused by [`Pool::start`](crate::Pool::start).
+    ///
+    /// Each stall is reported once, while it lasts: a `tracing` warning
+    /// naming the worker, the callback and how long it has run so far,
+    /// with the stalled thread's backtrace, taken while it is stalled (on
+    /// Linux, x86_64 and aarch64; function names need the `backtrace`
+    /// cargo feature, else each frame is `file+offset`); then the
+    /// [`on_stall`](Self::on_stall) hook, if any. Every worker's
+    /// [`stalls`](crate::WorkerStats::stalls) and
+    /// [`longest_stall`](crate::WorkerStats::longest_stall) count them.
+    ///
+    /// What it costs: a worker stores a word (relaxed) when it enters and
+    /// leaves each callback phase — a few stores per loop iteration, not
+    /// per message, and no clock read; one watchdog thread per pool, named
+    /// `<name>-stall`, wakes four times per threshold (twice while every
+    /// worker is idle; at most every 1 ms, at least every second) and reads
+    /// those words, so a stall is reported within 1.75 thresholds of its
+    /// start (unless the watchdog itself is kept from running). A `handle` phase is
+    /// one pass over the worker's queues (up to `batch_size` messages from
+    /// each), so many quick messages that together keep the worker from
+    /// its loop for longer than the threshold are reported too. Only time
+    /// inside a callback counts: an idle or parked worker is never
+    /// stalled. A worker the OS takes the CPU from in a callback looks
+    /// stalled too (for its peers it is): on a crowded machine, keep the
+    /// threshold well above the scheduler's time slice. `docs/tuning.md`
+    /// shows a report and how to choose the value.
+    ///
+    /// On Linux the backtrace is taken by signalling the stalled thread
+    /// with the real-time signal `SIGRTMIN + 4`; if the program already
+    /// handles that signal, reports come without a backtrace.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shardpool::PoolConfig;
+    ///
+    /// let config = PoolConfig::default().stall_threshold(Duration::from_millis(20));
+    /// let off = PoolConfig::default().stall_threshold(Duration::MAX);
+    /// # let _ = (config, off);
+    /// ```
+    pub fn stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall.threshold = threshold;
+        self
+    }
+
+    /// Calls `hook` with each stall's [`StallReport`](crate::StallReport),
+    /// once per stall, after its warning is logged (see
+    /// [`stall_threshold`](Self::stall_threshold)). It runs on the pool's
+    /// watchdog thread while the worker is still stalled: it should return
+    /// quickly (hand the report to a channel, bump a metric), since the
+    /// other workers are not watched meanwhile. A panic in it is caught and
+    /// logged. Default: none.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// use shardpool::PoolConfig;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let config = PoolConfig::default().on_stall(move |report| {
+    ///     let _ = tx.lock().unwrap().send((report.worker, report.callback, report.elapsed));
+    /// });
+    /// # let _ = (config, rx);
+    /// ```
+    pub fn on_stall(mut self, hook: impl Fn(&crate::StallReport) + Send + Sync + 'static) -> Self {
+        self.stall.hook = Some(std::sync::Arc::new(hook));
+        self
+    }
+
     /// How long a thread blocked in [`call`](crate::PoolSender::call)
     /// checks for its answer before it sleeps. Default: zero — the caller
     /// sleeps at once, and the handler's [`Reply::send`](crate::Reply::send)
@@ -492,6 +567,7 @@ impl PoolConfig {
     /// | `overflow_limit` | — | any `usize` (0: no overflow) |
     /// | `overflow_pause` | — | any `usize` (0: pause on any overflow; `usize::MAX`: never) |
     /// | `io_poll_interval`, `call_spin` | — | any `Duration` |
+    /// | `stall_threshold` | zero | the rest; `Duration::MAX` = no detection |
     /// | `name` | a NUL byte | the rest |
     pub(crate) fn validate(&self) -> Result<(), Error> {
         if self.workers == Some(0) {
@@ -535,6 +611,7 @@ impl PoolConfig {
         if self.tick_interval.is_zero() {
             return Err(Error::invalid("tick_interval", "must be longer than zero"));
         }
+        self.stall.validate()?;
         if self.name.contains('\0') {
             return Err(Error::invalid(
                 "name",

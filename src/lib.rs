@@ -124,6 +124,8 @@ pub use reply::{Answer, Reply};
 #[cfg(not(loom))]
 pub use report::ShutdownReport;
 #[cfg(not(loom))]
+pub use runtime::stall::{Callback, StallReport, DEFAULT_STALL_THRESHOLD};
+#[cfg(not(loom))]
 pub use sender::{PoolSender, SendBatch};
 #[cfg(not(loom))]
 pub use stats::{ChannelStats, Endpoint, MetricsCollector, PoolStats, QueueDelay, WorkerStats};

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use crate::lockfree::sync::Arc;
 use crate::placement::{self, Topology};
 use crate::report::ShutdownReport;
+use crate::runtime::stall::Watchdog;
 use crate::runtime::{panic_message, WorkerExit};
 use crate::sender::PoolSender;
 use crate::shared::Shared;
@@ -26,6 +27,10 @@ use crate::{Error, PoolConfig, Worker, WorkerId};
 pub struct Pool<W: Worker> {
     shared: Arc<Shared<W::Msg>>,
     threads: Vec<JoinHandle<WorkerExit<W>>>,
+    /// The stall watchdog (none when detection is off). A field, so it is
+    /// stopped after `Drop` has joined the workers: stalls in `on_stop`
+    /// are reported too.
+    _watchdog: Option<Watchdog>,
 }
 
 impl<W: Worker> Pool<W> {
@@ -67,9 +72,13 @@ impl<W: Worker> Pool<W> {
             placement::Placement::new(&slots)
         );
         let started = crate::spawn::start(&config, &slots, factory)?;
+        // Watched from the start: a stall in `on_start` is reported too.
+        let stall_slots = started.shared.workers.iter().map(|w| w.stall.clone());
+        let watchdog = Watchdog::start(&config.name, &config.stall, stall_slots.collect());
         let pool = Pool {
             shared: started.shared,
             threads: started.threads,
+            _watchdog: watchdog,
         };
         if let Err(e) = crate::spawn::first_starts(&started.first_starts, pool.workers()) {
             tracing::error!(error = %e, "a worker failed to start: stopping the pool");

@@ -21,6 +21,7 @@ use crate::lockfree::signal::Signal;
 use crate::lockfree::sync::{Arc, AtomicBool, AtomicU64, Counter, Mutex};
 use crate::mesh::pair::PairCounters;
 use crate::placement::Slot;
+use crate::runtime::stall::StallSlot;
 use crate::WorkerId;
 
 /// Statistics a worker writes about itself (single writer each).
@@ -115,6 +116,9 @@ pub(crate) struct WorkerShared<M> {
     /// none is in flight.
     pub(crate) answers_published: CachePadded<AtomicU64>,
     pub(crate) answers_taken: Counter,
+    /// Its stall state: the word it stores around callbacks, its `stalls`
+    /// and `longest_stall`, its backtrace buffer (`runtime/stall`).
+    pub(crate) stall: std::sync::Arc<StallSlot>,
 }
 
 impl<M> WorkerShared<M> {
@@ -135,6 +139,7 @@ impl<M> WorkerShared<M> {
             slot,
             answers_published: CachePadded::new(AtomicU64::new(0)),
             answers_taken: Counter::default(),
+            stall: Default::default(),
         }
     }
 }

@@ -19,6 +19,9 @@
 //! - [`restart`]: `RestartBudget`, how many restarts a
 //!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows,
 //!   and `Backoff`, how long a worker waits before its next restart.
+//! - [`stall`]: stall detection — the state word a worker stores around
+//!   its callbacks, the pool's watchdog thread that samples it, and the
+//!   backtrace a stalled thread takes of itself on the watchdog's signal.
 //!
 //! The loop and the idle/park handshake are drawn once, in
 //! `docs/architecture.md` ("The worker loop", "Parking and waking").
@@ -29,6 +32,7 @@ mod inbound;
 mod queue_delay;
 mod reactor;
 mod restart;
+pub(crate) mod stall;
 mod worker_loop;
 
 pub(crate) use current::{on_worker_thread, worker_of};

@@ -40,6 +40,7 @@ use super::inbound::Inbound;
 use super::queue_delay::DelaySampler;
 use super::reactor::Reactor;
 use super::restart::{panic_message, Backoff, RestartBudget};
+use super::stall::{Callback, Probe};
 
 /// How often a worker waiting to restart checks whether the pool stops.
 const RESTART_WATCH: Duration = Duration::from_millis(10);
@@ -180,6 +181,8 @@ pub(crate) struct Runtime<W: Worker> {
     /// The queues ran dry and readiness was polled since: the next dry
     /// iteration leaves polling to the idle path.
     io_dry_polled: bool,
+    /// Stores which callback the worker is in, for the stall watchdog.
+    probe: Probe,
 }
 
 impl<W: Worker> Runtime<W> {
@@ -210,6 +213,7 @@ impl<W: Worker> Runtime<W> {
             delay: DelaySampler::new(),
             reactor: Reactor::new(shared.clone(), me, cfg.io_poll_interval),
             io_dry_polled: false,
+            probe: Probe::new(shared.workers[me].stall.clone()),
             shared,
         }
     }
@@ -228,6 +232,7 @@ impl<W: Worker> Runtime<W> {
     pub(crate) fn run(mut self) -> WorkerExit<W> {
         let id = WorkerId::from(self.me);
         let _current = super::current::enter(Arc::as_ptr(&self.shared).cast(), self.me);
+        let _stall_watched = self.probe.register_thread();
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.start_worker())) {
             let message = panic_message(payload);
             self.fail_for_good(format!("{message} (outside a callback)"));
@@ -247,6 +252,7 @@ impl<W: Worker> Runtime<W> {
         self.drop_pending_asks();
         // `Some` unless the worker failed.
         if let Some(worker) = self.worker.as_mut() {
+            self.probe.enter(Callback::OnStop);
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
@@ -254,6 +260,7 @@ impl<W: Worker> Runtime<W> {
                 };
                 worker.on_stop(&mut ctx);
             }));
+            self.probe.leave();
             if let Err(payload) = stopped {
                 // Never restarted: the pool has stopped, and the state the
                 // panic interrupted is what the caller asked for.
@@ -328,6 +335,7 @@ impl<W: Worker> Runtime<W> {
             let Some(worker) = self.worker.as_mut() else {
                 return;
             };
+            self.probe.enter(Callback::OnStart);
             let started = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
@@ -335,6 +343,7 @@ impl<W: Worker> Runtime<W> {
                 };
                 worker.on_start(&mut ctx);
             }));
+            self.probe.leave();
             self.out.flush();
             match started {
                 Ok(()) => {
@@ -480,7 +489,9 @@ impl<W: Worker> Runtime<W> {
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
             let (me, pause) = (self.me, self.cfg.overflow_pause);
+            let probe = &mut self.probe;
             let result = catch_unwind(AssertUnwindSafe(|| {
+                probe.enter(Callback::Handle);
                 let mut ctx = Context { out, io };
                 // `source` is set once per queue, before its batch.
                 macro_rules! handle {
@@ -506,6 +517,7 @@ impl<W: Worker> Runtime<W> {
                 }
                 if !ctx.out.timers.is_empty() {
                     ctx.out.source = Some(Endpoint::Worker(WorkerId::from(me)));
+                    probe.enter(Callback::Timer);
                     n += deliver_timers(worker, &mut ctx, batch, handled);
                 }
                 if !ctx.out.asks.is_idle() {
@@ -513,6 +525,7 @@ impl<W: Worker> Runtime<W> {
                 }
                 n
             }));
+            self.probe.leave();
             self.out.source = None;
             match result {
                 Ok(n) => n,
@@ -565,6 +578,7 @@ impl<W: Worker> Runtime<W> {
         if let Some(worker) = self.worker.as_mut() {
             let (out, io) = (&mut self.out, &self.reactor);
             let count = &mut n;
+            self.probe.enter(Callback::OnIo);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out, io };
                 for event in io.events() {
@@ -572,6 +586,7 @@ impl<W: Worker> Runtime<W> {
                     *count += 1;
                 }
             }));
+            self.probe.leave();
             self.reactor.dispatched();
             if let Err(payload) = result {
                 self.recover(payload);
@@ -597,12 +612,14 @@ impl<W: Worker> Runtime<W> {
         };
         if let Some(worker) = self.worker.as_mut() {
             let (out, io) = (&mut self.out, &self.reactor);
+            self.probe.enter(Callback::OnIo);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out, io };
                 for event in io.again_events() {
                     worker.on_io(event, &mut ctx);
                 }
             }));
+            self.probe.leave();
             if let Err(payload) = result {
                 self.recover(payload);
             }
@@ -644,6 +661,7 @@ impl<W: Worker> Runtime<W> {
             return;
         };
         self.local.ticks += 1;
+        self.probe.enter(Callback::Tick);
         let ticked = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context {
                 out: &mut self.out,
@@ -651,6 +669,7 @@ impl<W: Worker> Runtime<W> {
             };
             worker.tick(&mut ctx);
         }));
+        self.probe.leave();
         if let Err(payload) = ticked {
             self.recover(payload);
         }

@@ -58,10 +58,11 @@ use crate::WorkerId;
 /// |---|---|---|
 /// | `shardpool_workers` | gauge | workers in the pool |
 /// | `shardpool_worker_info{worker,cpu,numa_node}` | info | placement (`cpu`/`numa_node` omitted when unknown) |
-/// | `shardpool_worker_{handled,ticks,parks,dropped,restarts,timers_dropped}_total` | counter | [`WorkerStats`] |
+/// | `shardpool_worker_{handled,ticks,parks,dropped,restarts,timers_dropped,stalls}_total` | counter | [`WorkerStats`] |
 /// | `shardpool_worker_failed` | gauge | 1 once the worker panicked |
 /// | `shardpool_worker_overflow_queued` | gauge | its sends waiting in overflow now |
 /// | `shardpool_worker_queue_delay_{p50,p99,max}_seconds` | gauge | [`QueueDelay`](crate::QueueDelay) |
+/// | `shardpool_worker_longest_stall_seconds` | gauge | [`WorkerStats::longest_stall`] |
 /// | `shardpool_inbox_{sent,received,full}_total` | counter | the worker's inbox |
 /// | `shardpool_inbox_{depth,capacity}` | gauge | the worker's inbox |
 /// | `shardpool_mesh_{sent,full,overflowed}_total` | counter | summed over the rings *from* the worker |
@@ -324,7 +325,7 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
     }
 
     type WorkerField = fn(&WorkerStats) -> u64;
-    let worker_counters: [(&str, &str, WorkerField); 6] = [
+    let worker_counters: [(&str, &str, WorkerField); 7] = [
         (
             "shardpool_worker_handled",
             "Messages passed to handle and returned from it.",
@@ -350,6 +351,11 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
             "shardpool_worker_timers_dropped",
             "send_after messages dropped unhandled (pending at stop or failure).",
             |w| w.timers_dropped,
+        ),
+        (
+            "shardpool_worker_stalls",
+            "Times the worker stayed inside one callback longer than the stall threshold.",
+            |w| w.stalls,
         ),
     ];
     for (name, help, get) in worker_counters {
@@ -383,6 +389,11 @@ fn encode(stats: &PoolStats, per_channel: bool, mut enc: DescriptorEncoder<'_>) 
             "shardpool_worker_queue_delay_max_seconds",
             "Longest time a sampled message waited in the worker's queues.",
             |w| w.queue_delay.max,
+        ),
+        (
+            "shardpool_worker_longest_stall_seconds",
+            "Longest time the worker stayed inside one callback (stalls only).",
+            |w| w.longest_stall,
         ),
     ] {
         let samples = workers
@@ -693,10 +704,34 @@ mod tests {
             .find(|s| s.name == "shardpool_worker_queue_delay_p99_seconds" && s.labels == w1)
             .expect("p99 of w1");
         assert!((p99.float - 10e-6).abs() < 1e-12, "{}", p99.float);
-        // 1 + 2 (info) + 2 × (6 counters + 2 gauges + 3 delays + 10
+        // 1 + 2 (info) + 2 × (7 counters + 2 gauges + 4 durations + 10
         // aggregates) per-worker series, nothing else.
-        assert_eq!(s.len(), 1 + 2 + 2 * 21);
+        assert_eq!(s.len(), 1 + 2 + 2 * 23);
         assert!(s.iter().all(|s| !s.name.starts_with("shardpool_channel_")));
+    }
+
+    #[test]
+    fn stalls_are_exported_per_worker() {
+        let text = scrape(fixed(two_workers(3)));
+        assert!(text.contains("# TYPE shardpool_worker_stalls counter\n"));
+        assert!(text.contains("# TYPE shardpool_worker_longest_stall_seconds gauge\n"));
+        let s = check(&text);
+        assert_eq!(
+            value(&s, "shardpool_worker_stalls_total", "worker=\"0\""),
+            0
+        );
+        assert_eq!(
+            value(&s, "shardpool_worker_stalls_total", "worker=\"1\""),
+            3
+        );
+        let longest = |labels: &str| {
+            s.iter()
+                .find(|s| s.name == "shardpool_worker_longest_stall_seconds" && s.labels == labels)
+                .expect("longest_stall series")
+                .float
+        };
+        assert_eq!(longest("worker=\"0\""), 0.0);
+        assert!((longest("worker=\"1\"") - 0.15).abs() < 1e-9);
     }
 
     #[test]

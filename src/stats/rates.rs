@@ -29,8 +29,8 @@ fn per_sec(count: u64, elapsed: Duration) -> f64 {
 impl WorkerStats {
     /// The counters accumulated since `prev` (an earlier snapshot of the
     /// same worker): each counter is `self - prev`, saturating at 0; `id`,
-    /// `cpu`, `numa_node`, `failed` and the gauge `overflow_queued` are
-    /// `self`'s.
+    /// `cpu`, `numa_node`, `failed`, the gauge `overflow_queued` and the
+    /// maxima (`queue_delay`, `longest_stall`) are `self`'s.
     pub fn delta(&self, prev: &WorkerStats) -> WorkerStats {
         WorkerStats {
             handled: self.handled.saturating_sub(prev.handled),
@@ -39,6 +39,7 @@ impl WorkerStats {
             dropped: self.dropped.saturating_sub(prev.dropped),
             restarts: self.restarts.saturating_sub(prev.restarts),
             timers_dropped: self.timers_dropped.saturating_sub(prev.timers_dropped),
+            stalls: self.stalls.saturating_sub(prev.stalls),
             ..self.clone()
         }
     }

@@ -87,6 +87,14 @@ pub struct WorkerStats {
     /// How long messages waited in this worker's queues (inbox and rings,
     /// overflow included) before it took them, since the pool started.
     pub queue_delay: QueueDelay,
+    /// Stalls reported: times the worker stayed inside one callback longer
+    /// than [`PoolConfig::stall_threshold`](crate::PoolConfig::stall_threshold)
+    /// (each counted once, when reported).
+    pub stalls: u64,
+    /// The longest stall so far (zero if none): it grows while a reported
+    /// stall lasts and holds its final length, to a sampling period (a
+    /// quarter of the threshold), once the worker is back.
+    pub longest_stall: Duration,
 }
 
 /// How long messages waited in a worker's queues: percentiles of sampled
@@ -182,6 +190,8 @@ impl PoolStats {
                     timers_dropped: c.timers_dropped.get(),
                     overflow_queued: c.overflow_queued.get(),
                     queue_delay: QueueDelay::read(&c.delay),
+                    stalls: w.stall.stalls.get(),
+                    longest_stall: Duration::from_nanos(w.stall.longest_nanos.get()),
                 }
             })
             .collect();
@@ -290,6 +300,8 @@ pub(super) mod fixture {
                 p99: Duration::from_micros(10 * scale),
                 max: Duration::from_micros(20 * scale),
             },
+            stalls: i as u64 * scale,
+            longest_stall: Duration::from_millis(150 * i as u64),
         };
         let chan = |from: Endpoint, to: usize, sent: u64, received: u64| ChannelStats {
             from,

@@ -22,13 +22,22 @@ impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10}  status",
-            "worker", "cpu", "node", "handled", "ticks", "parks", "dropped", "wait p99"
+            "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10} {:>6} {:>9}  status",
+            "worker",
+            "cpu",
+            "node",
+            "handled",
+            "ticks",
+            "parks",
+            "dropped",
+            "wait p99",
+            "stalls",
+            "longest"
         )?;
         for w in &self.workers {
             writeln!(
                 f,
-                "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10}  {}",
+                "{:>6} {:>5} {:>5} {:>12} {:>8} {:>8} {:>8} {:>10} {:>6} {:>9}  {}",
                 format!("w{}", w.id),
                 opt(w.cpu),
                 opt(w.numa_node),
@@ -40,6 +49,12 @@ impl fmt::Display for PoolStats {
                     String::from("-")
                 } else {
                     format!("{:.1?}", w.queue_delay.p99)
+                },
+                w.stalls,
+                if w.longest_stall.is_zero() {
+                    String::from("-")
+                } else {
+                    format!("{:.1?}", w.longest_stall)
                 },
                 match (w.failed, w.restarts) {
                     (true, _) => String::from("FAILED"),
@@ -87,6 +102,7 @@ mod tests {
     use super::super::snapshot::fixture::{two_workers, w};
     use super::super::{ChannelStats, WorkerStats};
     use super::*;
+    use std::time::Duration;
 
     /// The whitespace-separated cells of each line.
     fn rows(text: &str) -> Vec<Vec<String>> {
@@ -113,6 +129,8 @@ mod tests {
                 "1",
                 "0",
                 "10.0µs",
+                "0",
+                "-",
                 "ok",
                 "(restarted",
                 "2",
@@ -121,7 +139,7 @@ mod tests {
         );
         assert_eq!(
             rows[2],
-            ["w1", "-", "-", "101", "10", "1", "0", "10.0µs", "FAILED"]
+            ["w1", "-", "-", "101", "10", "1", "0", "10.0µs", "1", "150.0ms", "FAILED"]
         );
         assert!(rows[3].is_empty());
         assert_eq!(rows[4][0], "from");
@@ -175,6 +193,8 @@ mod tests {
                 timers_dropped: 0,
                 overflow_queued: 0,
                 queue_delay: Default::default(),
+                stalls: 0,
+                longest_stall: Duration::ZERO,
             })
             .collect();
         let text = PoolStats { workers, channels }.to_string();
