@@ -23,12 +23,10 @@
 //! blocking the executor thread (the worker wakes the task when it frees a
 //! slot), so one slow shard slows only the connections that need it.
 //!
-//! `PoolConfig::call_spin` keeps a calling task runnable for a few
-//! microseconds while its answer is on the way, instead of letting an idle
-//! runtime thread park and pay the wake-up (PERFORMANCE.md: a call round
-//! trip from about 1.6× a tokio task-to-task one down to about 0.7×). It
-//! costs CPU only while calls are outstanding; leave it at zero when the
-//! runtime has other work or the CPU matters more than the latency.
+//! An awaited call never spins: a poll that finds no answer yields the
+//! runtime's thread to the other tasks, and the worker's `reply.send`
+//! wakes the task. (`PoolConfig::call_spin` applies to the blocking
+//! `call` only.)
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -140,10 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err("usage: tokio_service [--clients N] [--requests N]".into()),
         }
     }
-    let config = PoolConfig::default()
-        .workers(2)
-        .affinity(Affinity::None)
-        .call_spin(std::time::Duration::from_micros(20));
+    let config = PoolConfig::default().workers(2).affinity(Affinity::None);
     let pool = Pool::start(config, |_| Counters::default())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

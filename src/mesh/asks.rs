@@ -128,9 +128,27 @@ struct Staged {
     answer: Answer,
 }
 
+/// What a worker thread keeps for the answer path.
+struct Stage {
+    /// Answers given since the last publication.
+    staged: Vec<Staged>,
+    /// References to the boxes of this pool's askers that published
+    /// answers came with, released [`HELD`] at a time: each release is an
+    /// atomic decrement of the asker's count, and the asker increments it
+    /// at every ask, so releasing one per answer would move that count's
+    /// cache line between the two cores on every round trip.
+    held: Vec<Arc<AnswerBox>>,
+}
+
+/// How many box references a worker thread holds before releasing them.
+const HELD: usize = 32;
+
 thread_local! {
-    /// Answers given on this thread while it runs a pool's worker.
-    static STAGED: RefCell<Vec<Staged>> = const { RefCell::new(Vec::new()) };
+    /// The answer path's state of this thread while it runs a pool's
+    /// worker.
+    static STAGED: RefCell<Stage> = const {
+        RefCell::new(Stage { staged: Vec::new(), held: Vec::new() })
+    };
 }
 
 /// Sends the outcome of ask `id` to `to`: staged until the current
@@ -145,7 +163,7 @@ pub(crate) fn answer(to: Arc<AnswerBox>, id: u64, outcome: Outcome) {
         let mut item = Some(Staged { to, answer });
         let _ = STAGED.try_with(|s| {
             if let Ok(mut s) = s.try_borrow_mut() {
-                s.extend(item.take());
+                s.staged.extend(item.take());
             }
         });
         // Thread-locals being torn down, or staging re-entered: publish
@@ -162,7 +180,7 @@ pub(crate) fn answer(to: Arc<AnswerBox>, id: u64, outcome: Outcome) {
 #[inline]
 pub(crate) fn any_staged() -> bool {
     STAGED
-        .try_with(|s| s.try_borrow().is_ok_and(|s| !s.is_empty()))
+        .try_with(|s| s.try_borrow().is_ok_and(|s| !s.staged.is_empty()))
         .unwrap_or(false)
 }
 
@@ -179,10 +197,12 @@ pub(crate) fn publish_staged(
 ) {
     // Woken at the end, once each (a few askers per flush at most).
     let mut wake: [Option<Arc<AnswerBox>>; 4] = Default::default();
+    let mut release = Vec::new();
     let _ = STAGED.try_with(|s| {
-        let Ok(mut staged) = s.try_borrow_mut() else {
+        let Ok(mut stage) = s.try_borrow_mut() else {
             return;
         };
+        let Stage { staged, held } = &mut *stage;
         for Staged { to, mut answer } in staged.drain(..) {
             if to.pool.pool_id() != pool {
                 to.publish(answer);
@@ -205,11 +225,22 @@ pub(crate) fn publish_staged(
                 to.pool.answer_published(asker);
             }
             to.push(answer);
+            held.push(to);
+        }
+        for to in wake.iter_mut().filter_map(Option::take) {
+            to.pool.answer_published(to.asker);
+            held.push(to);
+        }
+        if held.len() >= HELD {
+            // Released outside the borrow: a last reference may drop a
+            // whole pool, and its messages' `Asked`s answer on drop.
+            release = std::mem::take(held);
         }
     });
     for to in wake.into_iter().flatten() {
         to.pool.answer_published(to.asker);
     }
+    drop(release);
 }
 
 /// A pending ask.
