@@ -100,7 +100,7 @@ impl<R> fmt::Debug for Asked<R> {
 
 impl<R: Send + 'static> Asked<R> {
     /// Answers. Never blocks. On a worker thread the answer leaves with
-    /// the worker's other sends at the end of the callback, and reaches the
+    /// the worker's other sends after its batch, and reaches the
     /// asker after every message this worker sent it before answering.
     pub fn send(mut self, value: R) {
         if let Some(to) = self.to.take() {

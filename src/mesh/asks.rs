@@ -8,14 +8,15 @@
 //! deadlines still to watch.
 //!
 //! An answer (or, when the `Asked` is dropped, the certainty that none
-//! will come) travels through the asker's [`AnswerBox`], a lock-free MPSC
-//! queue, rather than through the mesh: the ring `peer → asker` carries the
+//! will come) travels through the asker's [`AnswerBox`] — a bounded MPSC
+//! queue built like the inbox, with an unbounded spill queue behind it —
+//! rather than through the mesh: the ring `peer → asker` carries the
 //! pool's message type, and the value of an answer is the asker's own
 //! business until its `then` turns it into a message.
 //!
 //! Order: an answer given on a worker thread is *staged* on that thread
-//! and published when the worker publishes its rings (at the end of the
-//! callback), tagged with the number of messages that worker had sent the
+//! and published when the worker next publishes its rings (the flush after
+//! its batch), tagged with the number of messages that worker had sent the
 //! asker by then. The asker hands the answer to `handle` only once it has
 //! taken that many from the answerer's ring. So an answer never overtakes
 //! a message its answerer sent the asker before answering. An answer
