@@ -16,12 +16,15 @@ use std::time::Duration;
 use shardpool::IdleStrategy;
 
 use crate::peers::round_trip::rtt_floor;
-use crate::peers::tokio_tasks::{async_send_tokio, call_rtt_tokio, many_callers_tokio};
+use crate::peers::tokio_tasks::{
+    async_send_tokio, call_rtt_tokio, many_callers_tokio, many_callers_tokio_unpinned,
+};
 use crate::report::{
     floor_p50, loadavg, median, p50_p99_p999, percentile, print_table, throughput_row, Row,
 };
 use crate::workloads::async_callers::{
     async_send_shardpool, call_rtt_shardpool, many_callers_shardpool,
+    many_callers_shardpool_unpinned,
 };
 
 /// Runs the async-caller suite with `reps` interleaved repetitions per row
@@ -63,6 +66,22 @@ pub fn run(reps: usize) {
         None,
         || many_callers_shardpool(tasks, per_task, Duration::from_micros(20)),
         || many_callers_tokio(tasks, per_task),
+    );
+
+    eprintln!(
+        "many callers, a newcomer's setup (tokio's 2-thread runtime, a 2-worker pool, unpinned)"
+    );
+    throughput_row(
+        &mut rows,
+        reps,
+        (
+            "1000 tasks call_keyed_async, unpinned (spin 20 us)",
+            "1000 tasks -> 2 tokio actors, unpinned",
+        ),
+        tasks as u64 * per_task,
+        None,
+        || many_callers_shardpool_unpinned(tasks, per_task, Duration::from_micros(20)),
+        || many_callers_tokio_unpinned(tasks, per_task),
     );
 
     eprintln!("call round trip (1 tokio task on CPU 0 -> answerer -> back)");

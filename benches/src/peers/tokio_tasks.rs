@@ -170,6 +170,51 @@ pub fn many_callers_tokio(tasks: usize, calls: u64) -> Duration {
     dt
 }
 
+/// [`many_callers_tokio`] as a newcomer sets it up: tokio's default
+/// multi-threaded runtime with 2 threads, unpinned, and two actors, each
+/// task calling the one its number picks.
+pub fn many_callers_tokio_unpinned(tasks: usize, calls: u64) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime");
+    let mut senders = Vec::new();
+    let mut actors = Vec::new();
+    for _ in 0..2 {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, oneshot::Sender<u64>)>(1024);
+        actors.push(rt.spawn(async move {
+            while let Some((v, reply)) = rx.recv().await {
+                let _ = reply.send(v * 2);
+            }
+        }));
+        senders.push(tx);
+    }
+    let dt = rt.block_on(async move {
+        let start = Instant::now();
+        let callers: Vec<_> = (0..tasks as u64)
+            .map(|t| {
+                let tx = senders[(t % 2) as usize].clone();
+                tokio::spawn(async move {
+                    for i in 0..calls {
+                        let v = t * calls + i;
+                        let (reply, answer) = oneshot::channel();
+                        tx.send((v, reply)).await.expect("mpsc send");
+                        assert_eq!(answer.await.expect("answer"), v * 2);
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.expect("caller task");
+        }
+        start.elapsed()
+    });
+    for a in actors {
+        rt.block_on(a).expect("actor task");
+    }
+    dt
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -175,6 +175,48 @@ pub fn many_callers_shardpool(tasks: usize, calls: u64, spin: Duration) -> Durat
     dt
 }
 
+/// The same many callers as a newcomer sets them up: tokio's default
+/// multi-threaded runtime with 2 threads and a 2-worker pool, nothing
+/// pinned, each task calling its key's owner with `call_keyed_async`.
+/// Here a caller that keeps its executor thread busy while it waits takes
+/// the CPU from the workers that would answer it.
+pub fn many_callers_shardpool_unpinned(tasks: usize, calls: u64, spin: Duration) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime");
+    let config = PoolConfig::default()
+        .workers(2)
+        .affinity(Affinity::None)
+        .call_spin(spin);
+    let pool = Pool::start(config, |_| Doubler).expect("pool start");
+    let tx = pool.sender();
+    let dt = rt.block_on(async move {
+        let start = Instant::now();
+        let callers: Vec<_> = (0..tasks as u64)
+            .map(|t| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..calls {
+                        let v = t * calls + i;
+                        let r = tx
+                            .call_keyed_async(&t, |reply| (v, reply))
+                            .await
+                            .expect("call_keyed_async");
+                        assert_eq!(r, v * 2);
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            c.await.expect("caller task");
+        }
+        start.elapsed()
+    });
+    pool.shutdown().expect("shutdown");
+    dt
+}
+
 /// Runs `f` as a spawned task (on a runtime worker thread, as a service's
 /// handler would) rather than on the thread inside `block_on`.
 pub async fn rt_spawned<T: Send + 'static>(
