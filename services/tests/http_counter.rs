@@ -1,0 +1,322 @@
+//! The HTTP hit counter (`services/examples/http_counter.rs`) on raw
+//! sockets: pipelined keep-alive requests for keys of both workers over one
+//! connection are counted exactly and answered in request order; a
+//! malformed request gets a 400 and closes only its own connection; the
+//! axum peer answers the same bytes. Every read has a 30 s timeout, so a
+//! hang fails the test instead of holding it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use shardpool::prelude::*;
+use shardpool_services::http::axum_peer::{AxumConfig, AxumCounter};
+use shardpool_services::http::server::{CounterConfig, HttpCounter};
+
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+fn start(workers: usize) -> HttpCounter {
+    let config = CounterConfig {
+        pool: PoolConfig::default()
+            .workers(workers)
+            .affinity(Affinity::None),
+        ..CounterConfig::default()
+    };
+    HttpCounter::start("127.0.0.1:0".parse().unwrap(), config).expect("start the server")
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
+    stream
+}
+
+/// A response read off a connection: status code, headers (lowercase
+/// names) and body.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn count(&self) -> u64 {
+        assert_eq!(self.status, 200, "{self:?}");
+        std::str::from_utf8(&self.body)
+            .unwrap()
+            .trim_end()
+            .parse()
+            .unwrap()
+    }
+}
+
+/// Reads responses off `stream` as they come, with `httparse`.
+struct Reader {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    fn new(stream: TcpStream) -> Self {
+        Reader {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next response (`head`: to a HEAD request, so without a body),
+    /// or `None` if the server closed the connection first.
+    fn next(&mut self, head: bool) -> Option<Response> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut parsed = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(n) = parsed.parse(&self.buf).expect("a response") {
+                let headers: Vec<(String, String)> = parsed
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let status = parsed.code.unwrap();
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let len = if head { 0 } else { len };
+                if self.buf.len() >= n + len {
+                    let body = self.buf[n..n + len].to_vec();
+                    self.buf.drain(..n + len);
+                    return Some(Response {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    assert!(self.buf.is_empty(), "a cut response: {:?}", self.buf);
+                    return None;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("no response within the watchdog: {e}"),
+            }
+        }
+    }
+
+    /// Whether the server closed the connection (after any responses).
+    fn closed(&mut self) -> bool {
+        let mut chunk = [0u8; 64];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+            Err(e) => panic!("the connection neither closed nor answered: {e}"),
+        }
+    }
+}
+
+fn get(key: &str) -> String {
+    format!("GET /hit/{key} HTTP/1.1\r\nhost: test\r\n\r\n")
+}
+
+/// `n` distinct keys that `server` gives to worker `owner`.
+fn keys_of(server: &HttpCounter, owner: usize, n: usize) -> Vec<String> {
+    (0..)
+        .map(|i| format!("k{owner}-{i}"))
+        .filter(|k| server.owner(k.as_bytes()).index() == owner)
+        .take(n)
+        .collect()
+}
+
+#[test]
+fn pipelined_hits_on_both_workers_are_counted_and_answered_in_order() {
+    let server = start(2);
+    let addr = server.addr();
+    let mine = keys_of(&server, 0, 3);
+    let theirs = keys_of(&server, 1, 3);
+
+    // Give worker 1's keys a head start of 1000 hits each, so that every
+    // response in the pipeline below has a count of its own: an answer out
+    // of order would show as a wrong count.
+    let mut warm = String::new();
+    for key in &theirs {
+        for _ in 0..1000 {
+            warm.push_str(&get(key));
+        }
+    }
+    let mut stream = connect(addr);
+    stream.write_all(warm.as_bytes()).unwrap();
+    let mut reader = Reader::new(stream);
+    for key in &theirs {
+        for i in 1..=1000 {
+            assert_eq!(reader.next(false).expect("a response").count(), i, "{key}");
+        }
+    }
+
+    // One write: 300 rounds over the six keys, alternating owners, so
+    // whichever worker took the connection answers half of them itself and
+    // asks the other worker for the rest.
+    let rounds = 300;
+    let mut pipeline = String::new();
+    for _ in 0..rounds {
+        for (a, b) in mine.iter().zip(&theirs) {
+            pipeline.push_str(&get(a));
+            pipeline.push_str(&get(b));
+        }
+    }
+    let mut stream = connect(addr);
+    stream.write_all(pipeline.as_bytes()).unwrap();
+    let mut reader = Reader::new(stream);
+    for round in 1..=rounds {
+        for (a, b) in mine.iter().zip(&theirs) {
+            assert_eq!(
+                reader.next(false).expect("a response").count(),
+                round,
+                "{a}"
+            );
+            assert_eq!(
+                reader.next(false).expect("a response").count(),
+                1000 + round,
+                "{b}"
+            );
+        }
+    }
+
+    let stats = server.stats(WATCHDOG);
+    assert_eq!(stats.len(), 2);
+    let asked: u64 = stats.iter().map(|(_, s)| s.asked).sum();
+    assert!(
+        asked >= rounds * 3,
+        "half of the pipeline went to the other worker: {stats:?}"
+    );
+    assert_eq!(stats.iter().map(|(_, s)| s.unanswered).sum::<u64>(), 0);
+    server.stop().expect("no worker panicked");
+}
+
+#[test]
+fn a_malformed_request_gets_400_and_closes_only_its_connection() {
+    let server = start(2);
+    let addr = server.addr();
+    let key = &keys_of(&server, 1, 1)[0];
+    // Opened first, used after the bad one is gone.
+    let mut other = Reader::new(connect(addr));
+    other.stream.write_all(get(key).as_bytes()).unwrap();
+    assert_eq!(other.next(false).unwrap().count(), 1);
+
+    // Answered in order: the good request (asked of worker 1 by whichever
+    // worker took the connection), then the 400; the request after the
+    // garbage is never read.
+    let mut bad = Reader::new(connect(addr));
+    let input = format!("{}GARBAGE\r\n\r\n{}", get(key), get(key));
+    bad.stream.write_all(input.as_bytes()).unwrap();
+    assert_eq!(bad.next(false).unwrap().count(), 2);
+    let refused = bad.next(false).expect("a 400");
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.header("connection"), Some("close"));
+    assert!(bad.closed(), "the bad connection closes");
+
+    // The other connection is still served, here and across workers.
+    for i in 3..=5 {
+        other.stream.write_all(get(key).as_bytes()).unwrap();
+        assert_eq!(other.next(false).unwrap().count(), i);
+    }
+    let mut fresh = Reader::new(connect(addr));
+    fresh.stream.write_all(get(key).as_bytes()).unwrap();
+    assert_eq!(fresh.next(false).unwrap().count(), 6);
+
+    let stats = server.stats(WATCHDOG);
+    assert_eq!(stats.iter().map(|(_, s)| s.invalid).sum::<u64>(), 1);
+    server.stop().expect("no worker panicked");
+}
+
+#[test]
+fn close_and_http10_end_the_connection_after_their_response() {
+    let server = start(2);
+    let mut reader = Reader::new(connect(server.addr()));
+    let input = format!(
+        "{}GET /hit/x HTTP/1.1\r\nconnection: close\r\n\r\n{}",
+        get("x"),
+        get("x")
+    );
+    reader.stream.write_all(input.as_bytes()).unwrap();
+    assert_eq!(reader.next(false).unwrap().count(), 1);
+    let last = reader.next(false).unwrap();
+    assert_eq!(last.count(), 2);
+    assert_eq!(last.header("connection"), Some("close"));
+    assert!(reader.closed());
+
+    let mut reader = Reader::new(connect(server.addr()));
+    reader
+        .stream
+        .write_all(b"GET /hit/x HTTP/1.0\r\n\r\n")
+        .unwrap();
+    assert_eq!(reader.next(false).unwrap().count(), 3);
+    assert!(reader.closed());
+    server.stop().expect("no worker panicked");
+}
+
+/// Sends `input` on a fresh connection and returns everything the server
+/// wrote until it closed, `date` values blanked.
+fn exchange(addr: SocketAddr, input: &[u8]) -> String {
+    let mut stream = connect(addr);
+    stream.write_all(input).unwrap();
+    let mut out = Vec::new();
+    stream
+        .read_to_end(&mut out)
+        .expect("the server closes within the watchdog");
+    let text = String::from_utf8(out).unwrap();
+    text.split("\r\n")
+        .map(|line| {
+            if line.to_ascii_lowercase().starts_with("date: ") {
+                "date: -"
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+#[test]
+fn the_axum_peer_answers_the_same_bytes() {
+    let server = start(2);
+    let peer = AxumCounter::start(
+        "127.0.0.1:0".parse().unwrap(),
+        AxumConfig {
+            threads: Some(2),
+            shards: 4,
+        },
+    )
+    .expect("start the peer");
+    let inputs: [&[u8]; 6] = [
+        b"GET /hit/a HTTP/1.1\r\nhost: t\r\n\r\nGET /hit/b?x=1 HTTP/1.1\r\n\r\n\
+          HEAD /hit/a HTTP/1.1\r\n\r\nGET /hit/a HTTP/1.1\r\nconnection: close\r\n\r\n",
+        b"POST /hit/a HTTP/1.1\r\ncontent-length: 3\r\n\r\nabcGET /nope HTTP/1.1\r\n\r\n\
+          GET /hit/ HTTP/1.1\r\n\r\nGET /hit/a/b HTTP/1.1\r\nconnection: close\r\n\r\n",
+        b"GET /hit/a HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n",
+        b"GET /hit/a HTTP/1.0\r\n\r\n",
+        b"GET /hit/a HTTP/1.0\r\nconnection: keep-alive\r\n\r\nGET /hit/a HTTP/1.0\r\n\r\n",
+        b"DELETE /hit/a HTTP/1.1\r\nconnection: close\r\n\r\n",
+    ];
+    for input in inputs {
+        let ours = exchange(server.addr(), input);
+        let axum = exchange(peer.addr(), input);
+        assert_eq!(ours, axum, "for {:?}", String::from_utf8_lossy(input));
+    }
+    peer.stop();
+    server.stop().expect("no worker panicked");
+}
