@@ -62,6 +62,8 @@
 mod lockfree;
 
 #[cfg(not(loom))]
+mod ask;
+#[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
 mod error;
@@ -104,6 +106,8 @@ pub use shardpool_partitioners as partitioners;
 pub use prometheus_client;
 
 #[cfg(not(loom))]
+pub use ask::{AskError, Asked};
+#[cfg(not(loom))]
 pub use config::{
     Affinity, IdleStrategy, NumaFill, PanicPolicy, PoolConfig, DEFAULT_BATCH_SIZE,
     DEFAULT_CAPACITY, DEFAULT_INBOX_COALESCE, DEFAULT_IO_POLL_INTERVAL, DEFAULT_TICK_INTERVAL,
@@ -130,8 +134,8 @@ pub use worker::{Context, Worker};
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
-        Affinity, CallError, ChannelStats, Context, Endpoint, Error, IdleStrategy, NumaFill,
-        PanicPolicy, Pool, PoolConfig, PoolSender, PoolStats, Reply, SendError, ShutdownReport,
-        Worker, WorkerId, WorkerStats,
+        Affinity, AskError, Asked, CallError, ChannelStats, Context, Endpoint, Error, IdleStrategy,
+        NumaFill, PanicPolicy, Pool, PoolConfig, PoolSender, PoolStats, Reply, SendError,
+        ShutdownReport, Worker, WorkerId, WorkerStats,
     };
 }

@@ -108,6 +108,11 @@ pub(crate) struct WorkerShared<M> {
     pub(crate) counters: CachePadded<WorkerCounters>,
     pub(crate) panic: Mutex<Option<String>>,
     pub(crate) slot: Slot,
+    /// Answers to this worker's asks published so far (any thread may
+    /// publish one), and taken by it so far (only this worker writes it):
+    /// equal when none is in flight.
+    pub(crate) answers_published: CachePadded<AtomicU64>,
+    pub(crate) answers_taken: Counter,
 }
 
 impl<M> WorkerShared<M> {
@@ -126,6 +131,8 @@ impl<M> WorkerShared<M> {
             counters: CachePadded::new(WorkerCounters::default()),
             panic: Mutex::new(None),
             slot,
+            answers_published: CachePadded::new(AtomicU64::new(0)),
+            answers_taken: Counter::default(),
         }
     }
 }
@@ -171,7 +178,8 @@ impl<M> Channels for Shared<M> {
         // pair's `sent` a `u64`. The received side is read first and never
         // passes the sent side, so equality is "nothing in flight".
         self.workers.iter().zip(finals).all(|(w, &fin)| {
-            w.inbox.drained(fin)
+            w.answers_taken.get_acquire() == w.answers_published.load(SeqCst)
+                && w.inbox.drained(fin)
                 && w.inbound.iter().all(|pair| {
                     pair.ring.received() as usize == pair.counters.sent.get_acquire() as usize
                 })
@@ -195,6 +203,25 @@ impl<M> Channels for Shared<M> {
         for w in self.workers.iter() {
             w.signal.wake_now();
         }
+    }
+}
+
+#[cfg(not(loom))]
+impl<M: Send + 'static> crate::mesh::asks::WakeAsker for Shared<M> {
+    fn counting_answer(&self, asker: usize) {
+        self.workers[asker].answers_published.fetch_add(1, SeqCst);
+    }
+
+    fn answer_published(&self, asker: usize) {
+        self.workers[asker].signal.notify();
+    }
+
+    fn answer_taken(&self, asker: usize) {
+        self.workers[asker].answers_taken.add(1);
+    }
+
+    fn pool_id(&self) -> usize {
+        self as *const Self as usize
     }
 }
 

@@ -21,6 +21,7 @@
 //! by hand, without a pool. The diagram of the send path is in
 //! `docs/architecture.md` ("The mesh").
 
+pub(crate) mod asks;
 pub(crate) mod pair;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,7 @@ use crate::partitioners::key_hash;
 use crate::shared::Shared;
 use crate::{Endpoint, SendError, WorkerId};
 
+use asks::{AnswerBox, Asks};
 use pair::PairCounters;
 use timers::Timers;
 
@@ -58,6 +60,8 @@ pub(crate) struct Outbound<M> {
     overflow_queued: usize,
     /// This worker's pending `send_after` messages.
     pub(crate) timers: Timers<M>,
+    /// This worker's pending `Context::ask`s.
+    pub(crate) asks: Asks<M>,
     /// Who sent the message being handled (`Context::source`). The loop
     /// sets it once per batch and clears it after the drain, so it is
     /// `None` in every other callback.
@@ -110,6 +114,7 @@ impl<M: Send + 'static> Outbound<M> {
             overflow_pending: 0,
             overflow_queued: 0,
             timers: Timers::default(),
+            asks: Asks::new(Arc::new(AnswerBox::new(shared.clone(), id))),
             source: None,
             dirty: vec![false; n].into_boxed_slice(),
             dirty_list: Vec::with_capacity(n),
@@ -212,6 +217,11 @@ impl<M: Send + 'static> Outbound<M> {
             self.refuse_full(peer);
             Err(SendError::Full(()))
         }
+    }
+
+    /// Whether sends are refused (`on_stop`, or after this worker stopped).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Refuses every later send (`on_stop`, or after this worker stopped).
@@ -409,6 +419,21 @@ impl<M: Send + 'static> Outbound<M> {
         if !self.dirty_list.is_empty() {
             self.publish_dirty();
         }
+        if asks::any_staged() {
+            self.publish_answers();
+        }
+    }
+
+    /// Publishes the ask answers given on this thread since the last
+    /// flush, after the rings they must not overtake: each is tagged with
+    /// how many messages this worker has accepted for its asker so far.
+    #[inline(never)]
+    pub(crate) fn publish_answers(&mut self) {
+        let pool = Arc::as_ptr(&self.shared) as usize;
+        let (tx, overflow) = (&self.tx, &self.overflow);
+        asks::publish_staged(pool, self.id, |asker| {
+            tx[asker].written() + overflow[asker].len() as u64
+        });
     }
 
     /// [`flush`](Self::flush) with something to publish.

@@ -51,6 +51,13 @@ pub(crate) fn worker_of(pool: *const ()) -> Option<usize> {
         .and_then(|(p, me)| (p == pool as usize).then_some(me))
 }
 
+/// Whether the current thread runs a worker of any pool (where an ask's
+/// answer is staged until the worker publishes its sends).
+#[inline]
+pub(crate) fn on_worker_thread() -> bool {
+    CURRENT.try_with(|c| c.get().is_some()).unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

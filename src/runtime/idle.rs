@@ -20,6 +20,7 @@ use crate::shared::Shared;
 
 use super::inbound::{pending, rings_pending};
 use super::reactor::Reactor;
+use crate::mesh::asks::AnswerBox;
 
 /// Up to this many inbound rings, a spinning worker polls its queues
 /// directly instead of only its bell.
@@ -129,6 +130,7 @@ impl Idle {
         &mut self,
         inbox: &mut InboxReceiver<M>,
         rx: &mut [Consumer<M>],
+        answers: &AnswerBox,
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,
@@ -142,7 +144,7 @@ impl Idle {
             // right after it).
             let rings: &mut [Consumer<M>] = if rx.len() < POLL_LIMIT { rx } else { &mut [] };
             for _ in 0..std::mem::take(&mut self.inbox_rest) {
-                if rings_pending(rings, shared, control_seen) {
+                if rings_pending(rings, answers, shared, control_seen) {
                     return Wake::Ready;
                 }
                 std::hint::spin_loop();
@@ -153,7 +155,7 @@ impl Idle {
         // wake us, and no clock read or fence on the way to the next message.
         if rx.len() < POLL_LIMIT && !self.skip_spin {
             for _ in 0..HOT_POLLS {
-                if pending(inbox, rx, shared, control_seen) {
+                if pending(inbox, rx, answers, shared, control_seen) {
                     return Wake::Ready;
                 }
                 std::hint::spin_loop();
@@ -173,6 +175,7 @@ impl Idle {
             IdleStrategy::Backoff { spins, yields } => self.sleep(
                 inbox,
                 rx,
+                answers,
                 shared,
                 me,
                 control_seen,
@@ -204,6 +207,7 @@ impl Idle {
         &mut self,
         inbox: &mut InboxReceiver<M>,
         rx: &mut [Consumer<M>],
+        answers: &AnswerBox,
         shared: &Shared<M>,
         me: usize,
         control_seen: u64,
@@ -219,7 +223,8 @@ impl Idle {
             }
             for i in 0..spins {
                 let rescan = poll || i % 64 == 0;
-                if (rescan && pending(inbox, rx, shared, control_seen)) || (!poll && signal.rung())
+                if (rescan && pending(inbox, rx, answers, shared, control_seen))
+                    || (!poll && signal.rung())
                 {
                     signal.wake();
                     return;
@@ -239,7 +244,7 @@ impl Idle {
                 std::hint::spin_loop();
             }
             for _ in 0..yields {
-                if pending(inbox, rx, shared, control_seen) {
+                if pending(inbox, rx, answers, shared, control_seen) {
                     signal.wake();
                     return;
                 }
@@ -276,7 +281,7 @@ impl Idle {
         } else {
             signal.prepare_park();
         }
-        if pending(inbox, rx, shared, control_seen) {
+        if pending(inbox, rx, answers, shared, control_seen) {
             signal.wake();
             return;
         }

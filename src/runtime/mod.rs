@@ -30,7 +30,7 @@ mod reactor;
 mod restart;
 mod worker_loop;
 
-pub(crate) use current::worker_of;
+pub(crate) use current::{on_worker_thread, worker_of};
 pub(crate) use inbound::Inbound;
 pub(crate) use reactor::Reactor;
 pub(crate) use restart::panic_message;

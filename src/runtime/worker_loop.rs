@@ -54,6 +54,33 @@ fn deliver_timers<W: Worker>(
     n
 }
 
+/// Hands up to `batch` ready ask outcomes (answers, `NoReply`s, passed
+/// deadlines) to `handle`, each with the asked worker as its source.
+/// Returns how many outcomes it took (a part of an `ask_all` that is not
+/// the last builds no message but counts).
+fn deliver_answers<W: Worker>(
+    worker: &mut W,
+    ctx: &mut Context<'_, W::Msg>,
+    rx: &[Consumer<W::Msg>],
+    batch: usize,
+    handled: &mut u64,
+) -> usize {
+    let mut now = None;
+    let mut n = 0;
+    while n < batch {
+        let Some((peer, msg)) = ctx.out.asks.next_ready(&mut now, |w| rx[w].taken()) else {
+            break;
+        };
+        n += 1;
+        if let Some(msg) = msg {
+            ctx.out.source = Some(Endpoint::Worker(peer));
+            worker.handle(msg, ctx);
+            *handled += 1;
+        }
+    }
+    n
+}
+
 /// What a worker thread hands back when it ends.
 pub(crate) struct WorkerExit<W> {
     /// The worker, unless it failed or never started.
@@ -184,6 +211,7 @@ impl<W: Worker> Runtime<W> {
         // Stopped: the pool is quiescent. Sends from on_stop are refused.
         self.out.close();
         self.drop_timers();
+        self.drop_pending_asks();
         if self.panic.is_none() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
@@ -198,6 +226,8 @@ impl<W: Worker> Runtime<W> {
                 self.fail_for_good(panic_message(payload));
             }
         }
+        // Answers given (or `Asked`s dropped) in on_stop.
+        self.out.publish_answers();
         self.publish_counters();
         tracing::debug!(worker = %id, "worker stopped");
         let Runtime { worker, panic, .. } = self;
@@ -210,6 +240,8 @@ impl<W: Worker> Runtime<W> {
         // A failed worker is not handed back; a Drop that panics must not
         // turn the report into a thread panic with another message.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(worker)));
+        // Its `Asked`s resolve to `NoReply` at their askers.
+        crate::mesh::asks::publish_staged(0, usize::MAX, |_| 0);
         WorkerExit {
             worker: None,
             panic,
@@ -238,10 +270,14 @@ impl<W: Worker> Runtime<W> {
                 std::thread::yield_now();
             } else {
                 let (inbox, rx) = (&mut self.inbox, &mut self.rx);
-                let timer = self.out.timers.next_due();
+                let timer = match (self.out.timers.next_due(), self.out.asks.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 let wake = self.idle.wait(
                     inbox,
                     rx,
+                    self.out.asks.answer_box(),
                     &self.shared,
                     self.me,
                     self.control_seen,
@@ -308,6 +344,7 @@ impl<W: Worker> Runtime<W> {
                         let old = std::mem::replace(&mut self.worker, fresh);
                         // A Drop that panics must not take the thread down.
                         let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
+                        self.drop_pending_asks();
                         self.shared.workers[self.me].counters.restarts.add(1);
                         tracing::warn!(worker = self.me, "worker restarted");
                         return true;
@@ -338,6 +375,14 @@ impl<W: Worker> Runtime<W> {
         slot.failed.store(true, Release);
         self.shared.failures.fetch_add(1, Release);
         self.panic = Some(message);
+        self.drop_pending_asks();
+    }
+
+    /// Drops the asks this worker's instance made, their `then` unrun
+    /// (a restart, a failure, the stop); answers that come later are
+    /// dropped.
+    fn drop_pending_asks(&mut self) {
+        self.out.asks.clear();
     }
 
     /// One pass over every inbound queue. Returns how many messages it took.
@@ -383,6 +428,9 @@ impl<W: Worker> Runtime<W> {
                 if !ctx.out.timers.is_empty() {
                     ctx.out.source = Some(Endpoint::Worker(WorkerId::from(me)));
                     n += deliver_timers(worker, &mut ctx, batch, handled);
+                }
+                if !ctx.out.asks.is_idle() {
+                    n += deliver_answers(worker, &mut ctx, rx, batch, handled);
                 }
                 n
             }));
@@ -472,7 +520,9 @@ impl<W: Worker> Runtime<W> {
             n += c.pop_batch(batch, drop_one);
         }
         self.shared.workers[self.me].counters.dropped.add(n as u64);
-        n
+        // Answers to the asks it made before failing: taken, so that
+        // shutdown sees none in flight, and dropped.
+        n + self.out.asks.drop_arrived()
     }
 
     fn tick(&mut self) {

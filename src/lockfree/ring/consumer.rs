@@ -61,6 +61,13 @@ impl<T> Consumer<T> {
         self.ring.clone()
     }
 
+    /// Messages taken from the ring so far (wrapping like the ring's
+    /// indices): what an ask's answer waits for.
+    #[inline]
+    pub(crate) fn taken(&self) -> u64 {
+        self.head as u64
+    }
+
     /// Takes up to `max` (any value, `usize::MAX` included) published
     /// messages in FIFO order and passes each to `f`. Reloads the producer's `tail` (one acquire load) only when the
     /// cached view holds fewer than `max`, and stores the head once (release)
