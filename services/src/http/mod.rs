@@ -18,40 +18,48 @@
 //!
 //! ## When the hop pays off
 //! In [`server`] every worker owns its connections *and* a share of the
-//! keys. A request whose key the worker owns is answered at once, with no
-//! lock and no shared cache line. A request for another worker's key costs
-//! a hop: [`Context::ask_keyed`](shardpool::Context::ask_keyed) sends the
-//! question over the mesh, the owner counts and answers, and the answer
-//! comes back as one of the asking worker's messages — two ring messages
-//! and, on a worker that was idle, a wake-up. With `n` workers and keys
-//! spread evenly, `(n - 1) / n` of the requests hop (half of them on two
-//! workers). The axum peer does the same work with a short `Mutex` over one
-//! of many map shards, which costs little while the locks are rarely
-//! contended.
+//! keys. A request whose key the worker owns is answered at once: no lock,
+//! no shared cache line, no other thread involved. A request for another
+//! worker's key costs a hop: [`Context::ask`](shardpool::Context::ask)
+//! sends the question (the key, boxed, and an `Asked`) over the mesh, the
+//! owner counts and answers, and the answer comes back through the asking
+//! worker's answer queue as one of its own messages; the response is
+//! written when the asker gets to it. If the owner (or, on the way back,
+//! the asker) was asleep, it is woken first. With `n` workers and keys
+//! spread evenly, `(n - 1) / n` of the requests hop: half of them on two
+//! workers. The axum peer does the whole request on the thread that read
+//! it, with an uncontended `Mutex` over one of 64 map shards: tens of
+//! nanoseconds.
 //!
-//! So the design implies:
-//! - **It pays off with many busy connections.** Each worker then has
-//!   several requests in hand per wake-up: the asks of one batch travel
-//!   together, the answers come back together, and one `write` per
-//!   connection carries all the responses a batch completed. The hop's cost
-//!   is spread over the batch and no worker sleeps between requests, while
-//!   the axum peer's tasks still pay a task wake-up and a lock per request.
-//! - **It does not with few connections, each waiting for its answer**
-//!   (`wrk` with 8 connections sends one request per connection at a
-//!   time). Then most requests wait for a peer that must be woken (a futex
-//!   wake-up and a context switch, several microseconds, far more than the
-//!   uncontended lock it replaces), and the asking worker may sleep too
-//!   until the answer arrives. A request-response service with little
-//!   concurrency is latency-bound, and every hop is on the critical path.
-//! - Pipelining (several requests in flight per connection) behaves like
-//!   many connections: the batch amortises the hop.
-//! - It pays off most where the owned state is large or written often
-//!   (many counters hammered, per-key token buckets, caches): each key's
-//!   data stays in one core's cache, where a lock-based map bounces the
-//!   shard's line between cores. A counter is the cheapest possible state,
-//!   so this example shows the hop at its least favourable.
+//! What the design implies:
+//! - **With few connections, each waiting for its answer** (`wrk -c 8`
+//!   keeps one request in flight per connection), the service is
+//!   latency-bound: requests per second are the requests in flight divided
+//!   by the time each takes. The hop puts a second core on the critical
+//!   path of every other request, and with little work in hand the workers
+//!   go idle between requests, so a hop often includes waking the owner
+//!   and then the asker — microseconds, against the axum peer's lock of
+//!   tens of nanoseconds. Expect the shardpool server to lose here.
+//! - **With many busy connections** (`wrk -c 64`), it is throughput-bound.
+//!   Each worker has many requests in hand per loop iteration: the
+//!   questions of one batch travel together, the answers come back
+//!   together, no worker sleeps (so no wake-ups), and one `write` per
+//!   connection carries every response a batch completed. The hop's cost
+//!   is spread over the batch, and what remains is a request's own cost,
+//!   where a worker that owns its sockets pays less than a runtime's
+//!   per-connection tasks, wakers and locks. Expect it to win, by a margin
+//!   that a counter (the cheapest state there is) keeps small.
+//! - Pipelining (several requests in flight per connection) acts like
+//!   more connections: the batch amortises the hop.
+//! - The hop pays off more as the state grows (per-key token buckets,
+//!   sessions, caches): each key's data stays in its owner's cache, where a
+//!   lock-based map moves the shard's lines between cores. It disappears
+//!   when requests can arrive at their owner (a load balancer hashing the
+//!   key onto one port per worker, or clients that know the partitioning):
+//!   then no request hops at all.
 //!
-//! Measured numbers, and the exact command, are in PERFORMANCE.md.
+//! The measured ratios at 8 and 64 connections, and the exact command,
+//! are in PERFORMANCE.md.
 
 pub mod axum_peer;
 pub mod server;

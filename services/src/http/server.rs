@@ -6,7 +6,7 @@
 //!   spreads connections over the workers) and registers it, and every
 //!   connection it accepts, with its own reactor ([`Context::io`]). Only
 //!   that worker reads, answers and closes them, in [`Worker::on_io`].
-//! - A request is cut out of the input with [`parse`](super::parse). Its
+//! - A request is cut out of the input with [`parse`]. Its
 //!   key's owner is [`Context::worker_for`]: if that is this worker, the
 //!   counter is bumped and the response written at once; if not, the worker
 //!   asks the owner with [`Context::ask`] ([`Msg::Hit`] carries the key
@@ -45,7 +45,6 @@ use std::time::Duration;
 use shardpool::io::{Event, Interest, TcpListener, TcpStream, Token};
 use shardpool::prelude::*;
 
-use self::ask_shim::{AskError, Asked, Asks};
 use super::{parse, write_response, DateCache, Parsed, Persist, Route, Status};
 
 /// The listener's token; connections use their id (from 1).
@@ -216,7 +215,6 @@ pub struct CounterWorker {
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     ask_deadline: Duration,
-    asks: Asks<Msg>,
     date: DateCache,
     stats: CounterStats,
     scratch: Box<[u8]>,
@@ -237,7 +235,6 @@ impl CounterWorker {
             conns: HashMap::new(),
             next_conn: 0,
             ask_deadline,
-            asks: Asks::default(),
             date: DateCache::default(),
             stats: CounterStats::default(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -343,7 +340,6 @@ impl CounterWorker {
         let Self {
             conns,
             counts,
-            asks,
             date,
             stats,
             ask_deadline,
@@ -389,8 +385,7 @@ impl CounterWorker {
             let key: Box<[u8]> = key.into();
             let seq = conn.next_seq;
             conn.push(None, head, persist, date);
-            let asked = asks.ask(
-                ctx,
+            let asked = ctx.ask(
                 owner,
                 |asked| Msg::Hit { key, asked },
                 move |outcome| Msg::Counted {
@@ -522,7 +517,6 @@ impl Worker for CounterWorker {
     /// After every batch: write the answers that came back, one write per
     /// connection.
     fn tick(&mut self, ctx: &mut Context<'_, Msg>) {
-        self.asks.poll(ctx);
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
@@ -624,92 +618,5 @@ impl HttpCounter {
             .iter()
             .map(CounterWorker::stats)
             .collect())
-    }
-}
-
-/// A stand-in for `Context::ask_keyed` until it lands: the same shape
-/// (question built around an `Asked`, `then` turning the outcome into a
-/// message this worker handles), resolved in `tick`.
-mod ask_shim {
-    use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-    use std::time::{Duration, Instant};
-
-    use shardpool::prelude::*;
-
-    /// The answering half of an ask.
-    pub struct Asked<R> {
-        tx: SyncSender<R>,
-    }
-
-    impl<R: Send> Asked<R> {
-        /// Answers.
-        pub fn send(self, value: R) {
-            let _ = self.tx.send(value);
-        }
-    }
-
-    /// Why no answer came.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub enum AskError {
-        /// The deadline passed first.
-        Timeout,
-        /// The `Asked` was dropped unanswered.
-        NoReply,
-    }
-
-    type Pending<M> = Box<dyn FnMut(Instant) -> Option<M> + Send>;
-
-    /// The asks of one worker still waiting.
-    pub struct Asks<M> {
-        pending: Vec<Pending<M>>,
-    }
-
-    impl<M> Default for Asks<M> {
-        fn default() -> Self {
-            Asks {
-                pending: Vec::new(),
-            }
-        }
-    }
-
-    impl<M: Send + 'static> Asks<M> {
-        pub fn ask<R: Send + 'static>(
-            &mut self,
-            ctx: &mut Context<'_, M>,
-            peer: WorkerId,
-            question: impl FnOnce(Asked<R>) -> M,
-            then: impl FnOnce(Result<R, AskError>) -> M + Send + 'static,
-            deadline: Duration,
-        ) -> Result<(), SendError<M>> {
-            let (tx, rx): (SyncSender<R>, Receiver<R>) = sync_channel(1);
-            ctx.send_to(peer, question(Asked { tx }))?;
-            let due = Instant::now().checked_add(deadline);
-            let mut then = Some(then);
-            self.pending.push(Box::new(move |now| {
-                let outcome = match rx.try_recv() {
-                    Ok(value) => Ok(value),
-                    Err(TryRecvError::Disconnected) => Err(AskError::NoReply),
-                    Err(TryRecvError::Empty) if due.is_some_and(|due| now >= due) => {
-                        Err(AskError::Timeout)
-                    }
-                    Err(TryRecvError::Empty) => return None,
-                };
-                then.take().map(|then| then(outcome))
-            }));
-            Ok(())
-        }
-
-        /// Delivers the resolved asks' messages to this worker.
-        pub fn poll(&mut self, ctx: &mut Context<'_, M>) {
-            let now = Instant::now();
-            let me = ctx.id();
-            self.pending.retain_mut(|pending| match pending(now) {
-                Some(msg) => {
-                    let _ = ctx.send_to(me, msg);
-                    false
-                }
-                None => true,
-            });
-        }
     }
 }
