@@ -32,6 +32,8 @@
 #   --workers N          shardpool workers and axum runtime threads (default:
 #                        the number of server CPUs, or one per CPU)
 #   --port-base P        ports P (shardpool) and P+1 (axum); default 18080
+#   --shardpool-args A   more arguments for http_counter, e.g. "--no-pin"
+#                        (its workers are pinned to CPUs by default)
 #   --no-build           do not (re)build the two examples
 #   --keep-raw FILE      keep the raw per-run rows in FILE
 #
@@ -41,7 +43,7 @@
 set -euo pipefail
 
 rounds=5 duration=10s conns="8 64" threads=2 keyspace=10000
-server_cpus="" client_cpus="" workers="" port_base=18080 build=1 keep_raw=""
+server_cpus="" client_cpus="" workers="" port_base=18080 build=1 keep_raw="" sp_args=""
 
 die() { echo "http-compare: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
@@ -55,6 +57,7 @@ while [[ $# -gt 0 ]]; do
         --client-cpus) client_cpus=${2:?}; shift 2 ;;
         --workers) workers=${2:?}; shift 2 ;;
         --port-base) port_base=${2:?}; shift 2 ;;
+        --shardpool-args) sp_args=${2:?}; shift 2 ;;
         --no-build) build=0; shift ;;
         --keep-raw) keep_raw=${2:?}; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -119,7 +122,8 @@ work=$(mktemp -d)
 trap cleanup EXIT
 
 # The shardpool server pins its own workers within the CPUs taskset allows.
-"${server_pin[@]}" "$bin_sp" --port "$port_sp" --workers "$workers" >"$work/sp.log" 2>&1 &
+# shellcheck disable=SC2086 # $sp_args: several arguments
+"${server_pin[@]}" "$bin_sp" --port "$port_sp" --workers "$workers" $sp_args >"$work/sp.log" 2>&1 &
 pids+=($!)
 "${server_pin[@]}" "$bin_ax" --port "$port_ax" --threads "$workers" >"$work/ax.log" 2>&1 &
 pids+=($!)
@@ -180,7 +184,7 @@ run() { # name port conns -> "rps p50 p99"
 raw=$work/raw.txt
 echo "# round conns server rps p50_ms p99_ms" >"$raw"
 echo "http-compare: $rounds rounds of $duration, connections: $conns, wrk threads: $threads," \
-    "keys: $keyspace, workers/threads: $workers, server CPUs: ${server_cpus:-all}," \
+    "keys: $keyspace, workers/threads: $workers, server CPUs: ${server_cpus:-all}${sp_args:+, http_counter $sp_args}," \
     "wrk CPUs: ${client_cpus:-all}" >&2
 for round in $(seq "$rounds"); do
     for c in $conns; do

@@ -244,7 +244,7 @@ fn a_malformed_request_gets_400_and_closes_only_its_connection() {
 }
 
 #[test]
-fn close_and_http10_end_the_connection_after_their_response() {
+fn close_http10_and_half_close_end_the_connection_after_the_responses() {
     let server = start(2);
     let mut reader = Reader::new(connect(server.addr()));
     let input = format!(
@@ -266,6 +266,20 @@ fn close_and_http10_end_the_connection_after_their_response() {
         .unwrap();
     assert_eq!(reader.next(false).unwrap().count(), 3);
     assert!(reader.closed());
+
+    // A client that sends and shuts its side at once (the data and the FIN
+    // may come in one readiness event) still gets every answer, and then
+    // the server closes too.
+    let key = &keys_of(&server, 1, 1)[0];
+    for round in 0..10u64 {
+        let mut reader = Reader::new(connect(server.addr()));
+        let input = format!("{}{}", get(key), get(key));
+        reader.stream.write_all(input.as_bytes()).unwrap();
+        reader.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(reader.next(false).unwrap().count(), 2 * round + 1);
+        assert_eq!(reader.next(false).unwrap().count(), 2 * round + 2);
+        assert!(reader.closed());
+    }
     server.stop().expect("no worker panicked");
 }
 
