@@ -334,3 +334,96 @@ fn the_axum_peer_answers_the_same_bytes() {
     peer.stop();
     server.stop().expect("no worker panicked");
 }
+
+/// The server's worker, made to panic when asked to count a key that
+/// starts with `BOOM`: a worker that fails while it holds a question.
+struct Fragile(shardpool_services::http::server::CounterWorker);
+
+const BOOM: &[u8] = b"boom";
+
+impl Worker for Fragile {
+    type Msg = shardpool_services::http::server::Msg;
+
+    fn handle(&mut self, msg: Self::Msg, ctx: &mut Context<'_, Self::Msg>) {
+        if let shardpool_services::http::server::Msg::Hit { key, .. } = &msg {
+            assert!(!key.starts_with(BOOM), "counting {key:?} fails");
+        }
+        self.0.handle(msg, ctx);
+    }
+
+    fn tick(&mut self, ctx: &mut Context<'_, Self::Msg>) {
+        self.0.tick(ctx);
+    }
+
+    fn on_io(&mut self, event: &shardpool::io::Event, ctx: &mut Context<'_, Self::Msg>) {
+        self.0.on_io(event, ctx);
+    }
+}
+
+/// A key's owner that fails costs the requests for its keys a `503` —
+/// at once, not at the ask's deadline — and nothing else: the connection
+/// goes on, in order, and keys of the live worker are still counted.
+#[test]
+fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
+    use shardpool_services::http::server::{CounterWorker, Msg};
+
+    // The deadline is far beyond the watchdog: a 503 within the watchdog
+    // is the failure being noticed, not the deadline passing.
+    let deadline = Duration::from_secs(600);
+    let pool = Pool::start(
+        PoolConfig::default()
+            .workers(2)
+            .affinity(Affinity::None)
+            .on_panic(PanicPolicy::Stop),
+        move |_| Fragile(CounterWorker::new(deadline)),
+    )
+    .expect("start the pool");
+    // Only worker 0 listens: every connection is its, asking worker 1.
+    let listener = shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sender = pool.sender();
+    assert!(sender
+        .send_to(WorkerId::from(0), Msg::Listen(listener))
+        .is_ok());
+    let key_of = |prefix: &str, owner: usize| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| sender.worker_for(k.as_bytes()).index() == owner)
+            .unwrap()
+    };
+    let (mine, theirs) = (key_of("f", 0), key_of("f", 1));
+    let boom = key_of(std::str::from_utf8(BOOM).unwrap(), 1);
+
+    let mut reader = Reader::new(connect(addr));
+    let input = format!(
+        "{}{}{}{}{}",
+        get(&theirs),
+        get(&mine),
+        get(&boom),
+        get(&mine),
+        get(&theirs),
+    );
+    reader.stream.write_all(input.as_bytes()).unwrap();
+    assert_eq!(reader.next(false).unwrap().count(), 1);
+    assert_eq!(reader.next(false).unwrap().count(), 1);
+    assert_eq!(
+        reader.next(false).unwrap().status,
+        503,
+        "the owner panicked"
+    );
+    assert_eq!(reader.next(false).unwrap().count(), 2);
+    assert_eq!(
+        reader.next(false).unwrap().status,
+        503,
+        "the owner has failed"
+    );
+    // Later requests on the same connection: still served.
+    reader.stream.write_all(get(&mine).as_bytes()).unwrap();
+    assert_eq!(reader.next(false).unwrap().count(), 3);
+
+    match pool.shutdown() {
+        Err(shardpool::Error::WorkerPanicked { worker, .. }) => assert_eq!(worker.index(), 1),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("worker 1 panicked"),
+    }
+}
