@@ -96,6 +96,7 @@ count_cpus() { # "0-2,5" -> 4
 if [[ -z $workers ]]; then
     if [[ -n $server_cpus ]]; then workers=$(count_cpus "$server_cpus"); else workers=$cpus; fi
 fi
+[[ $workers -ge 2 ]] || echo "http-compare: warning: one worker, so no request hops to another" >&2
 server_pin=() client_pin=()
 if [[ -n $server_cpus || -n $client_cpus ]]; then
     command -v taskset >/dev/null || die "pinning needs taskset (util-linux)"
