@@ -26,6 +26,10 @@
 //!   dropped.
 //! - An answer that cannot come (the owner failed) or comes after the
 //!   deadline ([`CounterConfig::ask_deadline`]) is a `503` for that request.
+//!   A worker that fails takes its listener and connections with it (the
+//!   kernel sends new connections to the other listeners); under
+//!   [`PanicPolicy::Restart`] the new instance starts without a listener,
+//!   with its share of the counters at zero.
 //!
 //! ```no_run
 //! use shardpool_services::http::server::{CounterConfig, HttpCounter};
