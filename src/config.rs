@@ -87,6 +87,14 @@ pub enum PanicPolicy {
     /// [`WorkerStats::dropped`](crate::WorkerStats::dropped), and
     /// [`Pool::shutdown`](crate::Pool::shutdown) returns
     /// [`Error::WorkerPanicked`]. The default.
+    ///
+    /// The failed worker lets go of its state at once, on its own thread:
+    /// the instance is dropped when it fails (the sockets and listeners it
+    /// owns close, the [`Reply`](crate::Reply)s it holds end their calls
+    /// with `NoReply`), with its pending `send_after` timers (counted in
+    /// [`WorkerStats::timers_dropped`](crate::WorkerStats::timers_dropped)).
+    /// A panic in its `Drop` is caught. A failure during the first start
+    /// makes [`Pool::start`](crate::Pool::start) return the error.
     #[default]
     Stop,
     /// The factory builds a fresh worker on the same pinned thread and its
@@ -95,6 +103,22 @@ pub enum PanicPolicy {
     /// [`WorkerStats::restarts`](crate::WorkerStats::restarts). More than
     /// `max_restarts` panics within `within` (or a panicking factory) falls
     /// back to `Stop`.
+    ///
+    /// The instance that panicked is dropped at the restart, before its
+    /// successor is built, together with the timers it set with
+    /// `send_after` (counted in
+    /// [`WorkerStats::timers_dropped`](crate::WorkerStats::timers_dropped);
+    /// its queued messages are kept, as said).
+    ///
+    /// **Backoff.** Consecutive restarts of one worker wait: the first
+    /// restart of a row happens at once, the second after 10 ms, and each
+    /// further one waits twice as long as the one before, up to 1 s (0,
+    /// 10 ms, 20 ms, 40 ms, … 640 ms, then 1 s each). A worker that has run
+    /// for a second since its `on_start` returned starts a new row. The
+    /// wait does not hold the pool: once [`Pool::shutdown`](crate::Pool::shutdown)
+    /// (or a drop) begins, a waiting worker restarts at once, and a restart
+    /// whose `on_start` panics then is not retried (the worker fails), so
+    /// shutdown returns within about a second whatever the budget.
     Restart {
         /// Restarts allowed within the window (0: behave as `Stop`).
         max_restarts: u32,
@@ -410,28 +434,22 @@ impl PoolConfig {
         self
     }
 
-    /// How long a caller outside the pool checks for its answer before it
-    /// sleeps, in [`call`](crate::PoolSender::call) and
-    /// [`call_async`](crate::PoolSender::call_async). Default: zero — the
-    /// caller sleeps at once, and the handler's [`Reply::send`](crate::Reply::send)
+    /// How long a thread blocked in [`call`](crate::PoolSender::call)
+    /// checks for its answer before it sleeps. Default: zero — the caller
+    /// sleeps at once, and the handler's [`Reply::send`](crate::Reply::send)
     /// wakes it (no polling).
     ///
     /// Waking a sleeping thread costs the OS a few microseconds, more than
     /// the whole round trip to an idle worker and back (a few hundred
     /// nanoseconds); a caller that checks while the answer is on its way
-    /// does not pay it. An awaited call stays *runnable* for this window:
-    /// each time the executor polls it, it checks the answer a few times
-    /// (a few hundred nanoseconds at most) and, if it is not there, asks
-    /// to be polled again. The executor runs its other tasks in between,
-    /// so nothing waits long behind it, but a thread with nothing else to
-    /// do spins instead of sleeping. A blocking call spins on the answer.
-    /// After the window, both sleep until answered.
+    /// does not pay it. The cost is CPU: up to this long per call whose
+    /// answer is late. After the window the caller sleeps until answered.
     ///
-    /// For latency-bound callers (a tokio front end answering from the
-    /// pool): PERFORMANCE.md measures a `call_async` round trip with
-    /// 20 µs against zero. The cost is CPU while calls are outstanding:
-    /// up to this long per call whose answer is late. Every value is
-    /// accepted.
+    /// It never applies to an awaited call
+    /// ([`call_async`](crate::PoolSender::call_async)): a poll that finds no
+    /// answer returns at once and yields the executor's thread, so many
+    /// tasks awaiting calls do not keep it busy polling each other. Every
+    /// value is accepted.
     ///
     /// ```
     /// use std::time::Duration;

@@ -32,11 +32,20 @@ impl<W: Worker> Pool<W> {
     /// Validates `config`, places the workers, and starts one thread per
     /// worker. Each thread pins itself, allocates the queues it consumes,
     /// then runs `factory(id)` — so worker state is first touched on the
-    /// worker's own NUMA node — and its loop.
+    /// worker's own NUMA node — then `on_start`, and its loop.
     ///
-    /// Returns [`Error::InvalidConfig`] for a bad configuration and
-    /// [`Error::WorkerPanicked`] if a factory panicked (the other workers are
-    /// then stopped).
+    /// Returns once every worker's [`on_start`](Worker::on_start) has
+    /// returned, so what `on_start` sets up (a listener, say) is ready
+    /// when `start` returns. Under [`PanicPolicy::Restart`](crate::PanicPolicy::Restart)
+    /// an `on_start` that panics is retried, with the policy's backoff, and
+    /// `start` waits for the retries (with a budget that never runs out and
+    /// an `on_start` that always panics, it waits for good).
+    ///
+    /// Returns [`Error::InvalidConfig`] for a bad configuration, and
+    /// [`Error::WorkerPanicked`] for the lowest worker whose factory
+    /// panicked or that failed during its first start (its `on_start`
+    /// panicked and the policy did not restart it, or its restarts ran
+    /// out); the other workers are then stopped and joined.
     pub fn start<F>(config: PoolConfig, factory: F) -> Result<Pool<W>, Error>
     where
         F: Fn(WorkerId) -> W + Send + Sync + 'static,
@@ -58,10 +67,17 @@ impl<W: Worker> Pool<W> {
             placement::Placement::new(&slots)
         );
         let started = crate::spawn::start(&config, &slots, factory)?;
-        Ok(Pool {
+        let pool = Pool {
             shared: started.shared,
             threads: started.threads,
-        })
+        };
+        if let Err(e) = crate::spawn::first_starts(&started.first_starts, pool.workers()) {
+            tracing::error!(error = %e, "a worker failed to start: stopping the pool");
+            // Drains, stops and joins the others (see `Drop`).
+            drop(pool);
+            return Err(e);
+        }
+        Ok(pool)
     }
 
     /// A handle for sending to the workers from any thread.

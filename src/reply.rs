@@ -16,10 +16,16 @@
 //! waiting, as it should: it may still be answered.
 //!
 //! Workers do not call each other this way (a worker must not block, and
-//! cannot await): a worker asks a peer with an ordinary message over the
-//! mesh, the peer answers to [`Context::source`](crate::Context) with
-//! another, and the asking worker carries on when that answer arrives —
-//! see `examples/ask_peer.rs`.
+//! cannot await): a blocking [`call`](PoolSender::call) made on a worker
+//! thread of the same pool panics at once. A worker asks a peer with
+//! `Context::ask` (or an ordinary message over the mesh, answered to
+//! [`Context::source`](crate::Context) with another): the answer comes
+//! back as one of its own messages.
+//!
+//! [`PoolConfig::call_spin`](crate::PoolConfig::call_spin) applies to the
+//! blocking `call` only. An awaited call never spins and never keeps its
+//! task runnable: it returns `Pending` and yields its executor thread
+//! until the handler's answer wakes it, whatever the setting.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -159,51 +165,6 @@ fn spin_for<R>(answer: &Answer<R>, window: Duration) -> Result<Option<R>, CallEr
     }
 }
 
-/// Answer checks per poll of a [`SpinningAnswer`], a spin-loop hint
-/// between two: a few hundred nanoseconds of the executor's thread at
-/// most, and an answer that lands during them is taken at once rather
-/// than after a trip through the executor's queue.
-const CHECKS_PER_POLL: u32 = 8;
-
-/// Polls of a [`SpinningAnswer`] between two reads of the clock.
-const POLLS_PER_CLOCK: u32 = 16;
-
-/// An [`Answer`] awaited with a spin window (`PoolConfig::call_spin`):
-/// until the window has passed since the first poll, each poll checks the
-/// answer [`CHECKS_PER_POLL`] times and, if it has not come, wakes its own
-/// task, so the executor polls it again after its other ready tasks
-/// instead of parking the thread. The clock is read every
-/// [`POLLS_PER_CLOCK`] polls, so the window may run over by that many.
-/// Then it waits as a plain `Answer`, woken by the `Reply`.
-struct SpinningAnswer<R> {
-    answer: Answer<R>,
-    window: Duration,
-    since: Option<Instant>,
-    polls: u32,
-}
-
-impl<R> Future for SpinningAnswer<R> {
-    type Output = Result<R, CallError<()>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.window.is_zero() {
-            return Pin::new(&mut self.answer).poll(cx);
-        }
-        if let Some(value) = self.answer.check(CHECKS_PER_POLL)? {
-            return Poll::Ready(Ok(value));
-        }
-        let since = *self.since.get_or_insert_with(Instant::now);
-        self.polls = self.polls.wrapping_add(1);
-        if self.polls % POLLS_PER_CLOCK == 0 && since.elapsed() >= self.window {
-            // From now on the waker does the waiting.
-            self.window = Duration::ZERO;
-            return Pin::new(&mut self.answer).poll(cx);
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
 impl<R> Future for Answer<R> {
     type Output = Result<R, CallError<()>>;
 
@@ -233,15 +194,22 @@ impl<M: Send + 'static> PoolSender<M> {
     /// checks for the answer that long before it sleeps.
     ///
     /// Blocks the calling thread: from async code use
-    /// [`call_async`](PoolSender::call_async), and from a worker send an
-    /// ordinary message and answer through the mesh (see the [module
-    /// docs](crate::Reply)) — a worker blocked in `call` cannot handle
-    /// anything, including the answer.
+    /// [`call_async`](PoolSender::call_async), and from a worker use
+    /// `Context::ask` (see the [module docs](crate::Reply)).
+    ///
+    /// # Panics
+    /// At once, before `make` runs, when called on a worker thread of this
+    /// same pool: that worker would wait on its own pool — on itself, if the
+    /// call is to it or to a peer that needs it to answer — and a worker
+    /// blocked in `call` cannot handle anything, the answer included. The
+    /// message names `Context::ask`; the worker's panic policy applies, as
+    /// for any panic in `handle`.
     pub fn call<R: Send + 'static>(
         &self,
         worker: WorkerId,
         make: impl FnOnce(Reply<R>) -> M,
     ) -> Result<R, CallError<M>> {
+        self.refuse_to_call_from_a_worker();
         let (reply, answer) = Reply::channel();
         self.send_to(worker, make(reply))?;
         let window = self.call_spin();
@@ -254,6 +222,9 @@ impl<M: Send + 'static> PoolSender<M> {
     }
 
     /// [`call`](PoolSender::call) the worker that owns `key`.
+    ///
+    /// # Panics
+    /// As [`call`](PoolSender::call), on a worker thread of this same pool.
     pub fn call_keyed<K: Hash + ?Sized, R: Send + 'static>(
         &self,
         key: &K,
@@ -268,10 +239,12 @@ impl<M: Send + 'static> PoolSender<M> {
     /// no polling). `make` runs at once; the message is sent at the first
     /// poll. Dropping the future drops the message if it was not sent yet,
     /// and otherwise makes the handler's answer go nowhere
-    /// ([`Reply::is_canceled`] turns true). With
-    /// [`PoolConfig::call_spin`](crate::PoolConfig::call_spin) set, the
-    /// task stays runnable that long, checking the answer whenever it is
-    /// polled, before it waits to be woken.
+    /// ([`Reply::is_canceled`] turns true).
+    /// [`PoolConfig::call_spin`](crate::PoolConfig::call_spin) does not
+    /// apply: a poll that finds no answer returns `Pending` at once and the
+    /// task is woken by the answer, so the executor's thread runs its other
+    /// tasks or sleeps meanwhile. It does not block, so unlike
+    /// [`call`](PoolSender::call) it may be used on any thread.
     ///
     /// ```
     /// use shardpool::prelude::*;
@@ -309,12 +282,6 @@ impl<M: Send + 'static> PoolSender<M> {
     ) -> impl Future<Output = Result<R, CallError<M>>> + Send + 'static {
         let (reply, answer) = Reply::channel();
         let send = self.send_to_async(worker, make(reply));
-        let answer = SpinningAnswer {
-            answer,
-            window: self.call_spin(),
-            since: None,
-            polls: 0,
-        };
         async move {
             send.await?;
             answer.await.map_err(|_| CallError::NoReply)

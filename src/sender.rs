@@ -92,6 +92,17 @@ impl<M: Send + 'static> PoolSender<M> {
         }
     }
 
+    /// A blocking call is about to wait for its answer. If this thread is
+    /// one of this pool's own workers, it would wait on its own pool (on
+    /// itself, if the answer needs it), so panic with a message that names
+    /// the way to ask from a worker.
+    #[inline]
+    pub(crate) fn refuse_to_call_from_a_worker(&self) {
+        if let Some(me) = crate::runtime::worker_of(Arc::as_ptr(&self.shared).cast()) {
+            call_from_a_worker(me);
+        }
+    }
+
     /// A snapshot of every channel's and every worker's counters, the same
     /// as [`Pool::stats`](crate::Pool::stats) — for any holder of a sender
     /// (a service's metrics endpoint, say).
@@ -371,6 +382,17 @@ impl<M: Send + 'static> PoolSender<M> {
             .is_none_or(|w| w.inbox.is_closed())
             || self.shared.control.load(SeqCst) != control::word(0, control::RUN)
     }
+}
+
+/// The panic of [`PoolSender::refuse_to_call_from_a_worker`].
+#[cold]
+#[inline(never)]
+fn call_from_a_worker(me: usize) -> ! {
+    panic!(
+        "PoolSender::call (or call_keyed) from inside worker {me} of the same pool: a worker \
+         must not block waiting on its own pool (it could wait for itself); ask with \
+         Context::ask, whose answer comes back as a message"
+    );
 }
 
 /// Per-worker buffers of outgoing messages from one external thread.

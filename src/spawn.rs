@@ -11,8 +11,10 @@
 //! the pool assembles the registry from all of them, and sends each thread
 //! its [`Wiring`]. A [`WorkerBuilder`] is the per-thread half of that
 //! handshake, finished on the worker thread (timely's `AllocateBuilder` is
-//! the model). The sequence diagram is in `docs/architecture.md`
-//! ("Starting a pool").
+//! the model). Then each worker runs its `on_start` and reports once it has
+//! returned (or the worker failed for good trying): [`first_starts`] is
+//! where `Pool::start` waits for those reports. The sequence diagram is in
+//! `docs/architecture.md` ("Starting a pool").
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -28,7 +30,9 @@ use crate::lockfree::sync::Arc;
 use crate::mesh::pair::PairCounters;
 use crate::mesh::Outbound;
 use crate::placement::{self, Slot};
-use crate::runtime::{panic_message, Factory, Inbound, LoopConfig, Runtime, WorkerExit};
+use crate::runtime::{
+    panic_message, Factory, Inbound, LoopConfig, Runtime, StartReport, WorkerExit,
+};
 use crate::shared::{InboundPair, Shared, WorkerShared};
 use crate::{Error, Worker, WorkerId};
 
@@ -72,6 +76,7 @@ struct WorkerBuilder<W: Worker> {
     overflow_limit: Option<usize>,
     loop_config: LoopConfig,
     factory: Factory<W>,
+    start_report: StartReport,
 }
 
 /// A worker built on its thread, waiting for its wiring.
@@ -181,6 +186,7 @@ impl<W: Worker> WorkerBuilder<W> {
             self.factory,
             self.loop_config,
         )
+        .reports_start_to(self.start_report)
     }
 }
 
@@ -189,6 +195,8 @@ impl<W: Worker> WorkerBuilder<W> {
 pub(crate) struct Started<W: Worker> {
     pub(crate) shared: Arc<Shared<W::Msg>>,
     pub(crate) threads: Vec<JoinHandle<WorkerExit<W>>>,
+    /// Each worker's report of its first start, for [`first_starts`].
+    pub(crate) first_starts: mpsc::Receiver<(usize, Option<String>)>,
 }
 
 /// Starts one thread per slot and wires the workers together. On any
@@ -208,6 +216,7 @@ where
     let factory: Factory<W> = Arc::new(factory);
     let loop_config = LoopConfig::from(config);
     let (setup_tx, setup_rx) = mpsc::channel::<Report<W::Msg>>();
+    let (start_tx, start_rx) = mpsc::channel();
     let mut wiring_txs = Vec::with_capacity(n);
     let mut threads = Vec::with_capacity(n);
     for (me, &slot) in slots.iter().enumerate() {
@@ -222,6 +231,7 @@ where
             overflow_limit: config.overflow_limit,
             loop_config,
             factory: factory.clone(),
+            start_report: start_tx.clone(),
         };
         let report = setup_tx.clone();
         let spawned = std::thread::Builder::new()
@@ -241,6 +251,7 @@ where
         }
     }
     drop(setup_tx);
+    drop(start_tx);
 
     let setups = match collect(&setup_rx, n) {
         Ok(setups) => setups,
@@ -259,7 +270,46 @@ where
     };
     let shared = Arc::new(registry(&setups, &threads, slots, config));
     wire(setups, &shared, wiring_txs);
-    Ok(Started { shared, threads })
+    Ok(Started {
+        shared,
+        threads,
+        first_starts: start_rx,
+    })
+}
+
+/// Waits until each of the `n` workers has ended its first start: its
+/// `on_start` returned, or it failed for good trying (its `on_start`
+/// panicked and was not restarted, or its restarts ran out). Returns the
+/// lowest worker that failed, with its panic message.
+pub(crate) fn first_starts(
+    reports: &mpsc::Receiver<(usize, Option<String>)>,
+    n: usize,
+) -> Result<(), Error> {
+    let mut reported = vec![false; n];
+    let mut failure: Option<(usize, String)> = None;
+    for _ in 0..n {
+        let Ok((me, panic)) = reports.recv() else {
+            break;
+        };
+        reported[me] = true;
+        if let Some(message) = panic {
+            if failure.as_ref().is_none_or(|(w, _)| me < *w) {
+                failure = Some((me, message));
+            }
+        }
+    }
+    if failure.is_none() {
+        if let Some(me) = reported.iter().position(|r| !r) {
+            failure = Some((me, String::from("worker thread ended during start")));
+        }
+    }
+    match failure {
+        None => Ok(()),
+        Some((me, message)) => Err(Error::WorkerPanicked {
+            worker: WorkerId::from(me),
+            message,
+        }),
+    }
 }
 
 /// Waits for every worker's report. Returns the setups in id order, or the

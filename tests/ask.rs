@@ -520,3 +520,23 @@ fn answers_to_a_failed_asker_do_not_hold_shutdown() {
         assert!(rx.try_recv().is_err(), "the failed asker's then never ran");
     });
 }
+
+#[test]
+fn a_peer_that_fails_for_good_releases_the_asked_it_held_at_once() {
+    watchdog(60, || {
+        let (tx, rx) = mpsc::channel();
+        let pool = Pool::start(unpinned(2), move |id| node(id, &tx)).unwrap();
+        let s = pool.sender();
+        s.send_to(WorkerId::from(0), go(1, Mode::Hold, LONG))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // Policy Stop: the failed worker's state goes when it fails, not
+        // at shutdown, and the `Asked` it held with it.
+        s.send_to(WorkerId::from(1), Msg::Boom).unwrap();
+        let r = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("no outcome before shutdown");
+        assert_eq!(r, Err(AskError::NoReply));
+        assert!(pool.shutdown().is_err());
+    });
+}

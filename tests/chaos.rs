@@ -258,8 +258,9 @@ fn run(seed: u64) -> Seen {
     };
     let pool = match Pool::start(config, factory) {
         Ok(pool) => pool,
+        // A factory, or a first `on_start` that was not restarted.
         Err(Error::WorkerPanicked { message, .. }) => {
-            assert!(message.contains("[chaos] factory"), "{message}");
+            assert!(message.contains("[chaos]"), "{message}");
             return Seen {
                 runs: 1,
                 start_failed: 1,

@@ -17,7 +17,8 @@
 //!   worker first asks for [`Context::io`](crate::Context::io): when to
 //!   poll readiness while busy, and the OS poll as the worker's one sleep.
 //! - [`restart`]: `RestartBudget`, how many restarts a
-//!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows.
+//!   [`PanicPolicy::Restart`](crate::PanicPolicy::Restart) still allows,
+//!   and `Backoff`, how long a worker waits before its next restart.
 //!
 //! The loop and the idle/park handshake are drawn once, in
 //! `docs/architecture.md` ("The worker loop", "Parking and waking").
@@ -34,4 +35,4 @@ pub(crate) use current::{on_worker_thread, worker_of};
 pub(crate) use inbound::Inbound;
 pub(crate) use reactor::Reactor;
 pub(crate) use restart::panic_message;
-pub(crate) use worker_loop::{Factory, LoopConfig, Runtime, WorkerExit};
+pub(crate) use worker_loop::{Factory, LoopConfig, Runtime, StartReport, WorkerExit};

@@ -7,15 +7,23 @@
 //! each around its callback; and the whole body (start, loop, stop) runs
 //! inside one more `catch_unwind` ([`Runtime::run`]), so a panic that
 //! escapes those (a message's `Drop`, a bug of ours) still marks the worker
-//! failed instead of ending the thread. The failed worker keeps its thread
-//! until the pool stops: it goes on draining its queues, dropping each
-//! message inside its own `catch_unwind` and counting it, so no sender ever
-//! waits on it and shutdown still sees every message accounted for.
-//! Restarts run in a loop ([`Runtime::start_worker`]), never recursively,
-//! so an `on_start` that always panics cannot grow the stack.
+//! failed instead of ending the thread.
+//!
+//! A worker that fails for good lets go of its state at once, on its own
+//! thread ([`Runtime::drop_instance_state`]): the instance is dropped (its
+//! sockets close, the `Reply`s it held resolve) and its pending timers
+//! with it. It keeps its thread until the pool stops: it goes on draining
+//! its queues, dropping each message inside its own `catch_unwind` and
+//! counting it, so no sender ever waits on it and shutdown still sees
+//! every message accounted for. A restart drops the old instance the same
+//! way before the new one is built. Restarts run in a loop
+//! ([`Runtime::start_worker`]), never recursively, and back off
+//! ([`Backoff`]) while watching for shutdown, so an `on_start` that always
+//! panics neither grows the stack nor spins the thread nor holds the pool.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::{IdleStrategy, PanicPolicy, PoolConfig};
@@ -31,7 +39,15 @@ use super::idle::{spins_for, Idle, Wake};
 use super::inbound::Inbound;
 use super::queue_delay::DelaySampler;
 use super::reactor::Reactor;
-use super::restart::{panic_message, RestartBudget};
+use super::restart::{panic_message, Backoff, RestartBudget};
+
+/// How often a worker waiting to restart checks whether the pool stops.
+const RESTART_WATCH: Duration = Duration::from_millis(10);
+
+/// Where a worker reports the end of its first start: its index, and its
+/// panic message if it failed for good during it (`Pool::start` waits for
+/// every worker's report).
+pub(crate) type StartReport = mpsc::Sender<(usize, Option<String>)>;
 
 /// Hands up to `batch` due timers to `handle` (the caller has set the
 /// source). Returns how many.
@@ -142,7 +158,9 @@ struct Local {
 
 pub(crate) struct Runtime<W: Worker> {
     me: usize,
-    worker: W,
+    /// The running instance; `None` once the worker failed for good (its
+    /// state was dropped then), and while a restart waits.
+    worker: Option<W>,
     out: Outbound<W::Msg>,
     inbox: InboxReceiver<W::Msg>,
     rx: Box<[Consumer<W::Msg>]>,
@@ -151,6 +169,9 @@ pub(crate) struct Runtime<W: Worker> {
     cfg: LoopConfig,
     panic: Option<String>,
     restarts: RestartBudget,
+    backoff: Backoff,
+    /// Taken when the first start has ended (see [`StartReport`]).
+    start_report: Option<StartReport>,
     control_seen: u64,
     local: Local,
     idle: Idle,
@@ -173,7 +194,7 @@ impl<W: Worker> Runtime<W> {
     ) -> Self {
         Runtime {
             me,
-            worker,
+            worker: Some(worker),
             out,
             inbox: inbound.inbox,
             rx: inbound.rings.into_boxed_slice(),
@@ -181,6 +202,8 @@ impl<W: Worker> Runtime<W> {
             cfg,
             panic: None,
             restarts: RestartBudget::new(),
+            backoff: Backoff::default(),
+            start_report: None,
             control_seen: 0,
             local: Local::default(),
             idle: Idle::new(cfg.idle, cfg.tick_interval, cfg.inbox_coalesce),
@@ -191,6 +214,13 @@ impl<W: Worker> Runtime<W> {
         }
     }
 
+    /// Reports the end of the first start (`on_start` returned, or the
+    /// worker failed for good trying) to `report`.
+    pub(crate) fn reports_start_to(mut self, report: StartReport) -> Self {
+        self.start_report = Some(report);
+        self
+    }
+
     /// Runs the worker until the pool stops it, then `on_stop`. Never ends
     /// before the pool's STOP, whatever panics: a panic that escapes the
     /// callback-level catches fails the worker (no restart: its state may
@@ -198,11 +228,14 @@ impl<W: Worker> Runtime<W> {
     pub(crate) fn run(mut self) -> WorkerExit<W> {
         let id = WorkerId::from(self.me);
         let _current = super::current::enter(Arc::as_ptr(&self.shared).cast(), self.me);
-        let mut escaped = catch_unwind(AssertUnwindSafe(|| {
-            self.start_worker();
-            self.serve();
-        }))
-        .err();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.start_worker())) {
+            let message = panic_message(payload);
+            self.fail_for_good(format!("{message} (outside a callback)"));
+        }
+        if let Some(report) = self.start_report.take() {
+            let _ = report.send((self.me, self.panic.clone()));
+        }
+        let mut escaped = catch_unwind(AssertUnwindSafe(|| self.serve())).err();
         while let Some(payload) = escaped {
             let message = panic_message(payload);
             self.fail_for_good(format!("{message} (outside a callback)"));
@@ -212,13 +245,14 @@ impl<W: Worker> Runtime<W> {
         self.out.close();
         self.drop_timers();
         self.drop_pending_asks();
-        if self.panic.is_none() {
+        // `Some` unless the worker failed.
+        if let Some(worker) = self.worker.as_mut() {
             let stopped = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
                     io: &self.reactor,
                 };
-                self.worker.on_stop(&mut ctx);
+                worker.on_stop(&mut ctx);
             }));
             if let Err(payload) = stopped {
                 // Never restarted: the pool has stopped, and the state the
@@ -230,21 +264,11 @@ impl<W: Worker> Runtime<W> {
         self.out.publish_answers();
         self.publish_counters();
         tracing::debug!(worker = %id, "worker stopped");
-        let Runtime { worker, panic, .. } = self;
-        if panic.is_none() {
-            return WorkerExit {
-                worker: Some(worker),
-                panic,
-            };
-        }
-        // A failed worker is not handed back; a Drop that panics must not
-        // turn the report into a thread panic with another message.
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(worker)));
-        // Its `Asked`s resolve to `NoReply` at their askers.
-        crate::mesh::asks::publish_staged(0, usize::MAX, |_| 0);
+        // A failed worker was dropped when it failed: only a healthy one is
+        // handed back.
         WorkerExit {
-            worker: None,
-            panic,
+            worker: self.worker.take(),
+            panic: self.panic.take(),
         }
     }
 
@@ -295,24 +319,61 @@ impl<W: Worker> Runtime<W> {
     /// Runs `on_start` (after the first start or a restart). A panic in it
     /// restarts the worker again while the budget allows: a loop, not a
     /// recursion, so a large `max_restarts` cannot overflow the stack.
+    /// While the pool stops, a panic in it fails the worker instead: a
+    /// worker that cannot start must not hold the shutdown.
     fn start_worker(&mut self) {
         loop {
+            let Some(worker) = self.worker.as_mut() else {
+                return;
+            };
             let started = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context {
                     out: &mut self.out,
                     io: &self.reactor,
                 };
-                self.worker.on_start(&mut ctx);
+                worker.on_start(&mut ctx);
             }));
             self.out.flush();
             match started {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.backoff.started(Instant::now());
+                    return;
+                }
+                Err(payload) if self.stopping() => {
+                    let message = panic_message(payload);
+                    self.fail_for_good(format!("{message} (not restarted: the pool is stopping)"));
+                    return;
+                }
                 Err(payload) => {
                     if !self.replace_after(payload) {
                         return;
                     }
                 }
             }
+        }
+    }
+
+    /// Whether the pool has begun to stop (its inboxes are closed first,
+    /// then the control word moves).
+    fn stopping(&self) -> bool {
+        self.shared.workers[self.me].inbox.is_closed()
+            || self.shared.control.load(Acquire) != self.control_seen
+    }
+
+    /// Waits `delay` before a restart, in slices of [`RESTART_WATCH`], and
+    /// stops waiting as soon as the pool begins to stop.
+    fn wait_before_restart(&self, delay: Duration) {
+        if delay.is_zero() {
+            return;
+        }
+        tracing::info!(worker = self.me, ?delay, "waiting before the next restart");
+        let until = Instant::now() + delay;
+        while !self.stopping() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(RESTART_WATCH));
         }
     }
 
@@ -337,14 +398,16 @@ impl<W: Worker> Runtime<W> {
         } = self.cfg.on_panic
         {
             if self.restarts.take(Instant::now(), max_restarts, within) {
+                // The old instance goes at once, with what belongs to it;
+                // the fresh one comes after the backoff.
+                self.drop_instance_state();
+                let delay = self.backoff.next_delay(Instant::now());
+                self.wait_before_restart(delay);
                 let factory = self.factory.clone();
                 let id = WorkerId::from(self.me);
                 match catch_unwind(AssertUnwindSafe(|| factory(id))) {
                     Ok(fresh) => {
-                        let old = std::mem::replace(&mut self.worker, fresh);
-                        // A Drop that panics must not take the thread down.
-                        let _ = catch_unwind(AssertUnwindSafe(move || drop(old)));
-                        self.drop_pending_asks();
+                        self.worker = Some(fresh);
                         self.shared.workers[self.me].counters.restarts.add(1);
                         tracing::warn!(worker = self.me, "worker restarted");
                         return true;
@@ -364,17 +427,36 @@ impl<W: Worker> Runtime<W> {
     }
 
     /// Marks the worker failed (once; the first message is kept): sends to
-    /// it are refused, and the loop drops what it receives.
+    /// it are refused, its state is dropped now
+    /// ([`drop_instance_state`](Self::drop_instance_state)), and the loop
+    /// drops what it receives from then on.
     fn fail_for_good(&mut self, message: String) {
-        if self.panic.is_some() {
-            return;
+        if self.panic.is_none() {
+            tracing::error!(worker = self.me, panic = %message, "worker failed");
+            let slot = &self.shared.workers[self.me];
+            *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+            slot.failed.store(true, Release);
+            self.shared.failures.fetch_add(1, Release);
+            self.panic = Some(message);
         }
-        tracing::error!(worker = self.me, panic = %message, "worker failed");
-        let slot = &self.shared.workers[self.me];
-        *slot.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
-        slot.failed.store(true, Release);
-        self.shared.failures.fetch_add(1, Release);
-        self.panic = Some(message);
+        self.drop_instance_state();
+    }
+
+    /// Drops everything that belongs to the running instance, on this
+    /// thread, now: the worker itself (the sockets and listeners it owns
+    /// close, the `Reply`s and `Asked`s it holds resolve to `NoReply`), its
+    /// pending timers (counted in `timers_dropped`) and its pending asks
+    /// (their `then` never runs). Called when the worker fails
+    /// for good and when it is restarted; idempotent. A `Drop` that panics
+    /// is caught: it must not take the thread down.
+    fn drop_instance_state(&mut self) {
+        if let Some(old) = self.worker.take() {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(old))) {
+                let message = panic_message(payload);
+                tracing::warn!(worker = self.me, panic = %message, "the worker's Drop panicked");
+            }
+        }
+        self.drop_timers();
         self.drop_pending_asks();
     }
 
@@ -389,15 +471,10 @@ impl<W: Worker> Runtime<W> {
     fn iteration(&mut self) -> usize {
         self.out.refresh_peers();
         self.out.flush_overflow();
-        let work = if self.panic.is_none() {
+        let work = if let Some(worker) = self.worker.as_mut() {
             let batch = self.cfg.batch;
-            let (worker, out, inbox, rx, io) = (
-                &mut self.worker,
-                &mut self.out,
-                &mut self.inbox,
-                &mut self.rx,
-                &self.reactor,
-            );
+            let (out, inbox, rx, io) =
+                (&mut self.out, &mut self.inbox, &mut self.rx, &self.reactor);
             let handled = &mut self.local.handled;
             let idle = &mut self.idle;
             let (me, pause) = (self.me, self.cfg.overflow_pause);
@@ -475,8 +552,8 @@ impl<W: Worker> Runtime<W> {
             return 0;
         }
         let mut n = 0;
-        if self.panic.is_none() {
-            let (worker, out, io) = (&mut self.worker, &mut self.out, &self.reactor);
+        if let Some(worker) = self.worker.as_mut() {
+            let (out, io) = (&mut self.out, &self.reactor);
             let count = &mut n;
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let mut ctx = Context { out, io };
@@ -496,8 +573,8 @@ impl<W: Worker> Runtime<W> {
         n.max(1)
     }
 
-    /// Drops the timers still pending (at stop, or when the worker
-    /// failed) and counts them.
+    /// Drops the timers still pending (at stop, and with the instance that
+    /// set them) and counts them.
     fn drop_timers(&mut self) {
         let n = self.out.timers.clear();
         if n > 0 {
@@ -510,7 +587,6 @@ impl<W: Worker> Runtime<W> {
     /// Each drop runs inside its own `catch_unwind`: a message whose `Drop`
     /// panics is still counted, and the rest are still drained.
     fn drain_and_drop(&mut self) -> usize {
-        self.drop_timers();
         let batch = self.cfg.batch;
         let drop_one = |m: W::Msg| {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(m)));
@@ -526,16 +602,16 @@ impl<W: Worker> Runtime<W> {
     }
 
     fn tick(&mut self) {
-        if self.panic.is_some() {
+        let Some(worker) = self.worker.as_mut() else {
             return;
-        }
+        };
         self.local.ticks += 1;
         let ticked = catch_unwind(AssertUnwindSafe(|| {
             let mut ctx = Context {
                 out: &mut self.out,
                 io: &self.reactor,
             };
-            self.worker.tick(&mut ctx);
+            worker.tick(&mut ctx);
         }));
         if let Err(payload) = ticked {
             self.recover(payload);
