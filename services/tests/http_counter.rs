@@ -362,7 +362,8 @@ impl Worker for Fragile {
 
 /// A key's owner that fails costs the requests for its keys a `503` —
 /// at once, not at the ask's deadline — and nothing else: the connection
-/// goes on, in order, and keys of the live worker are still counted.
+/// goes on, in order, keys of the live worker are still counted, and new
+/// connections go to the live worker.
 #[test]
 fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
     use shardpool_services::http::server::{CounterWorker, Msg};
@@ -378,13 +379,19 @@ fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
         move |_| Fragile(CounterWorker::new(deadline)),
     )
     .expect("start the pool");
-    // Only worker 0 listens: every connection is its, asking worker 1.
+    // Only worker 0 listens when the first connection comes: it is worker
+    // 0's, asking worker 1. Then worker 1 listens on the same port too.
     let listener = shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let sender = pool.sender();
-    assert!(sender
-        .send_to(WorkerId::from(0), Msg::Listen(listener))
-        .is_ok());
+    let listen = |worker: usize, listener| {
+        assert!(sender
+            .send_to(WorkerId::from(worker), Msg::Listen(listener))
+            .is_ok());
+    };
+    listen(0, listener);
+    let mut reader = Reader::new(connect(addr));
+    listen(1, shardpool::io::reuseport_listener(addr).unwrap());
     let key_of = |prefix: &str, owner: usize| {
         (0..)
             .map(|i| format!("{prefix}{i}"))
@@ -394,7 +401,6 @@ fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
     let (mine, theirs) = (key_of("f", 0), key_of("f", 1));
     let boom = key_of(std::str::from_utf8(BOOM).unwrap(), 1);
 
-    let mut reader = Reader::new(connect(addr));
     let input = format!(
         "{}{}{}{}{}",
         get(&theirs),
@@ -420,6 +426,28 @@ fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
     // Later requests on the same connection: still served.
     reader.stream.write_all(get(&mine).as_bytes()).unwrap();
     assert_eq!(reader.next(false).unwrap().count(), 3);
+
+    // The failed worker's listener closed with it: new connections all go
+    // to worker 0. One that reached worker 1's listener just before it
+    // closed is reset, and a client tries again; none hangs (the read
+    // timeout is the watchdog).
+    for expected in 4..24 {
+        let served = (0..10).find_map(|_| {
+            let mut fresh = Reader::new(connect(addr));
+            fresh.stream.write_all(get(&mine).as_bytes()).ok()?;
+            let mut chunk = [0u8; 4096];
+            match fresh.stream.read(&mut chunk) {
+                Ok(0) => None,
+                Ok(n) => {
+                    fresh.buf.extend_from_slice(&chunk[..n]);
+                    fresh.next(false)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+                Err(e) => panic!("a new connection hung: {e}"),
+            }
+        });
+        assert_eq!(served.expect("served after a retry").count(), expected);
+    }
 
     match pool.shutdown() {
         Err(shardpool::Error::WorkerPanicked { worker, .. }) => assert_eq!(worker.index(), 1),
