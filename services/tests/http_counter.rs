@@ -142,69 +142,85 @@ fn keys_of(server: &HttpCounter, owner: usize, n: usize) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn pipelined_hits_on_both_workers_are_counted_and_answered_in_order() {
-    let server = start(2);
+/// Over one connection: `rounds` rounds of one request for each of three
+/// keys per worker, interleaving the owners, in a single write. Worker
+/// `w`'s keys first get `1000 * w` hits each, so that every response of
+/// the pipeline has a count of its own: an answer out of order would show
+/// as a wrong count.
+fn pipelined_hits_are_counted_and_answered_in_order(workers: usize) {
+    let server = start(workers);
     let addr = server.addr();
-    let mine = keys_of(&server, 0, 3);
-    let theirs = keys_of(&server, 1, 3);
+    let per_owner: Vec<Vec<String>> = (0..workers).map(|w| keys_of(&server, w, 3)).collect();
+    let offset = |owner: usize| 1000 * owner as u64;
 
-    // Give worker 1's keys a head start of 1000 hits each, so that every
-    // response in the pipeline below has a count of its own: an answer out
-    // of order would show as a wrong count.
     let mut warm = String::new();
-    for key in &theirs {
-        for _ in 0..1000 {
-            warm.push_str(&get(key));
+    for (owner, keys) in per_owner.iter().enumerate() {
+        for key in keys {
+            for _ in 0..offset(owner) {
+                warm.push_str(&get(key));
+            }
         }
     }
     let mut stream = connect(addr);
     stream.write_all(warm.as_bytes()).unwrap();
     let mut reader = Reader::new(stream);
-    for key in &theirs {
-        for i in 1..=1000 {
-            assert_eq!(reader.next(false).expect("a response").count(), i, "{key}");
+    for (owner, keys) in per_owner.iter().enumerate() {
+        for key in keys {
+            for i in 1..=offset(owner) {
+                assert_eq!(reader.next(false).expect("a response").count(), i, "{key}");
+            }
         }
     }
 
-    // One write: 300 rounds over the six keys, alternating owners, so
-    // whichever worker took the connection answers half of them itself and
-    // asks the other worker for the rest.
-    let rounds = 300;
+    // Whichever worker takes the connection answers a share of the
+    // requests itself and asks the other workers for the rest.
+    let rounds = 300u64;
     let mut pipeline = String::new();
     for _ in 0..rounds {
-        for (a, b) in mine.iter().zip(&theirs) {
-            pipeline.push_str(&get(a));
-            pipeline.push_str(&get(b));
+        for i in 0..3 {
+            for keys in &per_owner {
+                pipeline.push_str(&get(&keys[i]));
+            }
         }
     }
     let mut stream = connect(addr);
     stream.write_all(pipeline.as_bytes()).unwrap();
     let mut reader = Reader::new(stream);
     for round in 1..=rounds {
-        for (a, b) in mine.iter().zip(&theirs) {
-            assert_eq!(
-                reader.next(false).expect("a response").count(),
-                round,
-                "{a}"
-            );
-            assert_eq!(
-                reader.next(false).expect("a response").count(),
-                1000 + round,
-                "{b}"
-            );
+        for i in 0..3 {
+            for (owner, keys) in per_owner.iter().enumerate() {
+                assert_eq!(
+                    reader.next(false).expect("a response").count(),
+                    offset(owner) + round,
+                    "{}",
+                    keys[i]
+                );
+            }
         }
     }
 
     let stats = server.stats(WATCHDOG);
-    assert_eq!(stats.len(), 2);
+    assert_eq!(stats.len(), workers);
     let asked: u64 = stats.iter().map(|(_, s)| s.asked).sum();
+    let others = (workers - 1) as u64;
     assert!(
-        asked >= rounds * 3,
-        "half of the pipeline went to the other worker: {stats:?}"
+        asked >= rounds * 3 * others,
+        "every other owner's keys went over the mesh: {stats:?}"
     );
     assert_eq!(stats.iter().map(|(_, s)| s.unanswered).sum::<u64>(), 0);
     server.stop().expect("no worker panicked");
+}
+
+#[test]
+fn pipelined_hits_on_both_workers_are_counted_and_answered_in_order() {
+    pipelined_hits_are_counted_and_answered_in_order(2);
+}
+
+/// Three owners: answers from two other workers interleave on their way
+/// back, and still leave in request order.
+#[test]
+fn pipelined_hits_on_three_workers_are_counted_and_answered_in_order() {
+    pipelined_hits_are_counted_and_answered_in_order(3);
 }
 
 #[test]
