@@ -20,7 +20,9 @@
 //!
 //! Options: `--port P` (default 8080), `--workers N` (default: one per
 //! physical core), `--no-pin` (do not pin workers to CPUs), `--stats S`
-//! (print each worker's counters every S seconds; default 0 = never).
+//! (print each worker's counters every S seconds; default 0 = never),
+//! `--io-poll-us U` (`PoolConfig::io_poll_interval`: how long a worker
+//! busy with messages goes without polling its sockets).
 //! Binds 127.0.0.1 only; runs until killed.
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,7 +32,8 @@ use std::time::Duration;
 use shardpool::prelude::*;
 use shardpool_services::http::server::{CounterConfig, HttpCounter};
 
-const USAGE: &str = "usage: http_counter [--port P] [--workers N] [--no-pin] [--stats SECONDS]";
+const USAGE: &str =
+    "usage: http_counter [--port P] [--workers N] [--no-pin] [--stats SECONDS] [--io-poll-us MICROS]";
 
 fn main() -> ExitCode {
     let mut port: u16 = 8080;
@@ -57,6 +60,15 @@ fn main() -> ExitCode {
                 .map(|n| config.pool = config.pool.clone().workers(n))
                 .is_ok(),
             ("--stats", Some(v)) => v.parse().map(|s| stats_every = s).is_ok(),
+            ("--io-poll-us", Some(v)) => v
+                .parse()
+                .map(|us| {
+                    config.pool = config
+                        .pool
+                        .clone()
+                        .io_poll_interval(Duration::from_micros(us))
+                })
+                .is_ok(),
             _ => false,
         };
         if !parsed {
