@@ -6,55 +6,68 @@
 //! ```
 //!
 //! Each worker owns some counters (by key). A client asks the owner of `a`
-//! for `a + b`. The owner of `a` knows `a` but not `b`, so it sends an
-//! `Ask` to the owner of `b` over the mesh, parks the client's `Reply` in a
-//! table under a request id, and goes on handling other messages. The owner
-//! of `b` answers with an ordinary message back to the asker; when that
-//! `Told` arrives, the asker takes the parked `Reply` out of its table and
-//! answers the client.
+//! for `a + b`. The owner of `a` knows `a` but not `b`, so it asks the
+//! owner of `b` with [`Context::ask_keyed`] and goes on handling other
+//! messages. The question is an ordinary message carrying an [`Asked`];
+//! the owner of `b` answers with `asked.send(value)`. The answer comes back
+//! to the asker as one of its own messages — `Got`, built by the `then`
+//! closure, which also carries what the asker needs to finish (its part of
+//! the sum and the client's `Reply`) — and the asker answers the client.
 //!
 //! ```text
-//!  client ──call_keyed(a, Sum{a, b, reply})──▶ owner(a) ──Ask{id, b}──▶ owner(b)
-//!    ▲                                            │   ▲                    │
-//!    │                          parks reply as id │   └──Told{id, value}───┘
-//!    └───────────── reply.send(a + b) ◀───────────┘
+//!  client ──call_keyed(a, Sum{a, b, reply})──▶ owner(a) ──Get{key: b, asked}──▶ owner(b)
+//!    ▲                                            │   ▲                          │
+//!    │                   then(outcome) builds Got │   └───── asked.send(value) ──┘
+//!    └──────── reply.send(Ok(a + b)) ◀── Got ◀────┘
 //! ```
+//!
+//! Every ask ends exactly once, as one `Got`: `Ok(value)`, or
+//! `Err(AskError::NoReply)` as soon as the `Asked` is dropped unanswered
+//! (here: the owner of `b` does not know `b`; also when it panics, fails
+//! or restarts with the question), or `Err(AskError::Timeout)` when the
+//! deadline passes first (a peer stuck or far behind); an answer after
+//! that is dropped. The asker passes either error on to its client, so no
+//! client waits for an answer that cannot come.
 //!
 //! Why not `call` from inside a worker? A worker blocked waiting for a
 //! peer handles nothing, and two workers asking each other that way
-//! deadlock (ScyllaDB hit this: scylladb#1088). Worker-to-worker sends never
-//! block, so asking is a send and answering is a send.
+//! deadlock (ScyllaDB hit this: scylladb#1088). Asking is a send and
+//! answering is a send; neither blocks.
 //!
-//! The peer answers whoever asked: `ctx.source()` names the sender of the
-//! message being handled (a worker, for a mesh message), so `Ask` carries
-//! no return address.
+//! [`Context::ask_keyed`]: shardpool::Context::ask_keyed
+//! [`Asked`]: shardpool::Asked
 use std::collections::HashMap;
+use std::time::Duration;
 
 use shardpool::prelude::*;
+
+/// How long an owner waits for a peer's answer before giving up.
+const DEADLINE: Duration = Duration::from_secs(1);
+
+/// What a client gets: the sum, or why a peer could not give its part.
+type SumReply = Reply<Result<u64, AskError>>;
 
 enum Msg {
     /// From outside: set a counter.
     Set { key: u64, value: u64 },
     /// From outside: the sum of two counters, owned by any workers.
-    Sum { a: u64, b: u64, reply: Reply<u64> },
-    /// Worker to worker: what is `key`? Answer the sender, quoting `id`.
-    Ask { id: u64, key: u64 },
-    /// Worker to worker: the answer to request `id`.
-    Told { id: u64, value: u64 },
-}
-
-/// A request waiting for a peer's answer.
-struct Waiting {
-    partial: u64,
-    reply: Reply<u64>,
+    Sum { a: u64, b: u64, reply: SumReply },
+    /// Worker to worker: the question — what is `key`?
+    Get { key: u64, asked: Asked<u64> },
+    /// The outcome of an ask, built by its `then` on the asker's thread,
+    /// with the asker's part of the sum and the client's reply.
+    Got {
+        outcome: Result<u64, AskError>,
+        partial: u64,
+        reply: SumReply,
+    },
 }
 
 #[derive(Default)]
 struct Owner {
     counters: HashMap<u64, u64>,
-    waiting: HashMap<u64, Waiting>,
-    next_id: u64,
     asked: u64,
+    answered: u64,
 }
 
 impl Worker for Owner {
@@ -66,30 +79,48 @@ impl Worker for Owner {
             }
             Msg::Sum { a, b, reply } => {
                 let partial = self.counters.get(&a).copied().unwrap_or(0);
-                let id = self.next_id;
-                self.next_id += 1;
-                self.waiting.insert(id, Waiting { partial, reply });
                 self.asked += 1;
-                let ask = Msg::Ask { id, key: b };
-                // Never blocks; sending to ourselves is fine too.
-                if let Err(e) = ctx.send_keyed(&b, ask) {
-                    // Only while the pool is stopping: drop the request,
-                    // which ends the client's call with NoReply.
-                    drop(e);
-                    self.waiting.remove(&id);
-                }
+                // Never blocks; asking ourselves (when we own `b` too) is
+                // fine. `then` runs later, on this thread, and need not be
+                // `Send`; here it only packs the outcome into a message.
+                let asked = ctx.ask_keyed(
+                    &b,
+                    |asked| Msg::Get { key: b, asked },
+                    move |outcome| Msg::Got {
+                        outcome,
+                        partial,
+                        reply,
+                    },
+                    DEADLINE,
+                );
+                // Refused only while the pool is stopping: the question is
+                // handed back and `then` dropped unrun, which drops the
+                // client's `Reply`, ending its call with `NoReply`.
+                drop(asked);
             }
-            Msg::Ask { id, key } => {
-                let value = self.counters.get(&key).copied().unwrap_or(0);
-                // An `Ask` only ever comes from a worker (itself included).
-                if let Some(Endpoint::Worker(asker)) = ctx.source() {
-                    let _ = ctx.send_to(asker, Msg::Told { id, value });
-                }
-            }
-            Msg::Told { id, value } => {
-                if let Some(w) = self.waiting.remove(&id) {
-                    w.reply.send(w.partial + value);
-                }
+            Msg::Get { key, asked } => match self.counters.get(&key) {
+                Some(&value) => asked.send(value),
+                // Dropping the `Asked` unanswered tells the asker
+                // `NoReply` at once, not at the deadline.
+                None => drop(asked),
+            },
+            Msg::Got {
+                outcome,
+                partial,
+                reply,
+            } => {
+                self.answered += 1;
+                let sum = match outcome {
+                    Ok(value) => Ok(partial + value),
+                    // The owner of `b` did not answer within DEADLINE
+                    // (stuck, or far behind). Its answer, if it comes
+                    // later, is dropped: this arm never runs twice.
+                    Err(AskError::Timeout) => Err(AskError::Timeout),
+                    // It dropped the question (unknown key), or panicked,
+                    // failed or restarted holding it: known at once.
+                    Err(other) => Err(other),
+                };
+                reply.send(sum);
             }
         }
     }
@@ -128,18 +159,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cross += 1;
         }
         let sum = tx.call_keyed(&a, |reply| Msg::Sum { a, b, reply })?;
-        assert_eq!(sum, a * 10 + b * 10, "sum of {a} and {b}");
+        assert_eq!(sum, Ok(a * 10 + b * 10), "sum of {a} and {b}");
     }
     println!(
         "{keys} sums in {:.2?}, {cross} of them needing a value from another worker",
         started.elapsed()
     );
+
+    // A key nobody has: its owner drops the question, and the asker hears
+    // `NoReply` at once, long before its deadline.
+    let missing = keys;
+    let started = std::time::Instant::now();
+    let sum = tx.call_keyed(&0u64, |reply| Msg::Sum {
+        a: 0,
+        b: missing,
+        reply,
+    })?;
+    assert_eq!(sum, Err(AskError::NoReply));
+    println!(
+        "sum with unknown key {missing}: {} (after {:.2?}, deadline {DEADLINE:?})",
+        sum.unwrap_err(),
+        started.elapsed()
+    );
+
     let owners = pool.shutdown()?;
     let asked: u64 = owners.iter().map(|o| o.asked).sum();
-    assert_eq!(asked, keys);
-    assert!(
-        owners.iter().all(|o| o.waiting.is_empty()),
-        "every request was answered"
-    );
+    let answered: u64 = owners.iter().map(|o| o.answered).sum();
+    assert_eq!(asked, keys + 1);
+    assert_eq!(answered, asked, "every ask ended exactly once");
     Ok(())
 }

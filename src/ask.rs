@@ -200,6 +200,60 @@ impl<M: Send + 'static> Context<'_, M> {
     /// cannot send at all (from `on_stop`) is the first question handed
     /// back, `then` dropped unrun. The message `then` builds is handled
     /// with [`source`](Self::source) `Some(Endpoint::Worker(me))`.
+    ///
+    /// ```
+    /// use shardpool::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// enum Msg {
+    ///     /// From outside: add up every worker's count.
+    ///     Total,
+    ///     /// The question each worker gets.
+    ///     Count(Asked<u64>),
+    ///     /// Every worker's answer, indexed by worker id.
+    ///     Counts(Vec<Result<u64, AskError>>),
+    /// }
+    ///
+    /// struct Shard {
+    ///     count: u64,
+    ///     total: Option<u64>,
+    ///     missing: usize,
+    /// }
+    ///
+    /// impl Worker for Shard {
+    ///     type Msg = Msg;
+    ///     fn handle(&mut self, msg: Msg, ctx: &mut Context<'_, Msg>) {
+    ///         match msg {
+    ///             Msg::Total => ctx
+    ///                 .ask_all(
+    ///                     |_worker, asked| Msg::Count(asked),
+    ///                     Msg::Counts,
+    ///                     Duration::from_secs(1),
+    ///                 )
+    ///                 .unwrap_or_else(|_| unreachable!("asked from handle")),
+    ///             Msg::Count(asked) => asked.send(self.count),
+    ///             // One message, once every worker has answered (or is
+    ///             // known not to, or the deadline passed).
+    ///             Msg::Counts(counts) => {
+    ///                 self.total = Some(counts.iter().flatten().sum());
+    ///                 self.missing = counts.iter().filter(|c| c.is_err()).count();
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let config = PoolConfig::default().workers(3).affinity(Affinity::None);
+    /// let pool = Pool::start(config, |id| Shard {
+    ///     count: 10 * (id.index() as u64 + 1),
+    ///     total: None,
+    ///     missing: 0,
+    /// })?;
+    /// pool.sender().send_to(WorkerId::from(0), Msg::Total)?;
+    /// let workers = pool.shutdown()?;
+    /// assert_eq!(workers[0].total, Some(10 + 20 + 30));
+    /// assert_eq!(workers[0].missing, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ask_all<R: Send + 'static>(
         &mut self,
         mut question: impl FnMut(WorkerId, Asked<R>) -> M,

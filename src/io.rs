@@ -6,8 +6,14 @@
 //! [`mio`], the readiness layer under tokio, and re-exports the parts a
 //! worker needs so that user code names one crate:
 //!
-//! - [`Registry`], [`Token`] and [`Interest`] register a source for
-//!   readiness; [`Event`] is what a registered source reports.
+//! - [`Registry`] (shardpool's, with mio's `register` / `reregister` /
+//!   `deregister`), [`Token`] and [`Interest`] register a source for
+//!   readiness; [`Event`] is what a registered source reports, and
+//!   [`Source`] is what can be registered.
+//! - [`Context::io_again`](crate::Context::io_again) paces a connection:
+//!   readiness is edge-triggered, so a worker that stops reading a socket
+//!   before it would block asks for `on_io` again instead of waiting for
+//!   an event that will not come.
 //! - [`TcpListener`], [`TcpStream`] and [`UdpSocket`] are non-blocking
 //!   sockets that can be registered.
 //! - [`reuseport_listener`] binds a listener with `SO_REUSEPORT`, so every
@@ -26,19 +32,135 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::fmt;
+use std::io::{Error, ErrorKind};
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-pub use mio::event::Event;
+pub use mio::event::{Event, Source};
 pub use mio::net::{TcpListener, TcpStream, UdpSocket};
-pub use mio::{Interest, Registry, Token};
+pub use mio::{Interest, Token};
 
 /// The token of each worker's own waker (the eventfd that wakes a worker
 /// asleep in its OS poll when a message arrives). Its events are consumed
-/// by the runtime and never reach [`Worker::on_io`](crate::Worker::on_io):
-/// do not register a source with this token.
+/// by the runtime and never reach [`Worker::on_io`](crate::Worker::on_io),
+/// so [`Registry`] refuses it.
 pub const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// A worker's registry ([`Context::io`](crate::Context::io)): mio's
+/// [`Registry`](mio::Registry) with the same `register`, `reregister` and
+/// `deregister`, except that it refuses [`WAKER_TOKEN`] (whose events the
+/// runtime consumes) with [`ErrorKind::InvalidInput`] instead of silently
+/// losing the source's readiness.
+///
+/// ```
+/// use shardpool::io::{Interest, WAKER_TOKEN};
+/// use shardpool::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Refused(Option<std::io::ErrorKind>);
+///
+/// impl Worker for Refused {
+///     type Msg = ();
+///     fn handle(&mut self, _: (), _ctx: &mut Context<'_, ()>) {}
+///     fn on_start(&mut self, ctx: &mut Context<'_, ()>) {
+///         let mut listener =
+///             shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+///         let err = ctx.io().register(&mut listener, WAKER_TOKEN, Interest::READABLE);
+///         self.0 = err.err().map(|e| e.kind());
+///     }
+/// }
+///
+/// let pool = Pool::start(
+///     PoolConfig::default().workers(1).affinity(Affinity::None),
+///     |_| Refused::default(),
+/// )?;
+/// let workers = pool.shutdown()?;
+/// assert_eq!(workers[0].0, Some(std::io::ErrorKind::InvalidInput));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[repr(transparent)]
+pub struct Registry {
+    inner: mio::Registry,
+}
+
+impl Registry {
+    /// The worker's view of its reactor's registry.
+    pub(crate) fn from_mio(registry: &mio::Registry) -> &Registry {
+        // SAFETY: `Registry` is `repr(transparent)` over `mio::Registry`
+        // (one field, no other), so both have the same layout and the
+        // reference keeps the lifetime of the one it comes from.
+        unsafe { &*(registry as *const mio::Registry as *const Registry) }
+    }
+
+    /// Registers `source` for readiness `interests`, reported to this
+    /// worker's [`on_io`](crate::Worker::on_io) with `token`; as
+    /// [`mio::Registry::register`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for [`WAKER_TOKEN`]; else what the OS
+    /// reports (e.g. the source is already registered).
+    pub fn register<S>(
+        &self,
+        source: &mut S,
+        token: Token,
+        interests: Interest,
+    ) -> std::io::Result<()>
+    where
+        S: Source + ?Sized,
+    {
+        check(token)?;
+        self.inner.register(source, token, interests)
+    }
+
+    /// Changes the token or interests of a registered `source` (and re-arms
+    /// its readiness); as [`mio::Registry::reregister`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for [`WAKER_TOKEN`]; else what the OS
+    /// reports (e.g. the source was not registered).
+    pub fn reregister<S>(
+        &self,
+        source: &mut S,
+        token: Token,
+        interests: Interest,
+    ) -> std::io::Result<()>
+    where
+        S: Source + ?Sized,
+    {
+        check(token)?;
+        self.inner.reregister(source, token, interests)
+    }
+
+    /// Stops readiness reports for `source`; as
+    /// [`mio::Registry::deregister`]. Dropping a socket deregisters it too.
+    ///
+    /// # Errors
+    /// What the OS reports (e.g. the source was not registered).
+    pub fn deregister<S>(&self, source: &mut S) -> std::io::Result<()>
+    where
+        S: Source + ?Sized,
+    {
+        self.inner.deregister(source)
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+fn check(token: Token) -> std::io::Result<()> {
+    if token == WAKER_TOKEN {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "shardpool::io::WAKER_TOKEN is reserved for the worker's waker",
+        ));
+    }
+    Ok(())
+}
 
 /// The listen backlog of [`reuseport_listener`]: each listener has its own
 /// accept queue of this length (the kernel may cap it at `somaxconn`).

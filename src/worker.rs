@@ -215,8 +215,9 @@ impl<M: Send + 'static> Context<'_, M> {
     /// The first call creates the worker's reactor (an epoll instance and
     /// an eventfd that wakes it); from then on the worker sleeps in the OS
     /// poll instead of parking, woken by readiness, by a message or by its
-    /// next tick. A worker that never calls this pays nothing for I/O. Do
-    /// not use [`io::WAKER_TOKEN`] as a token.
+    /// next tick. A worker that never calls this pays nothing for I/O.
+    /// [`io::WAKER_TOKEN`] is refused (`ErrorKind::InvalidInput`): the
+    /// runtime's waker uses it.
     ///
     /// # Panics
     /// When the OS refuses the epoll instance or the eventfd (out of file
@@ -258,6 +259,73 @@ impl<M: Send + 'static> Context<'_, M> {
     #[inline]
     pub fn io(&self) -> &io::Registry {
         self.io.registry()
+    }
+
+    /// Calls [`on_io`](Worker::on_io) again for `token` (with an event that
+    /// is readable and writable, and neither closed nor in error) in this
+    /// worker's next loop iteration, after its other ready events and its
+    /// queues, without waiting for new readiness.
+    ///
+    /// Readiness is edge-triggered: a source read only part of the way to
+    /// `WouldBlock` gets no new event for what it still holds. With this, a
+    /// worker can serve each connection a budget per event (say 64 KiB)
+    /// and come back for the rest, so one client sending at full speed
+    /// does not keep the worker's other connections waiting.
+    ///
+    /// The worker does not sleep while a token is queued, and polls its
+    /// other sources (without blocking) on every iteration meanwhile.
+    /// Asking twice for one token before it is delivered delivers it once.
+    /// The event may be spurious (the source closed meanwhile, or its token
+    /// reused): handle it as any readiness, until `WouldBlock`.
+    /// Tokens queued when the worker panics may reach its restarted
+    /// successor. No allocation and no system call per request in steady
+    /// state; the first request for a token costs two system calls.
+    ///
+    /// # Panics
+    /// As [`io`](Self::io), whose reactor this creates if the worker has
+    /// none yet (its descriptors are all taken then, none later).
+    ///
+    /// ```
+    /// use shardpool::io::Token;
+    /// use shardpool::prelude::*;
+    /// use std::sync::mpsc;
+    ///
+    /// /// Asks for its token 3 times in a row, with no source registered.
+    /// struct Pacer {
+    ///     calls: usize,
+    ///     done: mpsc::Sender<usize>,
+    /// }
+    ///
+    /// impl Worker for Pacer {
+    ///     type Msg = ();
+    ///     fn handle(&mut self, _: (), ctx: &mut Context<'_, ()>) {
+    ///         ctx.io_again(Token(7));
+    ///     }
+    ///     fn on_io(&mut self, event: &shardpool::io::Event, ctx: &mut Context<'_, ()>) {
+    ///         assert_eq!(event.token(), Token(7));
+    ///         assert!(event.is_readable() && event.is_writable());
+    ///         self.calls += 1;
+    ///         if self.calls < 3 {
+    ///             ctx.io_again(Token(7));
+    ///         } else {
+    ///             self.done.send(self.calls).unwrap();
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let pool = Pool::start(
+    ///     PoolConfig::default().workers(1).affinity(Affinity::None),
+    ///     move |_| Pacer { calls: 0, done: tx.clone() },
+    /// )?;
+    /// pool.sender().send_to(WorkerId::from(0), ())?;
+    /// assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(60))?, 3);
+    /// pool.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn io_again(&mut self, token: io::Token) {
+        self.io.io_again(token);
     }
 
     /// Sends a clone of `msg` to every worker, itself included, in id order.

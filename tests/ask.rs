@@ -540,3 +540,103 @@ fn a_peer_that_fails_for_good_releases_the_asked_it_held_at_once() {
         assert!(pool.shutdown().is_err());
     });
 }
+
+#[test]
+fn pipelined_asks_both_ways_each_end_exactly_once() {
+    // Two workers ask each other ASKS times each, WINDOW in flight at a
+    // time, no deadline: every ask must end exactly once, with its own
+    // answer (a lost answer hangs, turned into a failure by the watchdog;
+    // a doubled one shows in the per-ask count).
+    const ASKS: usize = 100_000;
+    const WINDOW: usize = 256;
+    struct Peer {
+        me: usize,
+        sent: usize,
+        /// How many times each ask's `then` ran.
+        ends: Vec<u8>,
+        /// Asks that have ended at least once.
+        ended: usize,
+        /// Outcomes that were not the expected answer.
+        wrong: usize,
+        finished: mpsc::Sender<usize>,
+    }
+    #[allow(dead_code)]
+    enum M {
+        Go,
+        Q(usize, Asked<u64>),
+        A(usize, Result<u64, AskError>),
+    }
+    impl Peer {
+        fn ask_next(&mut self, ctx: &mut Context<'_, M>) {
+            let k = self.sent;
+            self.sent += 1;
+            let peer = WorkerId::from(1 - self.me);
+            ctx.ask(peer, |a| M::Q(k, a), move |r| M::A(k, r), Duration::MAX)
+                .unwrap_or_else(|_| panic!("ask refused"));
+        }
+    }
+    impl Worker for Peer {
+        type Msg = M;
+        fn handle(&mut self, m: M, ctx: &mut Context<'_, M>) {
+            match m {
+                M::Go => {
+                    while self.sent < WINDOW.min(ASKS) {
+                        self.ask_next(ctx);
+                    }
+                }
+                M::Q(k, asked) => asked.send(3 * k as u64 + self.me as u64),
+                M::A(k, r) => {
+                    let from = 1 - self.me;
+                    if r != Ok(3 * k as u64 + from as u64)
+                        || ctx.source() != Some(Endpoint::Worker(WorkerId::from(from)))
+                    {
+                        self.wrong += 1;
+                    }
+                    if self.ends[k] == 0 {
+                        self.ended += 1;
+                    }
+                    self.ends[k] = self.ends[k].saturating_add(1);
+                    if self.sent < ASKS {
+                        self.ask_next(ctx);
+                    }
+                    if self.ended == ASKS {
+                        let _ = self.finished.send(self.me);
+                    }
+                }
+            }
+        }
+    }
+    watchdog(600, || {
+        let (tx, rx) = mpsc::channel();
+        let pool = Pool::start(unpinned(2), move |id| Peer {
+            me: id.index(),
+            sent: 0,
+            ends: vec![0; ASKS],
+            ended: 0,
+            wrong: 0,
+            finished: tx.clone(),
+        })
+        .unwrap();
+        for w in 0..2 {
+            pool.sender().send_to(WorkerId::from(w), M::Go).unwrap();
+        }
+        let mut done = [false; 2];
+        while !done.iter().all(|&d| d) {
+            let w = rx
+                .recv_timeout(Duration::from_secs(300))
+                .expect("a worker's asks did not all end");
+            done[w] = true;
+        }
+        let workers = pool.shutdown().unwrap();
+        for w in &workers {
+            assert_eq!(w.sent, ASKS);
+            assert_eq!(w.wrong, 0, "worker {}: an outcome not its answer", w.me);
+            assert!(
+                w.ends.iter().all(|&e| e == 1),
+                "worker {}: a then ran {} times",
+                w.me,
+                w.ends.iter().copied().find(|&e| e != 1).unwrap()
+            );
+        }
+    });
+}

@@ -274,3 +274,145 @@ fn a_panic_in_on_io_is_caught_and_reported() {
         other => panic!("expected WorkerPanicked, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Reads at most `CHUNK` bytes per `on_io` and asks for the rest with
+/// `io_again`: the socket holds data no new readiness will announce.
+struct Sipper {
+    listener: Option<TcpListener>,
+    conn: Option<TcpStream>,
+    read: usize,
+    /// Events for the connection (each read one chunk at most).
+    events: usize,
+    /// Events that came from `io_again` (readable and writable, while the
+    /// connection was registered for READABLE only).
+    again: usize,
+    report: mpsc::Sender<(usize, usize, usize)>,
+    want: usize,
+}
+
+const CHUNK: usize = 7;
+const CONN: Token = Token(1);
+
+impl Worker for Sipper {
+    type Msg = mpsc::Sender<SocketAddr>;
+
+    fn handle(&mut self, reply: Self::Msg, ctx: &mut Context<'_, Self::Msg>) {
+        let mut listener =
+            shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        ctx.io()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .unwrap();
+        reply.send(listener.local_addr().unwrap()).unwrap();
+        self.listener = Some(listener);
+    }
+
+    fn on_io(&mut self, event: &Event, ctx: &mut Context<'_, Self::Msg>) {
+        if event.token() == LISTENER {
+            if let Some(Ok((mut stream, _))) = self.listener.as_ref().map(|l| l.accept()) {
+                ctx.io()
+                    .register(&mut stream, CONN, Interest::READABLE)
+                    .unwrap();
+                self.conn = Some(stream);
+            }
+            return;
+        }
+        assert_eq!(event.token(), CONN);
+        self.events += 1;
+        if event.is_writable() {
+            self.again += 1;
+        }
+        let Some(stream) = self.conn.as_mut() else {
+            return;
+        };
+        let mut chunk = [0u8; CHUNK];
+        match stream.read(&mut chunk) {
+            Ok(0) => {}
+            Ok(n) => {
+                self.read += n;
+                if self.read == self.want {
+                    self.report
+                        .send((self.read, self.events, self.again))
+                        .unwrap();
+                }
+                // Not read to `WouldBlock`: come back for the rest.
+                ctx.io_again(CONN);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn io_again_delivers_what_a_partial_read_left_without_new_readiness() {
+    const WANT: usize = 64 * 1024;
+    let (report, reports) = mpsc::channel();
+    let config = PoolConfig::default()
+        .workers(1)
+        .affinity(Affinity::None)
+        .tick_interval(NO_TICK);
+    let pool = Pool::start(config, move |_| Sipper {
+        listener: None,
+        conn: None,
+        read: 0,
+        events: 0,
+        again: 0,
+        report: report.clone(),
+        want: WANT,
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.sender().send_to(WorkerId::from(0), tx).unwrap();
+    let addr = rx.recv_timeout(WATCHDOG).unwrap();
+    let mut client = std::net::TcpStream::connect(addr).unwrap();
+    // One write, then silence: the kernel announces the data once (or a
+    // few times, as segments arrive), far fewer times than the thousands
+    // of chunk-sized reads it takes.
+    client.write_all(&vec![b'x'; WANT]).unwrap();
+    let (read, events, again) = reports
+        .recv_timeout(WATCHDOG)
+        .expect("every byte read, with no new readiness after the write");
+    assert_eq!(read, WANT);
+    assert!(events >= WANT / CHUNK, "{events} events");
+    assert!(again > 0);
+    drop(client);
+    pool.shutdown().unwrap();
+}
+
+#[derive(Default)]
+struct Reserved(Vec<ErrorKind>);
+
+impl Worker for Reserved {
+    type Msg = ();
+    fn handle(&mut self, _: (), _ctx: &mut Context<'_, ()>) {}
+    fn on_start(&mut self, ctx: &mut Context<'_, ()>) {
+        let mut listener =
+            shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let io = ctx.io();
+        let kind = |r: std::io::Result<()>| r.err().map(|e| e.kind());
+        let waker = shardpool::io::WAKER_TOKEN;
+        self.0
+            .extend(kind(io.register(&mut listener, waker, Interest::READABLE)));
+        // A normal registration works, and moving it onto the waker's
+        // token is refused too.
+        io.register(&mut listener, Token(3), Interest::READABLE)
+            .unwrap();
+        self.0.extend(kind(io.reregister(
+            &mut listener,
+            waker,
+            Interest::READABLE,
+        )));
+        io.deregister(&mut listener).unwrap();
+    }
+}
+
+#[test]
+fn registering_the_waker_token_is_refused() {
+    let config = PoolConfig::default().workers(1).affinity(Affinity::None);
+    let pool = Pool::start(config, |_| Reserved::default()).unwrap();
+    let workers = pool.shutdown().unwrap();
+    assert_eq!(
+        workers[0].0,
+        [ErrorKind::InvalidInput, ErrorKind::InvalidInput]
+    );
+}

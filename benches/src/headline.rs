@@ -1,7 +1,7 @@
 //! The headline suite: each target comparison of PERFORMANCE.md (mesh vs
 //! rtrb, inbox vs crossbeam `ArrayQueue`, keyed aggregation vs a hand-rolled
-//! pool and tokio, round trips vs the floor, idle CPU and wake-up), one
-//! table. `cargo run --release -p shardpool-benches --bin headline`.
+//! pool and tokio, round trips vs the floor, idle CPU and wake-up, `ctx.ask`
+//! vs the same exchange written by hand), one table. `cargo run --release -p shardpool-benches --bin headline`.
 
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::peers::tokio_tasks::keyed_tokio;
 use crate::report::{
     floor_p50, loadavg, median, p50_p99_p999, percentile, print_table, throughput_row, Row,
 };
+use crate::workloads::ask::{pipelined_ask, pipelined_hand, rtt_ask, rtt_hand};
 use crate::workloads::idle::{idle_cpu, idle_floor, wakeup};
 use crate::workloads::inbox::{inbox_shardpool, inbox_shardpool_batched, inbox_shardpool_idle};
 use crate::workloads::keyed::{keyed_shardpool, keyed_shardpool_batched};
@@ -23,7 +24,9 @@ use crate::workloads::mesh::{mesh_shardpool, MeshCfg};
 use crate::workloads::shuffle::shuffle_shardpool;
 
 /// The headline's sections, in the order they run (`headline --only`).
-pub const SECTIONS: [&str; 6] = ["mesh", "inbox", "keyed", "shuffle", "latency", "idle"];
+pub const SECTIONS: [&str; 7] = [
+    "mesh", "inbox", "keyed", "shuffle", "latency", "idle", "ask",
+];
 
 /// Runs the headline suite with `reps` interleaved repetitions per row and
 /// prints the table (progress and per-rep values go to stderr). `only`:
@@ -56,6 +59,9 @@ pub fn run(reps: usize, only: &[String]) {
     }
     if wants("idle") {
         idle(&mut rows, &mut footer);
+    }
+    if wants("ask") {
+        ask(reps, &mut rows);
     }
     print_table(&rows);
     println!();
@@ -296,6 +302,95 @@ fn latency(reps: usize, rows: &mut Vec<Row>) {
         ratio: median(&r_in_pool),
         target: None,
     });
+}
+
+/// The ask rows: a `ctx.ask` round trip worker 0 -> worker 1 -> worker 0
+/// against the same exchange written by hand (a question message, an
+/// answer message and a table of ids), one at a time (latency, each round
+/// trip timed) and 64 in flight (throughput), with the cross-CPU floor
+/// measured in the same reps.
+fn ask(reps: usize, rows: &mut Vec<Row>) {
+    eprintln!("ask (w0 asks w1: ctx.ask vs two hand-written messages and a table)");
+    let rtts = 50_000;
+    let deadline = Duration::from_secs(1);
+    // Untimed warm-up of each side.
+    rtt_ask(rtts / 10, Duration::MAX);
+    rtt_hand(rtts / 10);
+    let (mut all_ask, mut all_dl, mut all_hand, mut all_fl) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut r_ask, mut r_dl, mut r_hand_fl, mut r_ask_fl) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..reps {
+        let mut fl = rtt_floor(rtts);
+        // Alternate which goes first, so neither always runs "second".
+        let (mut a, mut h) = if i % 2 == 0 {
+            let a = rtt_ask(rtts, Duration::MAX);
+            (a, rtt_hand(rtts))
+        } else {
+            let h = rtt_hand(rtts);
+            (rtt_ask(rtts, Duration::MAX), h)
+        };
+        let mut dl = rtt_ask(rtts, deadline);
+        let f50 = percentile(&mut fl, 0.5);
+        let a50 = percentile(&mut a, 0.5);
+        let h50 = percentile(&mut h, 0.5);
+        r_ask.push(a50 / h50);
+        r_dl.push(percentile(&mut dl, 0.5) / h50);
+        r_hand_fl.push(h50 / f50);
+        r_ask_fl.push(a50 / f50);
+        all_fl.extend(fl);
+        all_ask.extend(a);
+        all_dl.extend(dl);
+        all_hand.extend(h);
+    }
+    eprintln!("  ask / hand-written p50 per rep {r_ask:.2?}; with a 1 s deadline {r_dl:.2?}");
+    eprintln!("  hand-written / floor {r_hand_fl:.2?}; ask / floor {r_ask_fl:.2?}");
+    let hand_text = p50_p99_p999(&mut all_hand);
+    let fl_text = p50_p99_p999(&mut all_fl);
+    let ask_text = p50_p99_p999(&mut all_ask);
+    let hand_peer = "hand-written Q/A + table";
+    rows.push(Row {
+        workload: "ask RTT p50/p99/p99.9 ns".to_string(),
+        ours: ask_text.clone(),
+        peer: hand_peer.to_string(),
+        peer_value: hand_text.clone(),
+        ratio: median(&r_ask),
+        target: Some((1.1, false)),
+    });
+    rows.push(Row {
+        workload: "ask RTT, 1 s deadline".to_string(),
+        ours: p50_p99_p999(&mut all_dl),
+        peer: hand_peer.to_string(),
+        peer_value: hand_text.clone(),
+        ratio: median(&r_dl),
+        target: None,
+    });
+    rows.push(Row {
+        workload: "(context) hand-written Q/A RTT ns".to_string(),
+        ours: hand_text,
+        peer: "atomic ping-pong (floor)".to_string(),
+        peer_value: fl_text.clone(),
+        ratio: median(&r_hand_fl),
+        target: None,
+    });
+    rows.push(Row {
+        workload: "(context) ask RTT ns".to_string(),
+        ours: ask_text,
+        peer: "atomic ping-pong (floor)".to_string(),
+        peer_value: fl_text,
+        ratio: median(&r_ask_fl),
+        target: None,
+    });
+    let n = 500_000;
+    throughput_row(
+        rows,
+        reps,
+        ("ask pipelined, 64 in flight", "hand-written, 64 in flight"),
+        n,
+        None,
+        || pipelined_ask(n, 64),
+        || pipelined_hand(n, 64),
+    );
 }
 
 /// The idle rows, and the parked wake-up.

@@ -31,7 +31,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`harness`] | the two benchmark CPUs, pinning, start gates, completion latches |
-//! | [`workloads`] | shardpool's side of each workload: mesh, inbox, keyed, shuffle, latency, idle |
+//! | [`workloads`] | shardpool's side of each workload: mesh, inbox, keyed, shuffle, latency, idle, ask |
 //! | [`peers`] | the same workloads on rtrb, crossbeam, flume, tokio and a hand-rolled pool |
 //! | [`report`] | interleaved runs, medians, percentiles, the table |
 //! | [`headline`], [`sweep`], [`callers`] | the suites the `headline` binary runs |

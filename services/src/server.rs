@@ -4,8 +4,22 @@
 //! - Each worker binds the same address with
 //!   [`reuseport_listener`](shardpool::io::reuseport_listener) (the kernel
 //!   spreads connections over the workers) and registers it with its own
-//!   reactor ([`Context::io`]); the connections it accepts are read,
-//!   answered and closed by it alone.
+//!   reactor ([`Context::io`]), in `on_start`, so a worker restarted after
+//!   a panic listens again; the connections it accepts are read, answered
+//!   and closed by it alone. Connection ids come from a process-wide
+//!   counter and are never reused, so an answer from another shard for a
+//!   connection that has gone (with the worker that owned it) is dropped,
+//!   never delivered to a newer connection.
+//! - Each connection reads at most [`ServerConfig::read_budget`] per turn
+//!   and comes back for the rest with [`Context::io_again`], after the
+//!   worker's other ready connections: a client sending as fast as the
+//!   kernel allows delays the others by one budget, not by its flood.
+//! - At most [`ServerConfig::maxclients`] clients (Redis's `maxclients`,
+//!   derived from `RLIMIT_NOFILE` as Redis derives it); past it a new
+//!   client gets Redis's `-ERR max number of clients reached` and is
+//!   closed. When `accept` fails for want of file descriptors, it is
+//!   retried on a timer (readiness is edge-triggered: the listener would
+//!   not report the waiting connections again).
 //! - A request is [`route`]d with the pool's partitioner. Keyless commands
 //!   and keys of the worker's own shard are answered at once; a key owned
 //!   by another worker goes over the mesh as [`Msg::Exec`] carrying the
@@ -22,11 +36,18 @@
 //! - Answers from other shards are written once per batch (in `tick`,
 //!   which runs after every batch), not once per answer.
 //! - A client that sends without reading cannot make the server buffer
-//!   without bound: once a connection owes [`MAX_UNSENT_BYTES`] of written
-//!   replies or [`MAX_UNSENT_REPLIES`] replies, the worker stops parsing
-//!   and reading its input (the kernel's socket buffer fills and TCP makes
-//!   the client wait) until the socket has taken enough; nothing is
-//!   dropped ([`KvStats::reads_paused`] counts the pauses).
+//!   without bound: once a connection owes
+//!   [`ServerConfig::max_unsent_bytes`] of replies (encoded, or answered
+//!   by another shard and waiting their turn),
+//!   [`ServerConfig::max_unsent_replies`] replies, or
+//!   [`ServerConfig::max_unanswered`] answers still to come from other
+//!   shards, the worker stops parsing and reading its input (the kernel's
+//!   socket buffer fills and TCP makes the client wait) until the socket
+//!   has taken enough; nothing is dropped ([`KvStats::reads_paused`]
+//!   counts the pauses). Redis's equivalent, `client-output-buffer-limit`,
+//!   closes the client instead (and has no limit for normal clients by
+//!   default). A request larger than [`Limits::max_query_len`] (Redis's
+//!   `client-query-buffer-limit`) is refused at its header.
 //! - `tick` sweeps expired keys. [`KvStats`] per worker: connections,
 //!   commands, cross-shard share.
 //!
@@ -42,7 +63,8 @@
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use shardpool::io::{Event, Interest, TcpListener, TcpStream, Token};
@@ -59,13 +81,27 @@ const LISTENER: Token = Token(0);
 const SWEEP_PER_TICK: usize = 256;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
-/// Replies encoded for a connection but not yet taken by its socket, in
-/// bytes, at which the worker stops reading that connection (Redis's
-/// equivalent, `client-output-buffer-limit`, disconnects instead).
+/// Default [`ServerConfig::max_unsent_bytes`]: 1 MiB.
 pub const MAX_UNSENT_BYTES: usize = 1 << 20;
-/// Replies owed to a connection (answered or waiting for another shard,
-/// not yet written) at which the worker stops reading it.
+/// Default [`ServerConfig::max_unsent_replies`].
 pub const MAX_UNSENT_REPLIES: usize = 4096;
+/// Default [`ServerConfig::max_unanswered`].
+pub const MAX_UNANSWERED: usize = 128;
+/// Default [`ServerConfig::read_budget`]: 64 KiB.
+pub const READ_BUDGET: usize = 64 << 10;
+/// Redis's default `maxclients`.
+pub const DEFAULT_MAXCLIENTS: usize = 10_000;
+/// File descriptors kept out of `maxclients` for the process's own use, as
+/// Redis's `CONFIG_MIN_RESERVED_FDS`…
+pub const RESERVED_FDS: usize = 32;
+/// …plus these per worker: its epoll, eventfd, listener, and the three of
+/// `io_again`.
+pub const RESERVED_FDS_PER_WORKER: usize = 6;
+/// How long a worker waits before accepting again after running out of
+/// file descriptors.
+pub const ACCEPT_RETRY: Duration = Duration::from_millis(10);
+/// The reply to a client past `maxclients` (Redis's, byte for byte).
+const MAXCLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// How the server is set up.
 #[derive(Clone, Debug)]
@@ -73,8 +109,38 @@ pub struct ServerConfig {
     /// The pool: workers, affinity, intervals. Default: one pinned worker
     /// per physical core, ticks every 10 ms (the expiry sweep).
     pub pool: PoolConfig,
-    /// Request limits per connection.
+    /// Request limits per connection (Redis's `proto-max-bulk-len` and
+    /// `client-query-buffer-limit` among them).
     pub limits: Limits,
+    /// Most clients connected at once, over all workers: Redis's
+    /// `maxclients`. `None` (the default): [`DEFAULT_MAXCLIENTS`], lowered
+    /// as Redis lowers it when the process may not open that many files
+    /// (see [`derive_maxclients`]; the soft `RLIMIT_NOFILE` is raised
+    /// towards the hard one first, as Redis does). Past it, a new client
+    /// is accepted, sent `-ERR max number of clients reached` and closed.
+    pub maxclients: Option<usize>,
+    /// Bytes of replies a connection may owe (encoded and not yet taken by
+    /// its socket, or answered by another shard and waiting their turn)
+    /// before the worker stops reading it until the socket has taken them.
+    /// Redis's nearest setting, `client-output-buffer-limit` (class
+    /// `normal`, no limit by default), closes the client instead; pausing
+    /// loses nothing and TCP makes the client wait. Default
+    /// [`MAX_UNSENT_BYTES`] (1 MiB).
+    pub max_unsent_bytes: usize,
+    /// Replies a connection may owe (in any state) before the worker stops
+    /// reading it. Default [`MAX_UNSENT_REPLIES`].
+    pub max_unsent_replies: usize,
+    /// Requests of one connection waiting for another shard's answer
+    /// before the worker stops reading it. Their size is known only when
+    /// the answer comes, so this is what bounds it: a connection holds at
+    /// most `max_unsent_bytes` plus this many replies. Default
+    /// [`MAX_UNANSWERED`]. No Redis equivalent (Redis has one shard).
+    pub max_unanswered: usize,
+    /// Bytes read from one connection per turn: the rest is read after the
+    /// worker's other ready connections (see [`Context::io_again`]).
+    /// Redis reads at most 16 KiB per client per event-loop pass (no
+    /// setting). Default [`READ_BUDGET`] (64 KiB).
+    pub read_budget: usize,
 }
 
 impl Default for ServerConfig {
@@ -82,14 +148,130 @@ impl Default for ServerConfig {
         ServerConfig {
             pool: PoolConfig::default().name("kv"),
             limits: Limits::default(),
+            maxclients: None,
+            max_unsent_bytes: MAX_UNSENT_BYTES,
+            max_unsent_replies: MAX_UNSENT_REPLIES,
+            max_unanswered: MAX_UNANSWERED,
+            read_budget: READ_BUDGET,
         }
+    }
+}
+
+/// Redis's `maxclients` for a process whose `RLIMIT_NOFILE` is `soft`
+/// after trying to raise it: `requested` when the process may open that
+/// many files plus the reserved ones ([`RESERVED_FDS`], and
+/// [`RESERVED_FDS_PER_WORKER`] per worker), else what is left after the
+/// reserved ones (at least 1).
+pub fn derive_maxclients(requested: usize, soft: u64, workers: usize) -> usize {
+    let reserved = RESERVED_FDS + RESERVED_FDS_PER_WORKER * workers;
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    requested.min(soft.saturating_sub(reserved)).max(1)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` towards `wanted` (not above the hard
+/// limit), as Redis does at start, and returns the soft limit then in force
+/// (`None` when it cannot be read).
+fn raise_nofile(wanted: u64) -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given, a valid local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    let target = (wanted as libc::rlim_t).min(limit.rlim_max);
+    if limit.rlim_cur < target {
+        let raised = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = target;
+        }
+    }
+    Some(limit.rlim_cur as u64)
+}
+
+/// The settings a worker applies per connection.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    limits: Limits,
+    max_unsent_bytes: usize,
+    max_unsent_replies: usize,
+    max_unanswered: usize,
+    read_budget: usize,
+}
+
+impl Settings {
+    fn new(config: &ServerConfig) -> Self {
+        Settings {
+            limits: config.limits,
+            max_unsent_bytes: config.max_unsent_bytes,
+            max_unsent_replies: config.max_unsent_replies,
+            max_unanswered: config.max_unanswered.max(1),
+            read_budget: config.read_budget.max(1),
+        }
+    }
+}
+
+/// Connection ids are taken from here, a block at a time: unique in the
+/// process, never reused (also across a worker's restarts and across
+/// servers). 0 is the listener's token.
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+/// Ids a worker takes per visit to [`NEXT_ID_BLOCK`].
+const ID_BLOCK: u64 = 1 << 16;
+
+/// One worker's supply of connection ids (see [`NEXT_ID_BLOCK`]).
+#[derive(Debug, Default)]
+struct ConnIds {
+    next: u64,
+    end: u64,
+}
+
+impl ConnIds {
+    fn take(&mut self) -> u64 {
+        if self.next == self.end {
+            self.next = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            self.end = self.next + ID_BLOCK;
+        }
+        self.next += 1;
+        self.next - 1
+    }
+}
+
+/// One connected client, counted towards `maxclients` over all workers
+/// until dropped (also when its worker is dropped after a panic).
+#[derive(Debug)]
+struct ClientSlot(Arc<AtomicUsize>);
+
+impl ClientSlot {
+    /// A slot if fewer than `max` clients hold one.
+    fn take(clients: &Arc<AtomicUsize>, max: usize) -> Option<ClientSlot> {
+        clients
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClientSlot(clients.clone()))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// A message between the server's workers (and from the server's handle).
 pub enum Msg {
-    /// Take this listener: register it and serve what it accepts.
-    Listen(TcpListener),
+    /// Accept again (or bind the listener again) after running out of file
+    /// descriptors: a worker's own timer.
+    Accept,
+    /// Panic in this worker: how the tests check `PanicPolicy::Restart`.
+    #[doc(hidden)]
+    Crash,
     /// Run `command` on this worker's shard and answer `from`.
     Exec {
         /// The connection's worker.
@@ -121,6 +303,11 @@ pub enum Msg {
 /// One client connection, owned by the worker that accepted it.
 struct Conn {
     stream: TcpStream,
+    /// Its place under `maxclients`.
+    _slot: ClientSlot,
+    /// The client closed its side or the socket has an error: read to the
+    /// end on each turn (no later event will announce what is left).
+    drain: bool,
     session: Session,
     replies: ReplyQueue,
     /// Split commands waiting for their parts, by slot.
@@ -137,12 +324,14 @@ struct Conn {
 impl Conn {
     /// Whether this connection owes so much output that the worker should
     /// not take more requests from it.
-    fn backlogged(&self) -> bool {
+    fn backlogged(&self, settings: &Settings) -> bool {
         // Replies queued behind an answer still to come from another
         // shard are encoded only when flushed, so they count too: a single
-        // read can bring hundreds of GETs of large values.
-        self.session.output().len() + self.replies.queued_bytes() >= MAX_UNSENT_BYTES
-            || self.replies.len() >= MAX_UNSENT_REPLIES
+        // read can bring hundreds of GETs of large values. Answers still
+        // to come have no size yet: their number is bounded instead.
+        self.session.output().len() + self.replies.queued_bytes() >= settings.max_unsent_bytes
+            || self.replies.len() >= settings.max_unsent_replies
+            || self.replies.unanswered() >= settings.max_unanswered
     }
 
     /// Answers the next request with `reply`, which is ready now (see
@@ -154,8 +343,8 @@ impl Conn {
     /// Whether to take no more input now: if the connection is
     /// backlogged, pauses it until [`KvWorker::flush`] finds the backlog
     /// gone, counting the pause in `stats` when it was running.
-    fn hold_back(&mut self, stats: &mut KvStats) -> bool {
-        if !self.backlogged() {
+    fn hold_back(&mut self, settings: &Settings, stats: &mut KvStats) -> bool {
+        if !self.backlogged(settings) {
             return false;
         }
         if !std::mem::replace(&mut self.paused, true) {
@@ -168,10 +357,21 @@ impl Conn {
 /// One worker of the server: a shard of the keys and its connections.
 pub struct KvWorker {
     store: Store,
+    /// Where to listen (`None`: a worker that only serves its shard).
+    addr: Option<SocketAddr>,
+    /// A listener bound before the pool started (the first worker's, so
+    /// that the address is known and held), registered in `on_start`.
+    bound: Option<TcpListener>,
     listener: Option<TcpListener>,
+    /// An [`Msg::Accept`] timer is set.
+    accept_retry: bool,
     conns: HashMap<u64, Conn>,
-    next_conn: u64,
-    limits: Limits,
+    ids: ConnIds,
+    settings: Settings,
+    /// The server's `maxclients` (set once the pool's size is known).
+    maxclients: Arc<AtomicUsize>,
+    /// Clients connected to the whole server.
+    clients: Arc<AtomicUsize>,
     stats: KvStats,
     /// Where reads land before they are appended to a connection's input.
     scratch: Box<[u8]>,
@@ -184,14 +384,36 @@ pub struct KvWorker {
 }
 
 impl KvWorker {
-    /// A worker with an empty shard, enforcing `limits` per connection.
+    /// A worker with an empty shard, enforcing `limits` per connection,
+    /// the other settings at their defaults; it listens nowhere (it serves
+    /// its shard to the workers that do).
     pub fn new(limits: Limits) -> Self {
+        let config = ServerConfig {
+            limits,
+            ..ServerConfig::default()
+        };
+        let maxclients = Arc::new(AtomicUsize::new(DEFAULT_MAXCLIENTS));
+        KvWorker::serving(None, None, &config, maxclients, Arc::default())
+    }
+
+    fn serving(
+        addr: Option<SocketAddr>,
+        bound: Option<TcpListener>,
+        config: &ServerConfig,
+        maxclients: Arc<AtomicUsize>,
+        clients: Arc<AtomicUsize>,
+    ) -> Self {
         KvWorker {
             store: Store::new(),
+            addr,
+            bound,
             listener: None,
+            accept_retry: false,
             conns: HashMap::new(),
-            next_conn: 0,
-            limits,
+            ids: ConnIds::default(),
+            settings: Settings::new(config),
+            maxclients,
+            clients,
             stats: KvStats::default(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             dirty: Vec::new(),
@@ -204,6 +426,42 @@ impl KvWorker {
         self.stats
     }
 
+    /// Binds (or takes the bound) listener and registers it; on failure
+    /// (out of file descriptors) tries again on a timer.
+    fn listen(&mut self, ctx: &mut Context<'_, Msg>) {
+        let Some(addr) = self.addr else {
+            return;
+        };
+        let listener = match self.bound.take() {
+            Some(listener) => Ok(listener),
+            None => shardpool::io::reuseport_listener(addr),
+        };
+        let registered = listener.and_then(|mut listener| {
+            ctx.io()
+                .register(&mut listener, LISTENER, Interest::READABLE)
+                .map(|()| listener)
+        });
+        match registered {
+            Ok(listener) => {
+                self.listener = Some(listener);
+                // Connections queued before the registration.
+                self.accept(ctx);
+            }
+            Err(e) => {
+                eprintln!("kv: cannot listen on {addr}: {e}");
+                self.retry_accept(ctx);
+            }
+        }
+    }
+
+    /// Sets the [`Msg::Accept`] timer (once).
+    fn retry_accept(&mut self, ctx: &mut Context<'_, Msg>) {
+        if !std::mem::replace(&mut self.accept_retry, true) {
+            // Refused only from on_stop: nothing left to accept then.
+            let _ = ctx.send_after(ACCEPT_RETRY, Msg::Accept);
+        }
+    }
+
     fn accept(&mut self, ctx: &mut Context<'_, Msg>) {
         let Some(listener) = &self.listener else {
             return;
@@ -211,9 +469,17 @@ impl KvWorker {
         loop {
             match listener.accept() {
                 Ok((mut stream, _)) => {
+                    let Some(slot) =
+                        ClientSlot::take(&self.clients, self.maxclients.load(Ordering::Relaxed))
+                    else {
+                        // As Redis: accept, say why, close (one try: the
+                        // socket is fresh, its buffer empty).
+                        let _ = stream.write(MAXCLIENTS_REACHED);
+                        self.stats.clients_refused += 1;
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    self.next_conn += 1;
-                    let id = self.next_conn;
+                    let id = self.ids.take();
                     if ctx
                         .io()
                         .register(&mut stream, Token(id as usize), Interest::READABLE)
@@ -226,7 +492,9 @@ impl KvWorker {
                         id,
                         Conn {
                             stream,
-                            session: Session::new(self.limits),
+                            _slot: slot,
+                            drain: false,
+                            session: Session::new(self.settings.limits),
                             replies: ReplyQueue::new(),
                             gathers: HashMap::new(),
                             writing: false,
@@ -237,10 +505,20 @@ impl KvWorker {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                // Out of file descriptors, a connection reset before
-                // accept: drop it and wait for the next readiness.
+                // Out of file descriptors: the connections wait in the
+                // queue, and with edge-triggered readiness the listener
+                // will not report them again. Retry on a timer.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.stats.accept_retries += 1;
+                    self.retry_accept(ctx);
+                    return;
+                }
+                // A connection reset before accept: take the next.
+                Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
+                // Anything else (out of memory, …): retry later too.
                 Err(e) => {
                     eprintln!("kv: accept failed: {e}");
+                    self.retry_accept(ctx);
                     return;
                 }
             }
@@ -248,9 +526,11 @@ impl KvWorker {
     }
 
     /// Reads what the connection has and answers every whole request, a
-    /// chunk at a time, until the socket is empty or the connection owes
-    /// too much output (then the rest waits in the kernel: see
-    /// [`MAX_UNSENT_BYTES`]).
+    /// chunk at a time, until the socket is empty, the connection owes too
+    /// much output (then the rest waits in the kernel: see
+    /// [`ServerConfig::max_unsent_bytes`]) or this turn's
+    /// [`ServerConfig::read_budget`] is spent (then the connection asks for
+    /// another turn with [`Context::io_again`]).
     ///
     /// A read shorter than the chunk took everything the socket held, and
     /// bytes that arrive later raise a new readiness event (edge-triggered),
@@ -261,6 +541,7 @@ impl KvWorker {
     /// that announced the close may already have been spent, so the socket
     /// is read until it says so.
     fn readable(&mut self, id: u64, ctx: &mut Context<'_, Msg>, to_the_end: bool) {
+        let mut budget = self.settings.read_budget;
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
@@ -268,17 +549,24 @@ impl KvWorker {
             if conn.eof {
                 break;
             }
-            if conn.hold_back(&mut self.stats) {
+            if conn.hold_back(&self.settings, &mut self.stats) {
                 break;
             }
-            match conn.stream.read(&mut self.scratch) {
+            if budget == 0 {
+                self.stats.reads_yielded += 1;
+                ctx.io_again(Token(id as usize));
+                break;
+            }
+            let chunk = self.scratch.len().min(budget);
+            match conn.stream.read(&mut self.scratch[..chunk]) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
+                    budget -= n;
                     conn.session
                         .input_mut()
                         .extend_from_slice(&self.scratch[..n]);
                     self.serve(id, ctx);
-                    if n < self.scratch.len() && !to_the_end {
+                    if n < chunk && !to_the_end {
                         return;
                     }
                 }
@@ -308,7 +596,7 @@ impl KvWorker {
             return;
         };
         loop {
-            if conn.hold_back(&mut self.stats) {
+            if conn.hold_back(&self.settings, &mut self.stats) {
                 break;
             }
             let Some(request) = conn.session.next_request() else {
@@ -436,7 +724,7 @@ impl KvWorker {
             self.close(id);
             return;
         }
-        if conn.paused && !conn.backlogged() {
+        if conn.paused && !conn.backlogged(&self.settings) {
             conn.paused = false;
             self.resume.push(id);
         }
@@ -479,21 +767,23 @@ fn send(ctx: &mut Context<'_, Msg>, to: WorkerId, msg: Msg) {
 impl Worker for KvWorker {
     type Msg = Msg;
 
+    /// Listens (again, after a restart: a restarted worker is a new
+    /// `KvWorker`, and its predecessor's listener was dropped with it).
+    fn on_start(&mut self, ctx: &mut Context<'_, Msg>) {
+        self.listen(ctx);
+    }
+
     fn handle(&mut self, msg: Msg, ctx: &mut Context<'_, Msg>) {
         match msg {
-            Msg::Listen(mut listener) => {
-                match ctx
-                    .io()
-                    .register(&mut listener, LISTENER, Interest::READABLE)
-                {
-                    Ok(()) => {
-                        self.listener = Some(listener);
-                        // Connections queued before the registration.
-                        self.accept(ctx);
-                    }
-                    Err(e) => eprintln!("kv: cannot register the listener: {e}"),
+            Msg::Accept => {
+                self.accept_retry = false;
+                if self.listener.is_none() {
+                    self.listen(ctx);
+                } else {
+                    self.accept(ctx);
                 }
             }
+            Msg::Crash => panic!("kv: crash requested"),
             Msg::Exec {
                 from,
                 conn,
@@ -547,8 +837,14 @@ impl Worker for KvWorker {
             return;
         }
         let id = event.token().0 as u64;
+        if event.is_read_closed() || event.is_error() {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.drain = true;
+            }
+        }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.readable(id, ctx, event.is_read_closed() || event.is_error());
+            let drain = self.conns.get(&id).is_some_and(|conn| conn.drain);
+            self.readable(id, ctx, drain);
         }
         if event.is_writable() {
             self.flush(id, ctx);
@@ -564,36 +860,76 @@ pub struct KvServer {
 }
 
 impl KvServer {
-    /// Starts the pool, binds `addr` once per worker (`SO_REUSEPORT`) and
-    /// hands each worker its listener. Port 0 picks a free port.
+    /// Binds `addr` (`SO_REUSEPORT`; port 0 picks a free port) and starts
+    /// the pool; each worker listens on the address from its `on_start`
+    /// (the first one on the listener bound here).
     ///
     /// # Errors
-    /// The pool refused the configuration, or binding failed (e.g. the
-    /// address is held by a server without `SO_REUSEPORT`).
+    /// The pool refused the configuration, binding failed (e.g. the address
+    /// is held by a server without `SO_REUSEPORT`), or the process may open
+    /// too few files for one client.
     pub fn start(
         addr: SocketAddr,
         config: ServerConfig,
     ) -> Result<KvServer, Box<dyn std::error::Error>> {
-        let limits = config.limits;
-        let pool = Pool::start(config.pool, move |_| KvWorker::new(limits))?;
         let first = shardpool::io::reuseport_listener(addr)?;
         let addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..pool.workers() {
-            listeners.push(shardpool::io::reuseport_listener(addr)?);
-        }
-        let sender = pool.sender();
-        for (worker, listener) in listeners.into_iter().enumerate() {
-            sender
-                .send_to(WorkerId::from(worker), Msg::Listen(listener))
-                .map_err(|e| io::Error::other(e.to_string()))?;
-        }
+        // The pool's worker count is known once it runs; until then
+        // (while the workers start), one per CPU bounds it in the default
+        // configuration.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let maxclients = Arc::new(AtomicUsize::new(KvServer::maxclients(&config, cpus)?));
+        let first = Mutex::new(Some(first));
+        let clients = Arc::new(AtomicUsize::new(0));
+        let settings = config.clone();
+        let limit = maxclients.clone();
+        let pool = Pool::start(config.pool.clone(), move |id| {
+            let bound = if id.index() == 0 {
+                first.lock().unwrap_or_else(|e| e.into_inner()).take()
+            } else {
+                None
+            };
+            KvWorker::serving(Some(addr), bound, &settings, limit.clone(), clients.clone())
+        })?;
+        maxclients.store(
+            KvServer::maxclients(&config, pool.workers())?,
+            Ordering::Relaxed,
+        );
         Ok(KvServer { addr, pool })
+    }
+
+    /// `config.maxclients`, or Redis's default lowered to what
+    /// `RLIMIT_NOFILE` allows with `workers` workers.
+    fn maxclients(config: &ServerConfig, workers: usize) -> io::Result<usize> {
+        if let Some(n) = config.maxclients {
+            return Ok(n.max(1));
+        }
+        let reserved = RESERVED_FDS + RESERVED_FDS_PER_WORKER * workers;
+        let wanted = (DEFAULT_MAXCLIENTS + reserved) as u64;
+        let soft = raise_nofile(wanted).unwrap_or(1024);
+        if soft <= reserved as u64 {
+            return Err(io::Error::other(format!(
+                "RLIMIT_NOFILE is {soft}: no file descriptor left for clients \
+                 after the {reserved} the server reserves"
+            )));
+        }
+        Ok(derive_maxclients(DEFAULT_MAXCLIENTS, soft, workers))
     }
 
     /// The address it serves on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The worker whose shard holds `key` (and that answers for it).
+    pub fn worker_for(&self, key: &[u8]) -> WorkerId {
+        self.pool.sender().worker_for(key)
+    }
+
+    /// Makes `worker` panic (for tests of `PanicPolicy::Restart`).
+    #[doc(hidden)]
+    pub fn crash_worker(&self, worker: WorkerId) -> Result<(), SendError<Msg>> {
+        self.pool.sender().send_to(worker, Msg::Crash)
     }
 
     /// The pool's per-channel and per-worker statistics.

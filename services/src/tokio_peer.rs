@@ -221,6 +221,7 @@ impl Shared {
             // Each connection task writes a batch's replies (awaiting the
             // socket) before it reads again: bounded without pausing.
             reads_paused: 0,
+            ..KvStats::default()
         }
     }
 }

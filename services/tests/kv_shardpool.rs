@@ -19,6 +19,7 @@ fn start(workers: usize) -> KvServer {
             .workers(workers)
             .affinity(Affinity::None),
         limits: resp::test_limits(),
+        ..ServerConfig::default()
     };
     KvServer::start("127.0.0.1:0".parse().unwrap(), config).expect("start the server")
 }

@@ -532,16 +532,24 @@ impl<W: Worker> Runtime<W> {
     }
 
     /// Polls readiness without blocking when the busy interval has passed,
-    /// or once when the queues have just run dry, and hands what is ready
-    /// to `on_io`. Returns how many events it handed out.
+    /// once when the queues have just run dry, or whenever tokens queued by
+    /// `Context::io_again` wait (so that a connection served in slices
+    /// does not hold back the others' readiness), and hands what is ready
+    /// to `on_io`, then the queued tokens. Returns how many events it
+    /// handed out: more than zero while tokens were queued, so the worker
+    /// does not sleep on them.
     fn poll_io(&mut self, work: usize) -> usize {
+        let again = self.reactor.has_again();
         let dry = work == 0 && !self.io_dry_polled;
         self.io_dry_polled = work == 0;
-        if self.reactor.poll_if_due(Instant::now(), dry) {
-            self.dispatch_io()
-        } else {
-            0
+        let mut n = 0;
+        if self.reactor.poll_if_due(Instant::now(), dry || again) {
+            n = self.dispatch_io();
         }
+        if again {
+            n += self.dispatch_again();
+        }
+        n
     }
 
     /// Hands the polled events to `on_io` (a failed worker drops them).
@@ -569,6 +577,34 @@ impl<W: Worker> Runtime<W> {
             self.out.flush();
         } else {
             self.reactor.dispatched();
+        }
+        n.max(1)
+    }
+
+    /// Hands the tokens queued by `Context::io_again` to `on_io` (a failed
+    /// worker drops them); those queued meanwhile wait for the next
+    /// iteration. Returns how many (at least one).
+    fn dispatch_again(&mut self) -> usize {
+        let result = catch_unwind(AssertUnwindSafe(|| self.reactor.take_again()));
+        let n = match result {
+            Ok(n) => n,
+            Err(payload) => {
+                self.recover(payload);
+                return 1;
+            }
+        };
+        if let Some(worker) = self.worker.as_mut() {
+            let (out, io) = (&mut self.out, &self.reactor);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut ctx = Context { out, io };
+                for event in io.again_events() {
+                    worker.on_io(event, &mut ctx);
+                }
+            }));
+            if let Err(payload) = result {
+                self.recover(payload);
+            }
+            self.out.flush();
         }
         n.max(1)
     }

@@ -8,7 +8,7 @@
 //!                                                                          # inbox coalescing, idle strategy
 //! cargo run --release -p shardpool-benches --bin headline -- --async       # tokio callers
 //! cargo run --release -p shardpool-benches --bin headline -- --only shuffle,latency
-//!                                     # some sections: mesh inbox keyed shuffle latency idle
+//!                                     # some sections: mesh inbox keyed shuffle latency idle ask
 //! ```
 //!
 //! How it measures: the `shardpool_benches` crate docs.

@@ -9,8 +9,10 @@
 //! | [`shuffle`] | 2 workers sending keyed messages to each other |
 //! | [`latency`] | request/response round trips between 2 workers |
 //! | [`idle`] | CPU of an idle pool, wake-up latency of a parked worker |
+//! | [`ask`] | `ctx.ask` round trips between 2 workers against two hand-written messages; memory per pending ask |
 //! | [`async_callers`] | tokio tasks sending to a worker, and calling it for an answer |
 
+pub mod ask;
 pub mod async_callers;
 pub mod idle;
 pub mod inbox;

@@ -22,23 +22,39 @@ use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
-/// Size limits for one request. Anything beyond them is a protocol error.
+/// Size limits for one request. Anything beyond them is a protocol error,
+/// found as soon as the header that declares it arrives (nothing beyond a
+/// limit is ever buffered); the connection is then closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest bulk string (key or value) accepted, in bytes. Redis's
-    /// `proto-max-bulk-len` is 512 MB; the default here is
-    /// [`Limits::DEFAULT_MAX_BULK_LEN`] (16 MiB), which bounds what one
-    /// connection can make the server buffer.
+    /// Longest bulk string (key or value) accepted, in bytes: Redis's
+    /// `proto-max-bulk-len`, with its default ([`Limits::DEFAULT_MAX_BULK_LEN`],
+    /// 512 MiB). Refused with Redis's `ERR Protocol error: invalid bulk
+    /// length`.
     pub max_bulk_len: usize,
-    /// Most arguments in one multibulk request (default 1 Mi).
+    /// Longest request, in bytes (headers and data, as declared): Redis's
+    /// `client-query-buffer-limit`, with its default
+    /// ([`Limits::DEFAULT_MAX_QUERY_LEN`], 1 GiB). This is what bounds the
+    /// input one connection can make the server hold: a request declaring
+    /// more is refused at the header that crosses the limit (Redis closes
+    /// such a client without a reply; this answers
+    /// `ERR Protocol error: request exceeds client-query-buffer-limit`
+    /// before closing).
+    pub max_query_len: usize,
+    /// Most arguments in one multibulk request (default 1 Mi; Redis accepts
+    /// up to `INT_MAX`, bounded in practice by `client-query-buffer-limit`).
     pub max_args: usize,
-    /// Longest inline request line (Redis: 64 KiB).
+    /// Longest inline request line (Redis: 64 KiB, `PROTO_INLINE_MAX_SIZE`).
     pub max_inline_len: usize,
 }
 
 impl Limits {
-    /// Default [`Limits::max_bulk_len`]: 16 MiB.
-    pub const DEFAULT_MAX_BULK_LEN: usize = 16 << 20;
+    /// Default [`Limits::max_bulk_len`]: 512 MiB, Redis's
+    /// `proto-max-bulk-len`.
+    pub const DEFAULT_MAX_BULK_LEN: usize = 512 << 20;
+    /// Default [`Limits::max_query_len`]: 1 GiB, Redis's
+    /// `client-query-buffer-limit`.
+    pub const DEFAULT_MAX_QUERY_LEN: usize = 1 << 30;
     /// Default [`Limits::max_args`].
     pub const DEFAULT_MAX_ARGS: usize = 1 << 20;
     /// Default [`Limits::max_inline_len`], as in Redis.
@@ -49,6 +65,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bulk_len: Self::DEFAULT_MAX_BULK_LEN,
+            max_query_len: Self::DEFAULT_MAX_QUERY_LEN,
             max_args: Self::DEFAULT_MAX_ARGS,
             max_inline_len: Self::DEFAULT_MAX_INLINE_LEN,
         }
@@ -68,6 +85,9 @@ pub enum ProtocolError {
     ExpectedBulk(u8),
     /// An inline request longer than [`Limits::max_inline_len`].
     TooBigInline,
+    /// A multibulk request that declares more than
+    /// [`Limits::max_query_len`] bytes in all.
+    TooBigRequest,
 }
 
 impl ProtocolError {
@@ -90,6 +110,9 @@ impl fmt::Display for ProtocolError {
                 )
             }
             ProtocolError::TooBigInline => f.write_str("too big inline request"),
+            ProtocolError::TooBigRequest => {
+                f.write_str("request exceeds client-query-buffer-limit")
+            }
         }
     }
 }
@@ -214,6 +237,11 @@ fn walk_multibulk(
             return Err(ProtocolError::InvalidBulkLength);
         }
         let end = start + len as usize;
+        // The whole request so far, this bulk's data and CRLF included, as
+        // its headers declare it (none of it need have arrived).
+        if end + 2 > limits.max_query_len {
+            return Err(ProtocolError::TooBigRequest);
+        }
         // The two bytes after the data are skipped, not checked, as Redis
         // and redis-protocol skip them: the length alone frames the data.
         if buf.len() < end + 2 {
@@ -738,6 +766,43 @@ mod tests {
         assert!(
             whole > 10_000 && partial > 2_000 && invalid > 2_000 && early < 5_000,
             "whole {whole}, partial {partial}, invalid {invalid}, refused early {early}"
+        );
+    }
+
+    #[test]
+    fn a_request_declaring_more_than_the_query_limit_is_refused_at_its_header() {
+        let limits = Limits {
+            max_bulk_len: 16,
+            max_query_len: 64,
+            ..Limits::default()
+        };
+        // Each bulk is within max_bulk_len; the fourth 16-byte one takes
+        // the request past 64 bytes: refused at its header, before its data.
+        let mut buf = BytesMut::from(&b"*1000\r\n$16\r\n"[..]);
+        let mut partial = PartialRequest::default();
+        assert_eq!(parse_request(&mut buf, &limits, &mut partial), Ok(None));
+        buf.extend_from_slice(b"0123456789abcdef\r\n$16\r\n0123456789abcdef\r\n$16\r\n");
+        assert_eq!(
+            parse_request(&mut buf, &limits, &mut partial),
+            Err(ProtocolError::TooBigRequest)
+        );
+        assert_eq!(
+            ProtocolError::TooBigRequest.reply(),
+            super::super::Reply::error_owned(
+                "ERR Protocol error: request exceeds client-query-buffer-limit".to_string()
+            )
+        );
+        // Exactly at the limit is whole and fine.
+        let exact = b"*2\r\n$4\r\nECHO\r\n$16\r\n0123456789abcdef\r\n";
+        let limits = Limits {
+            max_query_len: exact.len(),
+            ..limits
+        };
+        let mut buf = BytesMut::from(&exact[..]);
+        assert!(
+            parse_request(&mut buf, &limits, &mut PartialRequest::default())
+                .unwrap()
+                .is_some()
         );
     }
 

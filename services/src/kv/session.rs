@@ -114,6 +114,8 @@ pub struct ReplyQueue {
     slots: VecDeque<Option<Reply>>,
     /// [`Reply::encoded_len`] of the replies in `slots`.
     queued_bytes: usize,
+    /// Reserved slots not filled yet (answers still to come).
+    unanswered: usize,
 }
 
 impl ReplyQueue {
@@ -126,6 +128,7 @@ impl ReplyQueue {
     /// [`ReplyQueue::fill`]. Returns the slot's sequence number.
     pub fn reserve(&mut self) -> u64 {
         self.slots.push_back(None);
+        self.unanswered += 1;
         self.first + self.slots.len() as u64 - 1
     }
 
@@ -152,6 +155,7 @@ impl ReplyQueue {
         match self.slots.get_mut(index as usize) {
             Some(slot @ None) => {
                 self.queued_bytes += reply.encoded_len();
+                self.unanswered -= 1;
                 *slot = Some(reply);
                 true
             }
@@ -177,6 +181,12 @@ impl ReplyQueue {
     /// encoded (those not answered yet count nothing).
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes
+    }
+
+    /// Reserved slots whose answer has not come yet: their size is not
+    /// known until it does, so a server bounds their number.
+    pub fn unanswered(&self) -> usize {
+        self.unanswered
     }
 
     /// Replies not flushed yet (reserved or ready).
@@ -297,10 +307,12 @@ mod tests {
         let big = Reply::bulk_from(&[b'v'; 4096]);
         let earlier = queue.reserve();
         assert_eq!(queue.queued_bytes(), 0, "a reserved slot owes nothing yet");
+        assert_eq!(queue.unanswered(), 1);
         queue.push_ready(big.clone(), &mut out);
         assert!(out.is_empty(), "queued behind the reserved slot");
         assert_eq!(queue.queued_bytes(), big.encoded_len());
         assert!(queue.fill(earlier, Reply::Integer(1)));
+        assert_eq!(queue.unanswered(), 0);
         assert_eq!(
             queue.queued_bytes(),
             big.encoded_len() + Reply::Integer(1).encoded_len()

@@ -9,8 +9,23 @@
 //!
 //! Split commands: `MGET` (values re-ordered by key position), `MSET`
 //! (`OK` when every part is `OK`), `DEL` and `EXISTS` (counts summed),
-//! `DBSIZE` (every shard, counts summed). As in Redis Cluster, a split
-//! `MSET` is not atomic across shards.
+//! `DBSIZE` (every shard, counts summed).
+//!
+//! ## A split `MSET` is not atomic
+//! Each shard applies its part of an `MSET` when the part reaches it, so
+//! a client reading meanwhile can see some of the new values and not the
+//! others, and an error from one shard leaves the other parts applied.
+//! This differs from both Redis setups: redis-server applies an `MSET`
+//! atomically, and Redis Cluster refuses one whose keys hash to different
+//! slots (`CROSSSLOT Keys in request don't hash to the same slot`). The
+//! split is kept because this server stands in for a single redis-server,
+//! whose clients (and `redis-benchmark -t mset`) send `MSET` over any
+//! keys; refusing them would break those clients where a single node never
+//! does. Keys that must change together belong on one shard: an `MSET`
+//! whose keys all live on one shard is not split and is atomic (choose
+//! the pool's partitioner accordingly, e.g. by Redis hash tag). The same
+//! holds for `MGET`, `DEL` and `EXISTS`: each part sees its own shard at
+//! its own moment.
 
 use bytes::Bytes;
 
@@ -343,6 +358,42 @@ mod tests {
             assert_eq!(run_sharded(&mut sharded, words), expected, "{words:?}");
         }
         assert_eq!(sharded.iter().map(Store::len).sum::<usize>(), single.len());
+    }
+
+    #[test]
+    fn a_split_mset_is_applied_part_by_part_not_atomically() {
+        // Unlike redis-server (atomic) and Redis Cluster (CROSSSLOT), the
+        // parts land one at a time: a read between them sees a mix.
+        let mut stores: Vec<Store> = (0..2).map(|_| Store::new()).collect();
+        run_sharded(&mut stores, &["MSET", "a", "old", "b", "old"]);
+        let Route::Fanout(f) = route(cmd(&["MSET", "a", "new", "b", "new"]), 2, by_first_letter)
+        else {
+            panic!("keys on two shards: a fanout, not a CROSSSLOT refusal")
+        };
+        let (parts, merge) = f.into_parts();
+        let mut replies = Vec::new();
+        let mut parts = parts.into_iter();
+        let (shard, first) = parts.next().unwrap();
+        replies.push(stores[shard].execute(first));
+        assert_eq!(
+            run_sharded(&mut stores, &["MGET", "a", "b"]),
+            Reply::Array(vec![Reply::bulk_from(b"new"), Reply::bulk_from(b"old")]),
+            "half of the MSET is visible"
+        );
+        // An error from the other shard is the reply, yet the first part
+        // stays written.
+        assert_eq!(parts.next().map(|(s, _)| s), Some(1));
+        replies.push(Reply::error("ERR shard gone"));
+        assert_eq!(merge.merge(replies), Reply::error("ERR shard gone"));
+        assert_eq!(
+            run_sharded(&mut stores, &["GET", "a"]),
+            Reply::bulk_from(b"new")
+        );
+        // Keys of one shard are one part, applied at once.
+        assert_eq!(
+            route(cmd(&["MSET", "a1", "x", "a2", "y"]), 2, by_first_letter),
+            Route::Shard(0, cmd(&["MSET", "a1", "x", "a2", "y"]))
+        );
     }
 
     #[test]

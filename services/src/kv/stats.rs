@@ -22,6 +22,16 @@ pub struct KvStats {
     /// Times a connection's reading was paused because its unsent replies
     /// reached the output limit (a client that sends and does not read).
     pub reads_paused: u64,
+    /// Times a connection's reading stopped at its per-event read budget,
+    /// the rest left for its next turn (a client sending faster than it is
+    /// served).
+    pub reads_yielded: u64,
+    /// Connections accepted past `maxclients`: sent Redis's error and
+    /// closed (not counted in `connections_accepted`).
+    pub clients_refused: u64,
+    /// Times `accept` failed for want of file descriptors (`EMFILE`,
+    /// `ENFILE`) and was retried later.
+    pub accept_retries: u64,
 }
 
 impl KvStats {
@@ -48,6 +58,9 @@ impl KvStats {
         self.cross_shard += other.cross_shard;
         self.protocol_errors += other.protocol_errors;
         self.reads_paused += other.reads_paused;
+        self.reads_yielded += other.reads_yielded;
+        self.clients_refused += other.clients_refused;
+        self.accept_retries += other.accept_retries;
     }
 }
 
@@ -56,13 +69,16 @@ impl fmt::Display for KvStats {
         write!(
             f,
             "connections {} open / {} accepted, commands {}, cross-shard {:.1}%, protocol errors {}, \
-             reads paused {}",
+             reads paused {}, reads yielded {}, clients refused {}, accept retries {}",
             self.connections_open(),
             self.connections_accepted,
             self.commands,
             100.0 * self.cross_shard_share(),
             self.protocol_errors,
-            self.reads_paused
+            self.reads_paused,
+            self.reads_yielded,
+            self.clients_refused,
+            self.accept_retries
         )
     }
 }
@@ -79,7 +95,7 @@ mod tests {
             commands: 10,
             cross_shard: 4,
             protocol_errors: 1,
-            reads_paused: 0,
+            ..KvStats::default()
         };
         assert_eq!(a.connections_open(), 2);
         assert!((a.cross_shard_share() - 0.4).abs() < 1e-9);
@@ -96,7 +112,7 @@ mod tests {
         assert_eq!(
             a.to_string(),
             "connections 3 open / 4 accepted, commands 20, cross-shard 20.0%, protocol errors 1, \
-             reads paused 0"
+             reads paused 0, reads yielded 0, clients refused 0, accept retries 0"
         );
     }
 }

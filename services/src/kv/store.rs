@@ -9,8 +9,13 @@
 //! Expiry is lazy, as in Redis: a read or write of an expired key removes
 //! it first. [`Store::expire_some`] removes up to a budget of keys whose
 //! time has passed, for a worker's `tick`; it pops a deadline heap, so it
-//! never scans live keys. Time comes from a [`Clock`], so tests advance a
-//! [`ManualClock`] instead of sleeping.
+//! never scans live keys. A rewrite pushes a new deadline and leaves the
+//! old one in the heap, skipped when popped; once the heap holds more than
+//! twice as many deadlines as there are keys (plus a small slack), it is
+//! rebuilt from the keys' own deadlines, so its size is bounded by the
+//! number of keys, not of writes, at an amortized O(1) per write. Time
+//! comes from a [`Clock`], so tests advance a [`ManualClock`] instead of
+//! sleeping.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -92,6 +97,10 @@ impl Entry {
     }
 }
 
+/// Deadlines the heap may hold beyond twice the number of keys before it
+/// is rebuilt.
+const DEADLINE_SLACK: usize = 64;
+
 /// The time for one command, read from the clock only if an entry with an
 /// expiry is looked at, and then once: most keys have none, and a clock
 /// read was 2 % of the kv server's CPU under pipelined GETs.
@@ -114,8 +123,10 @@ impl LazyNow {
 #[derive(Debug)]
 pub struct Store<C: Clock = SystemClock> {
     map: HashMap<SmallBytes, Entry, ahash::RandomState>,
-    /// (deadline, key) for every expiry ever set; stale pairs (the key was
-    /// rewritten or deleted since) are skipped when popped.
+    /// (deadline, key) for every key's current expiry, and stale pairs
+    /// (the key was rewritten or deleted since), skipped when popped;
+    /// rebuilt when a write with an expiry finds it above
+    /// [`Store::max_expiry_entries`].
     deadlines: BinaryHeap<Reverse<(Instant, Bytes)>>,
     clock: C,
     expired: u64,
@@ -168,6 +179,37 @@ impl<C: Clock> Store<C> {
     /// Keys removed because they expired, so far.
     pub fn expired(&self) -> u64 {
         self.expired
+    }
+
+    /// Deadlines the expiry bookkeeping holds, stale ones included. After
+    /// every write with an expiry it is at most
+    /// [`Store::max_expiry_entries`], however often keys are rewritten
+    /// (deletes shrink the keys, not the heap: their deadlines go when
+    /// [`Store::expire_some`] reaches them or at the next rebuild).
+    pub fn expiry_entries(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// The bound on [`Store::expiry_entries`]: twice the keys stored, plus
+    /// a slack of 64 so a small store is not rebuilt at every write.
+    pub fn max_expiry_entries(&self) -> usize {
+        2 * self.map.len() + DEADLINE_SLACK
+    }
+
+    /// Rebuilds the deadline heap from the keys' current expiries, leaving
+    /// no stale pair: O(keys), and done only when the stale pairs
+    /// outnumber the keys, so amortized O(1) per write.
+    fn rebuild_deadlines(&mut self) {
+        let current: Vec<_> = self
+            .map
+            .iter()
+            .filter_map(|(key, entry)| {
+                entry
+                    .expires_at
+                    .map(|at| Reverse((at, Bytes::copy_from_slice(key))))
+            })
+            .collect();
+        self.deadlines = BinaryHeap::from(current);
     }
 
     /// The live entry at `key` (an expired one is removed first).
@@ -232,6 +274,9 @@ impl<C: Clock> Store<C> {
             None => {
                 self.map.insert(SmallBytes::copy_from_slice(key), entry);
             }
+        }
+        if expires_at.is_some() && self.deadlines.len() > self.max_expiry_entries() {
+            self.rebuild_deadlines();
         }
     }
 
@@ -382,13 +427,14 @@ pub fn execute_keyless(command: Command) -> Reply {
 const CONFIG: &[(&str, &str)] = &[("appendonly", "no"), ("databases", "1"), ("save", "")];
 
 /// `CONFIG GET`: name/value pairs of every parameter matching any pattern
-/// (`*` and `?` globs, case-insensitive), each parameter once.
+/// (Redis's globs, case-insensitive: see [`glob_match`]), each parameter
+/// once.
 fn config_get(patterns: &[Bytes]) -> Reply {
     let mut out = Vec::new();
     for (name, value) in CONFIG {
         if patterns
             .iter()
-            .any(|p| glob(&p.to_ascii_lowercase(), name.as_bytes()))
+            .any(|p| glob_match(p, name.as_bytes(), true))
         {
             out.push(Reply::Bulk(Bytes::from_static(name.as_bytes())));
             out.push(Reply::Bulk(Bytes::from_static(value.as_bytes())));
@@ -397,13 +443,116 @@ fn config_get(patterns: &[Bytes]) -> Reply {
     Reply::Array(out)
 }
 
-/// `*` (any run) and `?` (any byte) glob match.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((b'?', rest)) => !text.is_empty() && glob(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+/// Whether `text` matches the glob `pattern`, with the syntax of Redis's
+/// `stringmatchlen` (`KEYS`, `CONFIG GET`, `SCAN MATCH`): `*` any run of
+/// bytes, `?` any one byte, `[abc]`, `[^abc]`, `[a-z]` (bounds in either
+/// order; `\` escapes a byte inside a class; an unclosed class runs to
+/// the end of the pattern), `\x` the byte `x`. With `nocase`, ASCII
+/// letters match either case (escaped bytes inside a class excepted, as in
+/// Redis). An empty text matches a pattern of stars only.
+///
+/// At most about `(pattern + 1) × (text + 1)` steps, whatever the stars:
+/// every piece but `*` consumes exactly one byte, so a run of `*` counts
+/// as one and a mismatch only retries from the last star, one byte
+/// further (the two-pointer wildcard match). A recursion per `*` would be
+/// exponential in the stars: 200 of them before a byte the text lacks
+/// would never finish.
+pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    glob_match_counted(pattern, text, nocase).0
+}
+
+/// [`glob_match`], and how many steps it took (for the tests' bound).
+fn glob_match_counted(pattern: &[u8], text: &[u8], nocase: bool) -> (bool, usize) {
+    let (mut p, mut t) = (0, 0);
+    // Where to resume after a mismatch: the pattern just past the last run
+    // of stars, and the text byte that run would take next.
+    let mut star: Option<(usize, usize)> = None;
+    let mut steps = 0;
+    loop {
+        steps += 1;
+        if pattern.get(p) == Some(&b'*') {
+            while pattern.get(p) == Some(&b'*') {
+                p += 1;
+            }
+            if p == pattern.len() {
+                return (true, steps);
+            }
+            star = Some((p, t));
+            continue;
+        }
+        let Some(&c) = text.get(t) else {
+            // Starting the last star's match later only leaves less text.
+            return (p == pattern.len(), steps);
+        };
+        if p < pattern.len() {
+            let (matched, next) = glob_piece(pattern, p, c, nocase);
+            if matched {
+                p = next;
+                t += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((after_star, from)) => {
+                star = Some((after_star, from + 1));
+                p = after_star;
+                t = from + 1;
+            }
+            None => return (false, steps),
+        }
+    }
+}
+
+/// Matches the one-byte piece of `pattern` at `p` (not `*`) against `c`:
+/// whether it matches, and where the next piece starts.
+fn glob_piece(pattern: &[u8], p: usize, c: u8, nocase: bool) -> (bool, usize) {
+    let same = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    match pattern[p] {
+        b'?' => (true, p + 1),
+        b'\\' if p + 1 < pattern.len() => (same(pattern[p + 1], c), p + 2),
+        b'[' => {
+            let mut p = p + 1;
+            let negate = pattern.get(p) == Some(&b'^');
+            if negate {
+                p += 1;
+            }
+            let mut matched = false;
+            loop {
+                let rest = pattern.len() - p;
+                if rest >= 2 && pattern[p] == b'\\' {
+                    matched |= pattern[p + 1] == c;
+                    p += 2;
+                } else if rest == 0 {
+                    break;
+                } else if pattern[p] == b']' {
+                    p += 1;
+                    break;
+                } else if rest >= 3 && pattern[p + 1] == b'-' {
+                    let (mut lo, mut hi, mut c) = (pattern[p], pattern[p + 2], c);
+                    if lo > hi {
+                        std::mem::swap(&mut lo, &mut hi);
+                    }
+                    if nocase {
+                        lo = lo.to_ascii_lowercase();
+                        hi = hi.to_ascii_lowercase();
+                        c = c.to_ascii_lowercase();
+                    }
+                    matched |= (lo..=hi).contains(&c);
+                    p += 3;
+                } else {
+                    matched |= same(pattern[p], c);
+                    p += 1;
+                }
+            }
+            (matched != negate, p)
+        }
+        literal => (same(literal, c), p + 1),
     }
 }
 
@@ -576,6 +725,173 @@ mod tests {
         );
     }
 
+    /// Redis's `stringmatchlen` as written there (a recursion per `*`,
+    /// exponential on hostile patterns), kept only as the tests' reference;
+    /// the one difference is that stars match an empty text, as
+    /// [`glob_match`] documents.
+    fn reference_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+        let (mut p, mut t) = (0, 0);
+        while p < pattern.len() && t < text.len() {
+            if pattern[p] == b'*' {
+                while pattern.get(p + 1) == Some(&b'*') {
+                    p += 1;
+                }
+                if p + 1 == pattern.len() {
+                    return true;
+                }
+                return (t..text.len())
+                    .any(|from| reference_match(&pattern[p + 1..], &text[from..], nocase));
+            }
+            let (matched, next) = glob_piece(pattern, p, text[t], nocase);
+            if !matched {
+                return false;
+            }
+            p = next;
+            t += 1;
+        }
+        if t == text.len() {
+            while pattern.get(p) == Some(&b'*') {
+                p += 1;
+            }
+        }
+        p == pattern.len() && t == text.len()
+    }
+
+    #[test]
+    fn glob_pieces_follow_redis_stringmatchlen() {
+        let yes = |p: &str, t: &str| {
+            assert!(
+                glob_match(p.as_bytes(), t.as_bytes(), false),
+                "{p:?} ~ {t:?}"
+            )
+        };
+        let no = |p: &str, t: &str| {
+            assert!(
+                !glob_match(p.as_bytes(), t.as_bytes(), false),
+                "{p:?} !~ {t:?}"
+            )
+        };
+        yes("save", "save");
+        no("save", "saves");
+        no("saves", "save");
+        yes("*", "");
+        yes("**", "");
+        no("?", "");
+        yes("s?ve", "save");
+        yes("*a*", "databases");
+        yes("a*o*y", "appendonly");
+        no("a*o*x", "appendonly");
+        yes("h[ae]llo", "hallo");
+        no("h[ae]llo", "hillo");
+        yes("h[^e]llo", "hallo");
+        no("h[^e]llo", "hello");
+        yes("h[a-b]llo", "hbllo");
+        yes("h[b-a]llo", "hallo");
+        no("h[a-b]llo", "hcllo");
+        yes("[\\]]", "]");
+        yes("[\\-]", "-");
+        yes("\\*", "*");
+        no("\\*", "x");
+        yes("\\?x", "?x");
+        yes("a\\", "a\\");
+        yes("[abc", "c");
+        no("[abc", "d");
+        // Redis reads `[a-]` as the range ']'..='a', then runs unclosed
+        // (checked with KEYS against redis-server 7.0.15, as the rest).
+        yes("[a-]", "^");
+        yes("[a-]", "]");
+        no("[a-]", "b");
+        no("[]", "]");
+        no("[]", "a");
+        // Case: only with nocase.
+        assert!(!glob_match(b"SAVE", b"save", false));
+        assert!(glob_match(b"SAVE", b"save", true));
+        assert!(glob_match(b"[A-C]ppend*", b"appendonly", true));
+        assert!(glob_match(b"[^B]*", b"bx", false));
+        assert!(!glob_match(b"[^B]*", b"bx", true));
+        assert!(
+            !glob_match(b"[\\A]", b"a", true),
+            "escaped in a class: exact, as in Redis"
+        );
+    }
+
+    #[test]
+    fn glob_agrees_with_the_recursive_reference_on_every_small_input() {
+        let pattern_bytes = b"ab*?[]^-\\A";
+        let text_bytes = b"ab-]A";
+        let all = |alphabet: &[u8], max: usize| {
+            let mut out = vec![Vec::new()];
+            let mut last = vec![Vec::new()];
+            for _ in 0..max {
+                let next: Vec<Vec<u8>> = last
+                    .iter()
+                    .flat_map(|s: &Vec<u8>| {
+                        alphabet.iter().map(move |&c| {
+                            let mut s = s.clone();
+                            s.push(c);
+                            s
+                        })
+                    })
+                    .collect();
+                out.extend(next.iter().cloned());
+                last = next;
+            }
+            out
+        };
+        let texts = all(text_bytes, 3);
+        let mut checked = 0;
+        for pattern in all(pattern_bytes, 4) {
+            for text in &texts {
+                for nocase in [false, true] {
+                    assert_eq!(
+                        glob_match(&pattern, text, nocase),
+                        reference_match(&pattern, text, nocase),
+                        "pattern {:?} text {:?} nocase {nocase}",
+                        String::from_utf8_lossy(&pattern),
+                        String::from_utf8_lossy(text)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1_000_000);
+    }
+
+    #[test]
+    fn glob_steps_stay_within_pattern_times_text_on_hostile_patterns() {
+        let stars = format!("{}x", "*".repeat(200));
+        let alternating = "a*".repeat(100) + "b";
+        let long_text = "a".repeat(300);
+        for (pattern, text) in [
+            (stars.as_str(), "appendonly"),
+            (stars.as_str(), long_text.as_str()),
+            (alternating.as_str(), long_text.as_str()),
+            ("*a*a*a*a*a*a*a*a*a*a*a*a*b", long_text.as_str()),
+            ("*?*?*?*?*?*?*?*?*?*?*?*?*[b]", long_text.as_str()),
+        ] {
+            let (matched, steps) = glob_match_counted(pattern.as_bytes(), text.as_bytes(), true);
+            assert!(!matched, "{pattern:?}");
+            let bound = (pattern.len() + 1) * (text.len() + 1);
+            assert!(steps <= bound, "{pattern:?}: {steps} steps > {bound}");
+        }
+    }
+
+    #[test]
+    fn config_get_with_200_stars_answers_at_once() {
+        // A generous watchdog, not a timing assert: the recursive glob
+        // never returned on this pattern.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = Store::new();
+            let pattern = format!("{}x", "*".repeat(200));
+            let _ = tx.send(run(&mut s, &["CONFIG", "GET", &pattern]));
+        });
+        let reply = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("CONFIG GET with 200 stars did not answer within 60 s");
+        assert_eq!(reply, Reply::Array(vec![]));
+    }
+
     #[test]
     fn expiry_is_lazy_and_exact_with_an_injected_clock() {
         let clock = ManualClock::new();
@@ -660,6 +976,77 @@ mod tests {
         assert_eq!(s.expire_some(100), 2);
         assert_eq!(s.len(), 1);
         assert_eq!(s.expired(), 10);
+    }
+
+    #[test]
+    fn one_key_rewritten_with_an_expiry_keeps_o1_deadlines() {
+        // A frozen clock (every rewrite has the same deadline) and a
+        // moving one (each has its own): the bookkeeping follows the keys.
+        for step in [Duration::ZERO, Duration::from_micros(1)] {
+            let clock = ManualClock::new();
+            let mut s = Store::with_clock(clock.clone());
+            let mut most = 0;
+            for _ in 0..500_000 {
+                s.execute(Command::Set {
+                    key: Bytes::from_static(b"k"),
+                    value: Bytes::from_static(b"v"),
+                    expiry: Some(Expiry::After(Duration::from_secs(100_000))),
+                    condition: SetCondition::Always,
+                    get: false,
+                });
+                clock.advance(step);
+                most = most.max(s.expiry_entries());
+            }
+            assert_eq!(s.len(), 1);
+            assert_eq!(s.max_expiry_entries(), 2 + DEADLINE_SLACK);
+            assert!(
+                most <= s.max_expiry_entries(),
+                "{most} deadlines held for one key (step {step:?})"
+            );
+            clock.advance(Duration::from_secs(100_000));
+            assert_eq!(s.expire_some(usize::MAX), 1);
+            assert_eq!((s.len(), s.expired()), (0, 1));
+        }
+    }
+
+    #[test]
+    fn expiry_is_exact_across_rebuilds_of_the_deadline_heap() {
+        let clock = ManualClock::new();
+        let mut s = Store::with_clock(clock.clone());
+        // 100 keys, each rewritten 20 times with a later deadline (many
+        // rebuilds), then: k0..k9 lose their expiry, k10..k19 are deleted,
+        // k20..k29 keep theirs through KEEPTTL rewrites.
+        for round in 1..=20u64 {
+            for i in 0..100 {
+                let ms = (round * 1000 + i).to_string();
+                run(&mut s, &["SET", &format!("k{i}"), "v", "PX", &ms]);
+            }
+        }
+        assert!(s.expiry_entries() <= s.max_expiry_entries());
+        for i in 0..10 {
+            run(&mut s, &["SET", &format!("k{i}"), "plain"]);
+        }
+        for i in 10..20 {
+            run(&mut s, &["DEL", &format!("k{i}")]);
+        }
+        for i in 20..30 {
+            run(&mut s, &["SET", &format!("k{i}"), "kept", "KEEPTTL"]);
+        }
+        // Every remaining deadline is 20_000 + i ms; none earlier fires.
+        clock.advance(Duration::from_millis(19_999));
+        assert_eq!(
+            s.expire_some(usize::MAX),
+            0,
+            "only stale deadlines were due"
+        );
+        assert_eq!(s.len(), 90);
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(s.expire_some(usize::MAX), 30, "k20..k49 are due");
+        clock.advance(Duration::from_millis(100));
+        assert_eq!(s.expire_some(usize::MAX), 50, "k50..k99 are due");
+        assert_eq!(s.len(), 10, "only the keys without expiry remain");
+        assert_eq!(run(&mut s, &["GET", "k3"]), bulk("plain"));
+        assert_eq!(s.expiry_entries(), 0, "every deadline was popped");
     }
 
     #[test]

@@ -1,0 +1,285 @@
+//! The kv server under clients that try to take a worker down: one that
+//! floods, one past `maxclients`, one that pipelines cross-shard GETs and
+//! never reads, one that declares an endless request; and a server whose
+//! workers all panic and restart. Each on raw sockets, each checking that
+//! the others are still served.
+
+mod resp;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shardpool::prelude::*;
+use shardpool_services::kv::{KvStats, Limits};
+use shardpool_services::server::{KvServer, ServerConfig};
+
+/// Generous: the machine may be loaded.
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+fn config(workers: usize) -> ServerConfig {
+    ServerConfig {
+        pool: PoolConfig::default()
+            .workers(workers)
+            .affinity(Affinity::None),
+        limits: resp::test_limits(),
+        ..ServerConfig::default()
+    }
+}
+
+fn total(server: &KvServer) -> KvStats {
+    let mut total = KvStats::default();
+    for (_, s) in server.stats(WATCHDOG) {
+        total.add(&s);
+    }
+    total
+}
+
+/// Waits (within the watchdog) until `done` holds for the server's totals.
+fn wait_for(server: &KvServer, what: &str, done: impl Fn(&KvStats) -> bool) -> KvStats {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let stats = total(server);
+        if done(&stats) {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {stats}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WATCHDOG)).unwrap();
+    stream
+}
+
+/// One PING round trip on `stream`.
+fn ping(stream: &mut TcpStream) {
+    stream.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    stream.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+}
+
+/// A client streaming pipelined PINGs as fast as the kernel takes them
+/// (and reading its replies as fast) gets a read budget per turn: the
+/// worker serves another client on the same worker meanwhile, many times.
+#[test]
+fn a_flooding_client_gets_a_budget_per_turn_and_others_are_served() {
+    let server = KvServer::start("127.0.0.1:0".parse().unwrap(), config(1)).unwrap();
+    let addr = server.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = connect(addr);
+    let mut reader = flood.try_clone().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut sink = vec![0u8; 1 << 16];
+        while let Ok(n) = reader.read(&mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let writer = {
+        let stop = stop.clone();
+        let mut flood = flood;
+        std::thread::spawn(move || {
+            let burst = b"*1\r\n$4\r\nPING\r\n".repeat(16 * 1024);
+            while !stop.load(Ordering::Relaxed) {
+                if flood.write_all(&burst).is_err() {
+                    break;
+                }
+            }
+            let _ = flood.shutdown(std::net::Shutdown::Both);
+        })
+    };
+    // The flood is under way once the worker has had to cut it short.
+    wait_for(&server, "yielded a flooding read", |s| s.reads_yielded > 0);
+    let mut probe = connect(addr);
+    for _ in 0..50 {
+        ping(&mut probe);
+    }
+    assert!(!writer.is_finished(), "the flood was still running");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    drain.join().unwrap();
+    server.stop().expect("no worker panicked");
+}
+
+/// Past `maxclients` (over all workers) a client gets Redis's error and a
+/// close; once a client leaves, a new one is served.
+#[test]
+fn past_maxclients_a_client_gets_redis_error_and_a_close() {
+    let server = KvServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig {
+            maxclients: Some(2),
+            ..config(2)
+        },
+    )
+    .unwrap();
+    let addr = server.addr();
+    let mut first = connect(addr);
+    let mut second = connect(addr);
+    ping(&mut first);
+    ping(&mut second);
+    let mut third = connect(addr);
+    let mut got = Vec::new();
+    third.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"-ERR max number of clients reached\r\n");
+    assert!(total(&server).clients_refused >= 1);
+    // The others are still served; one leaves, and a newcomer gets in.
+    ping(&mut second);
+    drop(first);
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let mut newcomer = connect(addr);
+        newcomer.write_all(b"PING\r\n").unwrap();
+        let mut reply = [0u8; 7];
+        newcomer.read_exact(&mut reply).unwrap();
+        if &reply == b"+PONG\r\n" {
+            break;
+        }
+        // The server had not seen the leaver's close yet.
+        assert_eq!(&reply, b"-ERR ma");
+        assert!(Instant::now() < deadline, "no room after a client left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.stop().expect("no worker panicked");
+}
+
+/// A client that pipelines GETs of a large value owned by another shard
+/// and never reads is stopped after a bounded number of them: answers
+/// still to come from the other shard count (by number, their size being
+/// unknown until they arrive) as well as those that came.
+#[test]
+fn cross_shard_replies_count_towards_the_unsent_bound() {
+    const VALUE: usize = 100 * 1024;
+    const GETS: usize = 20_000;
+    let server = KvServer::start("127.0.0.1:0".parse().unwrap(), config(2)).unwrap();
+    let addr = server.addr();
+    // Which worker took the flooding connection: the one whose accepted
+    // count moved (one connection at a time).
+    let before = server.stats(WATCHDOG);
+    let mut flood = connect(addr);
+    ping(&mut flood);
+    let after = server.stats(WATCHDOG);
+    let home = (0..2)
+        .find(|&w| after[w].1.connections_accepted > before[w].1.connections_accepted)
+        .expect("one worker accepted it");
+    let key = (0..)
+        .map(|i| format!("far{i}"))
+        .find(|k| server.worker_for(k.as_bytes()).index() != home)
+        .unwrap();
+    let mut setter = connect(addr);
+    let set = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${VALUE}\r\n", key.len());
+    setter.write_all(set.as_bytes()).unwrap();
+    setter.write_all(&vec![b'v'; VALUE]).unwrap();
+    setter.write_all(b"\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    setter.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    // 20 000 GETs (2 GB of replies), written by a thread: the server stops
+    // reading them, so the write may never finish.
+    let get = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+    let requests = get.repeat(GETS).into_bytes();
+    let mut writer = flood.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = writer.write_all(&requests);
+    });
+    let paused = wait_for(&server, "paused the reader", |s| s.reads_paused > 0);
+    // Paused: nothing more is taken from it, whatever the wait.
+    std::thread::sleep(Duration::from_millis(300));
+    let later = total(&server);
+    // The kernel's socket buffers hold some tens of replies; the bound
+    // 1 MiB (10 replies) plus 128 unanswered. Counting answers still to
+    // come as nothing let it take thousands.
+    assert!(
+        later.commands < 1_000,
+        "{} commands taken from a client that does not read (paused at {}): {later}",
+        later.commands,
+        paused.commands
+    );
+    // The setter's connection is still served.
+    setter.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    setter.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    drop(flood);
+    server.stop().expect("no worker panicked");
+}
+
+/// A request that declares more than `client-query-buffer-limit` in all
+/// (each bulk within `proto-max-bulk-len`) is refused at the header that
+/// crosses it, with an error, and the connection closed.
+#[test]
+fn a_request_past_the_query_buffer_limit_is_refused_and_closed() {
+    let server = KvServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ServerConfig {
+            limits: Limits {
+                max_bulk_len: 600_000,
+                max_query_len: 1 << 20,
+                ..Limits::default()
+            },
+            ..config(1)
+        },
+    )
+    .unwrap();
+    let mut request = b"*1000000\r\n$600000\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'x', 600_000));
+    request.extend_from_slice(b"\r\n$600000\r\n");
+    let (out, closed) = resp::raw(server.addr(), &request);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "-ERR Protocol error: request exceeds client-query-buffer-limit\r\n"
+    );
+    assert!(closed, "the connection was closed");
+    // Others are served.
+    let mut other = connect(server.addr());
+    ping(&mut other);
+    server.stop().expect("no worker panicked");
+}
+
+/// Under `PanicPolicy::Restart`, workers that panic come back listening:
+/// with every worker restarted, new clients are still accepted and served.
+#[test]
+fn restarted_workers_listen_again() {
+    let mut config = config(2);
+    config.pool = config.pool.on_panic(PanicPolicy::Restart {
+        max_restarts: 10,
+        within: Duration::from_secs(60),
+    });
+    let server = KvServer::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let mut before = connect(server.addr());
+    ping(&mut before);
+    for w in 0..2 {
+        server.crash_worker(WorkerId::from(w)).unwrap();
+    }
+    let deadline = Instant::now() + WATCHDOG;
+    while server.pool_stats().workers.iter().any(|w| w.restarts == 0) {
+        assert!(Instant::now() < deadline, "the workers never restarted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The connection accepted before went with its worker.
+    let mut buf = [0u8; 1];
+    before.write_all(b"PING\r\n").ok();
+    assert!(matches!(before.read(&mut buf), Ok(0) | Err(_)));
+    // Every listener was dropped with its worker: only new ones accept.
+    for _ in 0..20 {
+        let mut client = connect(server.addr());
+        ping(&mut client);
+        client
+            .write_all(b"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n")
+            .unwrap();
+        let mut reply = [0u8; 1];
+        client.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b":");
+    }
+    // Restarted, not failed: the pool stops cleanly.
+    server
+        .stop()
+        .expect("the workers were restarted, not failed");
+}
