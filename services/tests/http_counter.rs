@@ -367,6 +367,10 @@ impl Worker for Fragile {
         self.0.handle(msg, ctx);
     }
 
+    fn on_start(&mut self, ctx: &mut Context<'_, Self::Msg>) {
+        self.0.on_start(ctx);
+    }
+
     fn tick(&mut self, ctx: &mut Context<'_, Self::Msg>) {
         self.0.tick(ctx);
     }
@@ -470,4 +474,102 @@ fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("worker 1 panicked"),
     }
+}
+
+/// Under `PanicPolicy::Restart`, a worker that panics comes back with its
+/// listener: new connections reach both workers again, and the restarted
+/// owner counts its keys from zero. A worker whose port is taken fails
+/// `Pool::start` instead of starting deaf.
+#[test]
+fn a_restarted_worker_listens_again() {
+    use shardpool_services::http::server::{CounterWorker, Msg};
+    use std::sync::{mpsc, Mutex};
+
+    let probe = shardpool::io::reuseport_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = probe.local_addr().unwrap();
+    let first = Mutex::new(Some(probe));
+    let pool = Pool::start(
+        PoolConfig::default()
+            .workers(2)
+            .affinity(Affinity::None)
+            .on_panic(PanicPolicy::Restart {
+                max_restarts: 3,
+                within: Duration::from_secs(600),
+            }),
+        move |id| {
+            let bound = match id.index() {
+                0 => first.lock().unwrap().take(),
+                _ => None,
+            };
+            Fragile(CounterWorker::listening(
+                addr,
+                bound,
+                Duration::from_secs(600),
+            ))
+        },
+    )
+    .expect("start the pool");
+    let sender = pool.sender();
+    let key_of = |prefix: &str, owner: usize| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| sender.worker_for(k.as_bytes()).index() == owner)
+            .unwrap()
+    };
+    let theirs = key_of("r", 1);
+    let boom = key_of(std::str::from_utf8(BOOM).unwrap(), 1);
+
+    // Sends one request on a new connection; `None` if the connection was
+    // reset (it reached the old instance's listener as it closed).
+    let once = |request: &str| {
+        let mut fresh = Reader::new(connect(addr));
+        fresh.stream.write_all(request.as_bytes()).ok()?;
+        let mut chunk = [0u8; 4096];
+        match fresh.stream.read(&mut chunk) {
+            Ok(0) => None,
+            Ok(n) => {
+                fresh.buf.extend_from_slice(&chunk[..n]);
+                fresh.next(false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("a new connection hung: {e}"),
+        }
+    };
+    let served = |request: &str| {
+        (0..10)
+            .find_map(|_| once(request))
+            .expect("served after a retry")
+    };
+
+    assert_eq!(served(&get(&theirs)).count(), 1);
+    // Counting `boom` panics worker 1 when worker 0 asks it (worker 1
+    // counts it without a message on its own connections).
+    let panicked = (0..100).any(|_| served(&get(&boom)).status == 503);
+    assert!(panicked, "no connection reached worker 0");
+    // Worker 1 restarted: its counters start again, and it listens.
+    for expected in 1..=20 {
+        assert_eq!(served(&get(&theirs)).count(), expected);
+    }
+    let (tx, rx) = mpsc::channel();
+    assert!(sender.send_to(WorkerId::from(1), Msg::Stats(tx)).is_ok());
+    let (_, restarted) = rx.recv_timeout(WATCHDOG).expect("worker 1 answers");
+    assert!(
+        restarted.connections > 0,
+        "the restarted worker took some of the 20 connections: {restarted:?}"
+    );
+    let report = pool.shutdown_all();
+    assert!(report.is_clean(), "both workers ended well");
+
+    // The port is taken by a listener without SO_REUSEPORT: the workers
+    // cannot bind, and start says so.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let refused = Pool::start(
+        PoolConfig::default().workers(2).affinity(Affinity::None),
+        move |_| CounterWorker::listening(addr, None, Duration::from_secs(1)),
+    );
+    assert!(
+        matches!(refused, Err(shardpool::Error::WorkerPanicked { .. })),
+        "start fails when a worker cannot listen"
+    );
 }

@@ -2,10 +2,13 @@
 //! connections it accepted and a share of the counters.
 //!
 //! - Each worker binds the same address with
-//!   [`reuseport_listener`](shardpool::io::reuseport_listener) (the kernel
-//!   spreads connections over the workers) and registers it, and every
+//!   [`reuseport_listener`](shardpool::io::reuseport_listener) in
+//!   `on_start` (the kernel spreads connections over the workers; a worker
+//!   restarted after a panic binds again) and registers it, and every
 //!   connection it accepts, with its own reactor ([`Context::io`]). Only
 //!   that worker reads, answers and closes them, in [`Worker::on_io`].
+//!   [`Pool::start`] returns once every worker listens, or fails if one
+//!   cannot.
 //! - A request is cut out of the input with [`parse`]. Its
 //!   key's owner is [`Context::worker_for`]: if that is this worker, the
 //!   counter is bumped and the response written at once; if not, the worker
@@ -28,8 +31,10 @@
 //!   deadline ([`CounterConfig::ask_deadline`]) is a `503` for that request.
 //!   A worker that fails takes its listener and connections with it (the
 //!   kernel sends new connections to the other listeners); under
-//!   [`PanicPolicy::Restart`] the new instance starts without a listener,
-//!   with its share of the counters at zero.
+//!   [`PanicPolicy::Restart`] the new instance listens again, its share of
+//!   the counters back at zero, and the answers to the old instance's
+//!   asks are dropped with it (they never reach the new one's
+//!   connections).
 //!
 //! ```no_run
 //! use shardpool_services::http::server::{CounterConfig, HttpCounter};
@@ -43,7 +48,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use shardpool::io::{Event, Interest, TcpListener, TcpStream, Token};
@@ -85,7 +90,8 @@ impl Default for CounterConfig {
 
 /// A message between the server's workers (and from its handle).
 pub enum Msg {
-    /// Take this listener: register it and serve what it accepts.
+    /// Take this listener: register it and serve what it accepts (for a
+    /// worker made with [`CounterWorker::new`], wired by hand).
     Listen(TcpListener),
     /// At the key's owner: count a hit on `key` and answer the count.
     Hit {
@@ -216,6 +222,10 @@ fn hit(counts: &mut Counts, key: &[u8]) -> u64 {
 pub struct CounterWorker {
     counts: Counts,
     listener: Option<TcpListener>,
+    /// Where `on_start` listens (`None`: it does not).
+    listen_on: Option<SocketAddr>,
+    /// A listener already bound to `listen_on`, to use instead of binding.
+    bound: Option<TcpListener>,
     conns: HashMap<u64, Conn>,
     next_conn: u64,
     ask_deadline: Duration,
@@ -230,12 +240,14 @@ pub struct CounterWorker {
 }
 
 impl CounterWorker {
-    /// A worker with no counters, waiting `ask_deadline` at most for a
-    /// key's owner.
+    /// A worker with no counters and no listener (send it one with
+    /// [`Msg::Listen`]), waiting `ask_deadline` at most for a key's owner.
     pub fn new(ask_deadline: Duration) -> Self {
         CounterWorker {
             counts: HashMap::with_hasher(super::seeded_hasher()),
             listener: None,
+            listen_on: None,
+            bound: None,
             conns: HashMap::new(),
             next_conn: 0,
             ask_deadline,
@@ -247,9 +259,33 @@ impl CounterWorker {
         }
     }
 
+    /// A worker that listens on `addr` from `on_start`, with `bound` if
+    /// given (a listener already bound there, e.g. the one that picked the
+    /// port), else with a new [`reuseport_listener`]. If it cannot, its
+    /// `on_start` panics, and [`Pool::start`] returns the error.
+    ///
+    /// [`reuseport_listener`]: shardpool::io::reuseport_listener
+    pub fn listening(addr: SocketAddr, bound: Option<TcpListener>, ask_deadline: Duration) -> Self {
+        CounterWorker {
+            listen_on: Some(addr),
+            bound,
+            ..CounterWorker::new(ask_deadline)
+        }
+    }
+
     /// This worker's counters.
     pub fn stats(&self) -> CounterStats {
         self.stats
+    }
+
+    /// Registers `listener` and accepts what already waits on it.
+    fn listen(&mut self, mut listener: TcpListener, ctx: &mut Context<'_, Msg>) -> io::Result<()> {
+        ctx.io()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        self.listener = Some(listener);
+        // Connections queued before the registration.
+        self.accept(ctx);
+        Ok(())
     }
 
     fn accept(&mut self, ctx: &mut Context<'_, Msg>) {
@@ -482,19 +518,26 @@ impl CounterWorker {
 impl Worker for CounterWorker {
     type Msg = Msg;
 
+    /// Listens, if made with [`CounterWorker::listening`]; panics if it
+    /// cannot (so that [`Pool::start`] reports it).
+    fn on_start(&mut self, ctx: &mut Context<'_, Msg>) {
+        let Some(addr) = self.listen_on else {
+            return;
+        };
+        let listener = match self.bound.take() {
+            Some(listener) => Ok(listener),
+            None => shardpool::io::reuseport_listener(addr),
+        };
+        if let Err(e) = listener.and_then(|listener| self.listen(listener, ctx)) {
+            panic!("http_counter: cannot listen on {addr}: {e}");
+        }
+    }
+
     fn handle(&mut self, msg: Msg, ctx: &mut Context<'_, Msg>) {
         match msg {
-            Msg::Listen(mut listener) => {
-                match ctx
-                    .io()
-                    .register(&mut listener, LISTENER, Interest::READABLE)
-                {
-                    Ok(()) => {
-                        self.listener = Some(listener);
-                        // Connections queued before the registration.
-                        self.accept(ctx);
-                    }
-                    Err(e) => eprintln!("http_counter: cannot register the listener: {e}"),
+            Msg::Listen(listener) => {
+                if let Err(e) = self.listen(listener, ctx) {
+                    eprintln!("http_counter: cannot register the listener: {e}");
                 }
             }
             Msg::Hit { key, asked } => asked.send(hit(&mut self.counts, &key)),
@@ -555,29 +598,31 @@ pub struct HttpCounter {
 }
 
 impl HttpCounter {
-    /// Starts the pool, binds `addr` once per worker (`SO_REUSEPORT`) and
-    /// hands each worker its listener. Port 0 picks a free port.
+    /// Starts the pool; each worker binds `addr` (`SO_REUSEPORT`) in its
+    /// `on_start`, and this returns once they all listen. Port 0 picks a
+    /// free port: it is bound here first, and that listener goes to
+    /// worker 0.
     ///
     /// # Errors
-    /// The pool refused the configuration, or binding failed.
+    /// The pool refused the configuration, or binding failed (here, or in
+    /// a worker's `on_start`: [`shardpool::Error::WorkerPanicked`]).
     pub fn start(
         addr: SocketAddr,
         config: CounterConfig,
     ) -> Result<HttpCounter, Box<dyn std::error::Error>> {
         let deadline = config.ask_deadline;
-        let pool = Pool::start(config.pool, move |_| CounterWorker::new(deadline))?;
         let first = shardpool::io::reuseport_listener(addr)?;
         let addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..pool.workers() {
-            listeners.push(shardpool::io::reuseport_listener(addr)?);
-        }
-        let sender = pool.sender();
-        for (worker, listener) in listeners.into_iter().enumerate() {
-            sender
-                .send_to(WorkerId::from(worker), Msg::Listen(listener))
-                .map_err(|e| io::Error::other(e.to_string()))?;
-        }
+        let first = Mutex::new(Some(first));
+        let pool = Pool::start(config.pool, move |id| {
+            // Worker 0's first start takes the listener bound here; every
+            // other start (a restart of worker 0 included) binds anew.
+            let bound = match id.index() {
+                0 => first.lock().unwrap_or_else(|e| e.into_inner()).take(),
+                _ => None,
+            };
+            CounterWorker::listening(addr, bound, deadline)
+        })?;
         Ok(HttpCounter { addr, pool })
     }
 
