@@ -296,6 +296,18 @@ fn close_http10_and_half_close_end_the_connection_after_the_responses() {
         assert_eq!(reader.next(false).unwrap().count(), 2 * round + 2);
         assert!(reader.closed());
     }
+
+    // The same with a pipeline long enough to pause the connection (more
+    // responses owed than the server queues) and to span several turns of
+    // reading: the close announced while it was paused is not lost.
+    let mut reader = Reader::new(connect(server.addr()));
+    let pipeline = get("long").repeat(5000);
+    reader.stream.write_all(pipeline.as_bytes()).unwrap();
+    reader.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    for i in 1..=5000 {
+        assert_eq!(reader.next(false).unwrap().count(), i);
+    }
+    assert!(reader.closed());
     server.stop().expect("no worker panicked");
 }
 

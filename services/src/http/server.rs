@@ -9,6 +9,9 @@
 //!   that worker reads, answers and closes them, in [`Worker::on_io`].
 //!   [`Pool::start`] returns once every worker listens, or fails if one
 //!   cannot.
+//! - Each connection is read at most [`READ_BUDGET`] bytes per turn; one
+//!   with more to read comes back for it with [`Context::io_again`], after
+//!   the worker's other ready connections.
 //! - A request is cut out of the input with [`parse`]. Its
 //!   key's owner is [`Context::worker_for`]: if that is this worker, the
 //!   counter is bumped and the response written at once; if not, the worker
@@ -60,6 +63,9 @@ use super::{parse, write_response, DateCache, Parsed, Persist, Route, Status};
 const LISTENER: Token = Token(0);
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from one connection per turn, before the worker serves its
+/// other ready connections and comes back ([`Context::io_again`]).
+pub const READ_BUDGET: usize = 64 * 1024;
 /// Responses owed to one connection (answered or waiting for a key's
 /// owner, not yet written) at which its worker stops reading it.
 pub const MAX_QUEUED: usize = 1024;
@@ -155,6 +161,10 @@ struct Conn {
     last: bool,
     /// Reading stopped at [`MAX_QUEUED`] or [`MAX_UNSENT_BYTES`].
     paused: bool,
+    /// Read until the socket says `WouldBlock` or ends: reading stopped
+    /// before that (a pause, a spent budget) or the peer closed, so no new
+    /// readiness event may come for what is left.
+    read_all: bool,
 }
 
 impl Conn {
@@ -234,9 +244,6 @@ pub struct CounterWorker {
     scratch: Box<[u8]>,
     /// Connections that got answers this batch: written once, in `tick`.
     dirty: Vec<u64>,
-    /// Paused connections whose backlog went out: read again after the
-    /// current event or tick.
-    resume: Vec<u64>,
 }
 
 impl CounterWorker {
@@ -255,7 +262,6 @@ impl CounterWorker {
             stats: CounterStats::default(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             dirty: Vec::new(),
-            resume: Vec::new(),
         }
     }
 
@@ -319,6 +325,7 @@ impl CounterWorker {
                             eof: false,
                             last: false,
                             paused: false,
+                            read_all: false,
                         },
                     );
                 }
@@ -334,14 +341,19 @@ impl CounterWorker {
         }
     }
 
-    /// Reads what connection `id` has and answers its whole requests.
+    /// Reads what connection `id` has, at most [`READ_BUDGET`] bytes this
+    /// turn, and answers its whole requests. A connection with more to
+    /// read comes back for it with [`Context::io_again`], after the
+    /// worker's other ready connections: a client that floods the server
+    /// delays the others by one budget, not by its flood.
     ///
     /// A read shorter than the chunk took everything the socket held, and
     /// later bytes raise a new (edge-triggered) event, so the read that
-    /// would only say `WouldBlock` is skipped — except with `to_the_end`:
-    /// after a close or an error, or when resuming a paused connection, no
-    /// new event may come, so the socket is read until it says so.
-    fn readable(&mut self, id: u64, ctx: &mut Context<'_, Msg>, to_the_end: bool) {
+    /// would only say `WouldBlock` is skipped — except when `read_all` is
+    /// set: after a close or an error, a pause or a spent budget no new
+    /// event may come, so the socket is read until it says so.
+    fn readable(&mut self, id: u64, ctx: &mut Context<'_, Msg>) {
+        let mut budget = READ_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
@@ -350,19 +362,32 @@ impl CounterWorker {
                 break;
             }
             if conn.backlogged() {
+                // `flush` asks for another turn once there is room.
                 conn.paused = true;
+                conn.read_all = true;
                 break;
             }
-            match conn.stream.read(&mut self.scratch) {
+            if budget == 0 {
+                conn.read_all = true;
+                ctx.io_again(Token(id as usize));
+                break;
+            }
+            let chunk = self.scratch.len().min(budget);
+            match conn.stream.read(&mut self.scratch[..chunk]) {
                 Ok(0) => conn.eof = true,
                 Ok(n) => {
+                    budget -= n;
                     conn.input.extend_from_slice(&self.scratch[..n]);
+                    let read_all = conn.read_all;
                     self.serve(id, ctx);
-                    if n < self.scratch.len() && !to_the_end {
+                    if n < chunk && !read_all {
                         return;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    conn.read_all = false;
+                    break;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.close(id);
@@ -447,6 +472,7 @@ impl CounterWorker {
             // Requests may wait in `input` with no readiness event to come
             // for them: `flush` resumes the connection once it has room.
             conn.paused = true;
+            conn.read_all = true;
         }
         self.flush(id, ctx);
     }
@@ -482,8 +508,10 @@ impl CounterWorker {
             return;
         }
         if conn.paused && !conn.backlogged() {
+            // Parse what waits in `input` and read the rest, in this
+            // worker's next loop iteration.
             conn.paused = false;
-            self.resume.push(id);
+            ctx.io_again(Token(id as usize));
         }
         if pending != conn.writing {
             let interest = if pending {
@@ -500,12 +528,6 @@ impl CounterWorker {
                 return;
             }
             conn.writing = pending;
-        }
-    }
-
-    fn resume_paused(&mut self, ctx: &mut Context<'_, Msg>) {
-        for id in std::mem::take(&mut self.resume) {
-            self.readable(id, ctx, true);
         }
     }
 
@@ -572,7 +594,6 @@ impl Worker for CounterWorker {
         }
         dirty.clear();
         self.dirty = dirty;
-        self.resume_paused(ctx);
     }
 
     fn on_io(&mut self, event: &Event, ctx: &mut Context<'_, Msg>) {
@@ -581,13 +602,17 @@ impl Worker for CounterWorker {
             return;
         }
         let id = event.token().0 as u64;
+        if event.is_read_closed() || event.is_error() {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                conn.read_all = true;
+            }
+        }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.readable(id, ctx, event.is_read_closed() || event.is_error());
+            self.readable(id, ctx);
         }
         if event.is_writable() {
             self.flush(id, ctx);
         }
-        self.resume_paused(ctx);
     }
 }
 
