@@ -118,6 +118,10 @@ pub enum Msg {
     },
     /// Report this worker's counters.
     Stats(mpsc::Sender<(WorkerId, CounterStats)>),
+    /// Accept again: a timer set when `accept` failed (out of file
+    /// descriptors), since the connections waiting then raise no new
+    /// readiness event.
+    Accept,
 }
 
 /// One worker's counters.
@@ -331,10 +335,11 @@ impl CounterWorker {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                // Out of file descriptors, a connection reset before
-                // accept: wait for the next readiness.
+                // Out of file descriptors, say: the waiting connections
+                // raise no new event (edge-triggered), so try again soon.
                 Err(e) => {
                     eprintln!("http_counter: accept failed: {e}");
+                    let _ = ctx.send_after(Duration::from_millis(100), Msg::Accept);
                     return;
                 }
             }
@@ -580,6 +585,7 @@ impl Worker for CounterWorker {
             Msg::Stats(reply) => {
                 let _ = reply.send((ctx.id(), self.stats));
             }
+            Msg::Accept => self.accept(ctx),
         }
     }
 
