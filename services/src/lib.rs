@@ -12,6 +12,10 @@
 //! - [`server`]: the engine served by a shardpool — each worker owns a
 //!   shard of the keys, its listener and its connections; requests for
 //!   other shards travel over the mesh (`cargo run --release --example kv`).
+//! - [`http`]: a keep-alive HTTP/1.1 hit counter on shardpool — each
+//!   worker owns its sockets and a share of the counters, and asks a key's
+//!   owner with `Context::ask` — and its axum peer over a sharded map
+//!   (`cargo run --release -p shardpool-services --example http_counter`).
 //! - [`tokio_peer`]: the same engine served by a tokio multi-thread runtime
 //!   over a sharded `Mutex<Store>` — what a Rust user would write without
 //!   shardpool, and the peer the shardpool kv server is compared with.
@@ -36,6 +40,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod http;
 pub mod kv;
 pub mod server;
 pub mod tokio_peer;
