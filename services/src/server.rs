@@ -24,7 +24,12 @@
 //!   and keys of the worker's own shard are answered at once; a key owned
 //!   by another worker goes over the mesh as [`Msg::Exec`] carrying the
 //!   connection's id and the request's slot, and the answer comes back over
-//!   the mesh ([`Msg::Done`]) to the connection's worker. `MGET`, `MSET`,
+//!   the mesh ([`Msg::Done`]) to the connection's worker. This exchange is
+//!   written by hand rather than with `Context::ask`: an ask's answer
+//!   travels through the asker's answer box, not the ring, and costs
+//!   about a third more per round trip and half the throughput when
+//!   many are in flight (PERFORMANCE.md, "What does asking a peer
+//!   cost?"), which is this server's pipelined cross-shard path. `MGET`, `MSET`,
 //!   `DEL`, `EXISTS` and `DBSIZE` over several shards are split, sent to
 //!   each shard, and merged back.
 //! - A per-connection [`ReplyQueue`] releases a pipeline's replies in
