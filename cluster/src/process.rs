@@ -157,7 +157,7 @@ pub async fn run(
                 for change in leases.round(&in_flight).await {
                     log_change(&mut lease_log, change);
                     match change {
-                        Change::Acquired { partition, epoch } => {
+                        Change::Acquired { partition, epoch, .. } => {
                             if !partitions_held.contains(&partition) {
                                 partitions_held.push(partition);
                             }
@@ -240,18 +240,30 @@ fn start_pool(
 }
 
 fn log_change(log: &mut Option<std::fs::File>, change: Change) {
-    let (change, partition, epoch) = match change {
-        Change::Acquired { partition, epoch } => (LeaseChange::Acquired, partition, epoch),
-        Change::Lost { partition, epoch } => (LeaseChange::Lost, partition, epoch),
+    let (change, partition, epoch, at_ns) = match change {
+        Change::Acquired {
+            partition,
+            epoch,
+            at_ns,
+        } => (LeaseChange::Acquired, partition, epoch, at_ns),
+        Change::Lost {
+            partition,
+            epoch,
+            at_ns,
+        } => (LeaseChange::Lost, partition, epoch, at_ns),
         Change::Releasing { .. } => return,
-        Change::Released { partition, epoch } => (LeaseChange::Released, partition, epoch),
+        Change::Released {
+            partition,
+            epoch,
+            at_ns,
+        } => (LeaseChange::Released, partition, epoch, at_ns),
     };
     if let Some(file) = log {
         let record = LeaseRecord {
             change,
             partition,
             epoch,
-            at_ns: record::now_ns(),
+            at_ns,
         };
         if let Err(e) = file.write_all(record.line().as_bytes()) {
             eprintln!("lease log: {e}");

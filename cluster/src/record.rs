@@ -5,7 +5,8 @@
 //!   worker handled, written *before* the event is acked, so an acked event
 //!   is always in a log even if the process is killed right after.
 //! - `{dir}/p{process}-leases.log`: one [`LeaseRecord`] line per lease the
-//!   process acquired, released or lost.
+//!   process acquired, released or lost (a lease lost by passing its
+//!   deadline is logged at its deadline: when it stopped counting as held).
 //!
 //! Timestamps are nanoseconds of the system clock, which all processes on
 //! one machine share.

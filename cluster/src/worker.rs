@@ -176,6 +176,17 @@ impl Worker for EventWorker {
             value,
             reply,
         } = event;
+        // The handling time is read before the lease check, so that a
+        // logged event's time is always inside its lease.
+        let at = if self.log.is_some() {
+            record::now_ns()
+        } else {
+            0
+        };
+        // Fencing at the point of use: the lease must be this process's and
+        // inside its deadline at this moment, whatever the lease round last
+        // saw (a process stopped past the deadline handles nothing of what
+        // it had queued).
         if !self.leases.is_current(partition, epoch) {
             self.report.fenced += 1;
             self.done.push(Done {
@@ -191,7 +202,6 @@ impl Worker for EventWorker {
             self.report.redelivered += 1;
         }
         if self.log.is_some() {
-            let at = record::now_ns();
             Handled::write(
                 &mut self.lines,
                 seq,

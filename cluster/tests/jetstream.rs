@@ -1,6 +1,7 @@
 //! Three shardpool processes share a 16-partition JetStream stream; one is
-//! killed with SIGKILL mid-stream. After its leases expire the others finish
-//! the stream, and:
+//! killed with SIGKILL mid-stream (or, in the second test, stopped with
+//! SIGSTOP for 2.5 lease TTLs and continued). After its leases expire the
+//! others finish the stream, and:
 //!
 //! - after de-duplication by stream sequence, every published event was
 //!   handled, with its own key and value, and the per-key totals equal the
@@ -10,7 +11,7 @@
 //! - each event was handled by a process that held its partition's lease at
 //!   the time: under an epoch that process had acquired, inside that lease's
 //!   lifetime, and no two leases on one partition overlapped;
-//! - the killed process's partitions were taken over by the survivors.
+//! - the victim's partitions were taken over by the others.
 //!
 //! Needs `nats-server` (Debian: `apt-get install nats-server`). Without it
 //! the tests are skipped with a message, unless `SHARDPOOL_REQUIRE_SERVERS=1`
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use shardpool::partitioners::{key_hash, HashPartitioner, Partitioner};
@@ -115,11 +117,55 @@ fn wait_for(what: &str, started: Instant, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// What happens to the victim mid-stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// SIGKILL: no clean-up at all; its leases expire.
+    Kill,
+    /// SIGSTOP for this long, then SIGCONT: it resumes with events in its
+    /// queues under leases the others have taken over meanwhile.
+    Stop(Duration),
+}
+
 #[test]
 fn three_processes_survive_a_sigkill() {
     let Some(server) = server_or_skip("three_processes_survive_a_sigkill") else {
         return;
     };
+    three_processes(&server, Fault::Kill);
+}
+
+/// A stall (GC pause, stopped container, slow host) past the lease TTL:
+/// stopped for 2.5 × the TTL, the victim must not handle, on resuming,
+/// what it had fetched under leases that expired meanwhile.
+#[test]
+fn three_processes_survive_a_sigstop() {
+    let Some(server) = server_or_skip("three_processes_survive_a_sigstop") else {
+        return;
+    };
+    three_processes(&server, Fault::Stop(Timing::default().lease_ttl * 5 / 2));
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid of a child this test spawned and has not
+    // reaped (so the pid is not reused) and a valid signal number.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// One three-process run at a time: two at once (cargo runs tests in
+/// parallel) would put six processes, two servers and two publishers on a
+/// machine that may have two CPUs.
+static ONE_RUN: Mutex<()> = Mutex::new(());
+
+fn three_processes(server: &NatsServer, fault: Fault) {
+    let _one_run = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let dir = server.dir().join("run");
     let logs = dir.join("logs");
@@ -129,7 +175,11 @@ fn three_processes_survive_a_sigkill() {
     let rt = runtime();
     let _in_runtime = rt.enter(); // async-nats spawns tasks on creation
     let client = rt.block_on(async_nats::connect(server.addr())).unwrap();
-    let js = async_nats::jetstream::new(client);
+    // A publish ack may take long on a loaded machine: wait 30 s, not the
+    // client's default 5 s, before calling it failed.
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build(client);
     let (_, kv) = rt.block_on(layout.setup(&js, &timing)).unwrap();
 
     // Three processes of the example's program.
@@ -180,7 +230,7 @@ fn three_processes_survive_a_sigkill() {
         })
     });
 
-    // Publish all events in the background; kill the victim while it is
+    // Publish all events in the background; hit the victim while it is
     // busy with them.
     let publisher = {
         let (js, layout) = (js.clone(), layout.clone());
@@ -199,12 +249,24 @@ fn three_processes_survive_a_sigkill() {
     wait_for("the victim to handle events", started, || {
         handled_lines(&logs, VICTIM) as u64 >= victim_share / 4 || publisher.is_finished()
     });
-    let mut victim = processes.0[VICTIM as usize].take().unwrap();
-    victim.kill().unwrap(); // SIGKILL
-    let killed_at = record::now_ns();
-    victim.wait().unwrap();
+    let hit_at = record::now_ns();
+    let killed_at = match fault {
+        Fault::Kill => {
+            let mut victim = processes.0[VICTIM as usize].take().unwrap();
+            victim.kill().unwrap(); // SIGKILL
+            victim.wait().unwrap();
+            Some(hit_at)
+        }
+        Fault::Stop(pause) => {
+            let victim = processes.0[VICTIM as usize].as_ref().unwrap();
+            signal(victim, libc::SIGSTOP);
+            std::thread::sleep(pause);
+            signal(victim, libc::SIGCONT);
+            None
+        }
+    };
     eprintln!(
-        "killed process {VICTIM} after it handled {} events ({:.1} s in, publisher {})",
+        "{fault:?} process {VICTIM} after it handled {} events ({:.1} s in, publisher {})",
         handled_lines(&logs, VICTIM),
         started.elapsed().as_secs_f64(),
         if publisher.is_finished() {
@@ -217,7 +279,8 @@ fn three_processes_survive_a_sigkill() {
     rt.block_on(publish::publish_end(&js, &layout, EVENTS))
         .unwrap();
 
-    // The survivors finish the stream and exit by themselves.
+    // The others (and a stopped victim, continued) finish the stream and
+    // exit by themselves.
     for (process, child) in processes.0.iter_mut().enumerate() {
         let Some(child) = child else { continue };
         wait_for(&format!("process {process} to finish"), started, || {
@@ -234,7 +297,7 @@ fn three_processes_survive_a_sigkill() {
     }
     eprintln!("stream done {:.1} s in", started.elapsed().as_secs_f64());
 
-    check_logs(&logs, &layout, &seqs, killed_at);
+    check_logs(&logs, &layout, &seqs, killed_at, hit_at);
 }
 
 /// A lease as the logs show it.
@@ -245,7 +308,10 @@ struct Lease {
     ended: Option<u64>,
 }
 
-fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
+/// Checks the logs; `killed_at`: when the victim was SIGKILLed (its leases
+/// then end at its last handled event), `None` if it ran to the end; `hit_at`:
+/// when the victim was hit (its home partitions must be taken over after).
+fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: Option<u64>, hit_at: u64) {
     // What was published: sequence → (key, value), and the totals per key.
     assert_eq!(seqs.len() as u64, EVENTS);
     let mut input: HashMap<u64, (String, u64)> = HashMap::with_capacity(seqs.len());
@@ -381,13 +447,52 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
         let last = last_handled.entry((h.partition, h.epoch)).or_default();
         *last = (*last).max(h.at_ns);
     }
+    // Handled after another lease on its partition began: the stall case
+    // (a stopped process handling what it had queued on resuming).
+    let mut acquired_by_partition: HashMap<u32, Vec<u64>> = HashMap::new();
+    for (&(partition, _), lease) in &leases {
+        acquired_by_partition
+            .entry(partition)
+            .or_default()
+            .push(lease.acquired);
+    }
+    // Leases on one partition are ordered by epoch (the bucket's revision),
+    // not by their logged times, which come from different processes.
+    let under_taken_leases: Vec<String> = handled
+        .iter()
+        .filter_map(|(process, h)| {
+            let lease = &leases[&(h.partition, h.epoch)];
+            let later = leases.iter().find(|(&(partition, epoch), other)| {
+                partition == h.partition && epoch > h.epoch && other.acquired <= h.at_ns
+            })?;
+            Some(format!(
+                "sequence {} of partition {} handled by process {process} under epoch {} \
+                 (acquired {}, ended {:?}) at {}, after process {} acquired epoch {} at {}",
+                h.seq,
+                h.partition,
+                h.epoch,
+                lease.acquired,
+                lease.ended,
+                h.at_ns,
+                later.1.process,
+                later.0 .1,
+                later.1.acquired
+            ))
+        })
+        .collect();
+    assert!(
+        under_taken_leases.is_empty(),
+        "{} events handled under leases others already held, e.g.\n{}",
+        under_taken_leases.len(),
+        under_taken_leases[..under_taken_leases.len().min(5)].join("\n")
+    );
     for p in 0..PARTITIONS {
-        let mut spans: Vec<(u64, u64, u32)> = leases
+        let mut spans: Vec<(u64, u64, u64, u32)> = leases
             .iter()
             .filter(|((partition, _), _)| *partition == p)
             .map(|(&(_, epoch), lease)| {
                 let end = lease.ended.unwrap_or_else(|| {
-                    if lease.process == VICTIM {
+                    if lease.process == VICTIM && killed_at.is_some() {
                         // Killed holding it: it ended at its last event.
                         last_handled
                             .get(&(p, epoch))
@@ -397,16 +502,21 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
                         u64::MAX
                     }
                 });
-                (lease.acquired, end, lease.process)
+                (epoch, lease.acquired, end, lease.process)
             })
             .collect();
         spans.sort_unstable();
         for pair in spans.windows(2) {
             assert!(
-                pair[0].1 <= pair[1].0,
-                "partition {p}: the leases of processes {} and {} overlap",
+                pair[0].2 <= pair[1].1,
+                "partition {p}: the leases of processes {} and {} overlap \
+                 (epoch {} ends at {}, epoch {} began by {})",
+                pair[0].3,
+                pair[1].3,
+                pair[0].0,
                 pair[0].2,
-                pair[1].2
+                pair[1].0,
+                pair[1].1
             );
         }
     }
@@ -414,12 +524,15 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
     // The victim's home partitions were taken over by the survivors.
     for p in (0..PARTITIONS).filter(|p| p % PROCESSES == VICTIM) {
         let taken = leases.iter().any(|(&(partition, _), l)| {
-            partition == p && l.process != VICTIM && l.acquired > killed_at
+            partition == p && l.process != VICTIM && l.acquired > hit_at
         });
-        assert!(taken, "partition {p} was not taken over after the kill");
+        assert!(
+            taken,
+            "partition {p} was not taken over after the victim was hit"
+        );
     }
     eprintln!(
-        "{} handled lines, {} events, {duplicates} handled twice (redelivered after the kill)",
+        "{} handled lines, {} events, {duplicates} handled twice (redelivered after the fault)",
         handled.len(),
         seen.len()
     );
