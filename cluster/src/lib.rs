@@ -28,9 +28,10 @@
 //! | [`event`] | an event's wire form (`key value`) |
 //! | [`publish`] | publishing keyed events to their partitions, with pipelined acks |
 //! | [`lease`] | claiming, refreshing and handing over partition leases |
-//! | [`worker`] | the pool worker: counts per key, logs what it handled, acks after handling |
+//! | [`worker`] | the pool worker: checks the lease, counts per key, logs what it handled, acks after handling |
 //! | [`process`] | one process: pool, leases, a pull consumer per owned partition, the ack task |
 //! | [`record`] | the handled-event log's line format (written by workers, read by the test) |
+//! | [`sink`] | the fenced output store: refuses a write from an older lease epoch than the newest it saw |
 //! | [`plain`] | the baseline: one plain async-nats consumer doing the same counting |
 //! | [`mapping`] | checks the server's `partition(n, …)` mapping against `nats_partition` |
 //! | [`server`] | starts and stops a loopback `nats-server` with JetStream for examples and tests |
@@ -48,6 +49,7 @@ pub mod process;
 pub mod publish;
 pub mod record;
 pub mod server;
+pub mod sink;
 pub mod worker;
 
 /// The error type of this crate's async functions: any NATS or I/O error,

@@ -96,8 +96,8 @@ impl std::fmt::Display for ProcessReport {
         for (id, w) in self.workers.iter().enumerate() {
             writeln!(
                 f,
-                "  worker {id}: {} events ({} redelivered, {} fenced), {} keys, sum {}",
-                w.handled, w.redelivered, w.fenced, w.keys, w.sum
+                "  worker {id}: {} events ({} redelivered, {} fenced, {} refused by the sink), {} keys, sum {}",
+                w.handled, w.redelivered, w.fenced, w.refused, w.keys, w.sum
             )?;
         }
         Ok(())
@@ -231,10 +231,13 @@ fn start_pool(
     let log_dir = config.log_dir.clone();
     let process = config.process;
     let pool = Pool::start(pool_config, move |id| {
-        let log = log_dir
-            .as_ref()
-            .map(|dir| record::handled_log(dir, process, id.into()));
-        EventWorker::new(id, Arc::clone(&table), acks.clone(), log)
+        EventWorker::new(
+            id,
+            process,
+            Arc::clone(&table),
+            acks.clone(),
+            log_dir.clone(),
+        )
     })?;
     Ok(pool)
 }

@@ -3,19 +3,20 @@
 //!
 //! An [`Event`] carries its JetStream ack handle. The worker handles a
 //! batch of events, then (in `tick`, which the pool runs after every batch)
-//! writes the batch's log lines with one `write` and sends the batch's acks
-//! to the process's ack task as one `Vec`: one channel operation and one
-//! system call per batch rather than per event, and a log line is always
-//! written before its event is acked.
+//! writes the batch's log lines, one write per partition and lease epoch,
+//! through the [`FencedFileSink`] and sends the batch's acks to the
+//! process's ack task as one `Vec`: one channel operation per batch rather
+//! than per event, and a log line is always written before its event is
+//! acked. A write the sink refuses (a newer epoch of the partition has
+//! written: this process's lease was superseded between handling and
+//! writing) turns that write's acks into naks.
 //!
 //! Idempotence: an event can be handled twice (at-least-once delivery); its
 //! stream sequence [`Event::seq`] is unique in the stream, so a sink that
 //! stores results keyed by it drops the second copy. The integration test
 //! does exactly that over the logs of all processes.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::lease::LeaseTable;
 use crate::record::{self, Handled};
+use crate::sink::{FencedFileSink, SinkError};
 
 /// One event on its way to the worker that owns its key.
 pub struct Event {
@@ -64,6 +66,8 @@ pub struct Done {
     pub reply: Subject,
     /// Its partition (for the in-flight count).
     pub partition: u32,
+    /// The lease epoch it was fetched under.
+    pub epoch: u64,
     /// `Ack` when handled, `Nak` when fenced (the lease moved on).
     pub kind: AckKind,
 }
@@ -75,8 +79,12 @@ pub struct WorkerReport {
     pub handled: u64,
     /// Of those, events JetStream had delivered before.
     pub redelivered: u64,
-    /// Events not handled because their lease had moved on (nakked).
+    /// Events not handled because their lease had moved on or passed its
+    /// deadline (nakked).
     pub fenced: u64,
+    /// Events handled whose output the sink refused (a newer epoch of their
+    /// partition had written; nakked).
+    pub refused: u64,
     /// Distinct keys seen.
     pub keys: usize,
     /// Sum of the values handled.
@@ -86,35 +94,38 @@ pub struct WorkerReport {
 /// A worker of one process's pool.
 pub struct EventWorker {
     id: usize,
+    process: u32,
     totals: HashMap<String, (u64, u64)>,
     report: WorkerReport,
     leases: Arc<LeaseTable>,
     done: Vec<Done>,
     acks: UnboundedSender<Vec<Done>>,
-    log_path: Option<PathBuf>,
-    log: Option<File>,
-    lines: String,
+    log: Option<FencedFileSink>,
+    /// The batch's log lines by (partition, epoch).
+    lines: BTreeMap<(u32, u64), String>,
 }
 
 impl EventWorker {
-    /// Worker `id`; acks go to `acks`; with `log_path`, every handled event
-    /// is appended there as a [`Handled`] line.
+    /// Worker `id` of process `process`; acks go to `acks`; with
+    /// `log_dir`, every handled event is written there as a [`Handled`]
+    /// line through a [`FencedFileSink`].
     pub fn new(
         id: WorkerId,
+        process: u32,
         leases: Arc<LeaseTable>,
         acks: UnboundedSender<Vec<Done>>,
-        log_path: Option<PathBuf>,
+        log_dir: Option<PathBuf>,
     ) -> EventWorker {
         EventWorker {
             id: id.into(),
+            process,
             totals: HashMap::new(),
             report: WorkerReport::default(),
             leases,
             done: Vec::new(),
             acks,
-            log_path,
-            log: None,
-            lines: String::new(),
+            log: log_dir.map(FencedFileSink::new),
+            lines: BTreeMap::new(),
         }
     }
 
@@ -137,18 +148,34 @@ impl EventWorker {
             return;
         }
         if let Some(log) = &mut self.log {
-            if let Err(e) = log.write_all(self.lines.as_bytes()) {
-                // Not durable, so not acked: JetStream will redeliver.
-                eprintln!(
-                    "worker {}: log write failed ({e}); nakking the batch",
-                    self.id
-                );
+            // In epoch order, so that a partition lost and claimed again
+            // within one batch writes its older epoch first.
+            for ((partition, epoch), lines) in std::mem::take(&mut self.lines) {
+                let Err(e) = log.write(partition, epoch, lines.as_bytes()) else {
+                    continue;
+                };
+                // Not written, so not acked: JetStream redelivers them.
+                let mut nakked = 0;
                 for done in &mut self.done {
-                    done.kind = AckKind::Nak(None);
+                    if done.partition == partition
+                        && done.epoch == epoch
+                        && matches!(done.kind, AckKind::Ack)
+                    {
+                        done.kind = AckKind::Nak(None);
+                        nakked += 1;
+                    }
+                }
+                if let SinkError::Stale { .. } = e {
+                    self.report.refused += nakked;
+                } else {
+                    eprintln!(
+                        "worker {}: log write for partition {partition} failed ({e}); \
+                         nakking {nakked} events",
+                        self.id
+                    );
                 }
             }
         }
-        self.lines.clear();
         // The ack task is gone only after the pool has stopped.
         let _ = self.acks.send(std::mem::take(&mut self.done));
     }
@@ -156,15 +183,6 @@ impl EventWorker {
 
 impl Worker for EventWorker {
     type Msg = Event;
-
-    fn on_start(&mut self, _ctx: &mut Context<'_, Event>) {
-        if let Some(path) = &self.log_path {
-            match OpenOptions::new().create(true).append(true).open(path) {
-                Ok(file) => self.log = Some(file),
-                Err(e) => eprintln!("worker {}: cannot open {}: {e}", self.id, path.display()),
-            }
-        }
-    }
 
     fn handle(&mut self, event: Event, _ctx: &mut Context<'_, Event>) {
         let Event {
@@ -192,6 +210,7 @@ impl Worker for EventWorker {
             self.done.push(Done {
                 reply,
                 partition,
+                epoch,
                 kind: AckKind::Nak(None),
             });
             return;
@@ -203,12 +222,13 @@ impl Worker for EventWorker {
         }
         if self.log.is_some() {
             Handled::write(
-                &mut self.lines,
+                self.lines.entry((partition, epoch)).or_default(),
                 seq,
                 partition,
                 epoch,
                 &key,
                 value,
+                self.process,
                 self.id,
                 at,
             );
@@ -219,6 +239,7 @@ impl Worker for EventWorker {
         self.done.push(Done {
             reply,
             partition,
+            epoch,
             kind: AckKind::Ack,
         });
     }

@@ -97,11 +97,21 @@ impl Drop for Processes {
     }
 }
 
+/// Lines of the handled-event logs written by `process`.
 fn handled_lines(dir: &Path, process: u32) -> usize {
-    (0..WORKERS)
-        .map(|w| {
-            fs::read(record::handled_log(dir, process, w))
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+    let tag = format!(" {process} ");
+    (0..PARTITIONS)
+        .map(|p| {
+            fs::read_to_string(record::handled_log(dir, p))
+                .map(|text| {
+                    text.lines()
+                        .filter(|line| {
+                            // `H seq partition epoch key value process worker at`
+                            let fields: Vec<&str> = line.splitn(8, ' ').collect();
+                            fields.len() == 8 && format!(" {} ", fields[6]) == tag
+                        })
+                        .count()
+                })
                 .unwrap_or(0)
         })
         .sum()
@@ -357,17 +367,28 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: Option<u64>
         }
     }
 
-    // Every handled event.
+    // Every handled event, from each partition's fenced output file, in
+    // the order the sink accepted them: never an older lease epoch after a
+    // newer one (the sink refuses such a write).
     let mut handled: Vec<(u32, Handled)> = Vec::new();
-    for process in 0..PROCESSES {
-        for worker in 0..WORKERS {
-            let text =
-                fs::read_to_string(record::handled_log(logs, process, worker)).unwrap_or_default();
-            for line in text.lines() {
-                let h = Handled::parse(line).unwrap_or_else(|| panic!("bad handled line {line:?}"));
-                assert_eq!(h.worker, worker);
-                handled.push((process, h));
-            }
+    for p in 0..PARTITIONS {
+        let text = fs::read_to_string(record::handled_log(logs, p)).unwrap_or_default();
+        let mut newest = 0;
+        for line in text.lines() {
+            let h = Handled::parse(line).unwrap_or_else(|| panic!("bad handled line {line:?}"));
+            assert_eq!(
+                h.partition, p,
+                "a line of partition {} in {p}'s log",
+                h.partition
+            );
+            assert!(
+                h.epoch >= newest,
+                "partition {p}: output of epoch {} accepted after epoch {newest}",
+                h.epoch
+            );
+            newest = h.epoch;
+            assert!(h.process < PROCESSES && h.worker < WORKERS, "{line}");
+            handled.push((h.process, h));
         }
     }
 
