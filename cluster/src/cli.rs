@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::layout::{Layout, Timing};
-use crate::process::{self, ProcessConfig};
+use crate::process::ProcessConfig;
 use crate::server::NatsServer;
 use crate::{event, mapping, plain, publish, Error};
 
@@ -269,7 +269,7 @@ pub async fn run(mut args: Args) -> Result<(), Error> {
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let report = process::run(config, ctrl_c).await?;
+        let report = crate::counting::run(config, ctrl_c).await?;
         print!("{report}");
     }
     if args.plain {

@@ -76,7 +76,13 @@ impl Layout {
     /// The partition of `key`: what the server's `partition(n, 1)` mapping
     /// gives the subject token `key` ([`nats_partition`]).
     pub fn partition_of(&self, key: &str) -> u32 {
-        nats_partition(&[key.as_bytes()], self.partitions)
+        self.partition_of_bytes(key.as_bytes())
+    }
+
+    /// The partition of a key given as bytes (the same as
+    /// [`Layout::partition_of`] for a UTF-8 key).
+    pub fn partition_of_bytes(&self, key: &[u8]) -> u32 {
+        nats_partition(&[key], self.partitions)
     }
 
     /// The subject of partition `p`.
