@@ -166,7 +166,11 @@ impl Layout {
             max_messages_per_subject: 1,
             // A lease not refreshed within the TTL disappears.
             max_age: timing.lease_ttl,
-            storage: stream::StorageType::Memory,
+            // File storage: a restarted server still has the bucket and
+            // knows who holds what. With memory storage a restart wiped the
+            // bucket itself: every lease at once, and every later key-value
+            // call failed until the bucket was made again.
+            storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: true,

@@ -350,6 +350,10 @@ async fn consume<J: Job>(
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(pull_batch)
+                // Short pull requests with heartbeats: a pull request the
+                // server forgot (a restart) is noticed within seconds.
+                .expires(Duration::from_secs(5))
+                .heartbeat(Duration::from_secs(1))
                 .messages()
                 .await?;
             Ok::<_, Error>(messages)
@@ -375,8 +379,9 @@ async fn consume<J: Job>(
             let message = match next {
                 Some(Ok(message)) => message,
                 Some(Err(e)) => {
-                    eprintln!("partition {partition}: {e}");
-                    continue;
+                    // Missed heartbeats, a lost connection: pull afresh.
+                    eprintln!("partition {partition}: {e}; pulling afresh");
+                    continue 'restart;
                 }
                 None => continue 'restart,
             };

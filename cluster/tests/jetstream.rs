@@ -1,7 +1,7 @@
 //! Three shardpool processes share a 16-partition JetStream stream; one is
 //! killed with SIGKILL mid-stream (or, in the second test, stopped with
-//! SIGSTOP for 2.5 lease TTLs and continued). After its leases expire the
-//! others finish the stream, and:
+//! SIGSTOP for 2.5 lease TTLs and continued; in the third, the server is
+//! restarted halfway instead). The processes finish the stream, and:
 //!
 //! - after de-duplication by stream sequence, every published event was
 //!   handled, with its own key and value, and the per-key totals equal the
@@ -135,6 +135,9 @@ enum Fault {
     /// SIGSTOP for this long, then SIGCONT: it resumes with events in its
     /// queues under leases the others have taken over meanwhile.
     Stop(Duration),
+    /// Not the victim: the server is restarted (SIGTERM, start again on the
+    /// same port and store) once everything is published.
+    RestartServer,
 }
 
 #[test]
@@ -142,7 +145,7 @@ fn three_processes_survive_a_sigkill() {
     let Some(server) = server_or_skip("three_processes_survive_a_sigkill") else {
         return;
     };
-    three_processes(&server, Fault::Kill);
+    three_processes(&mut { server }, Fault::Kill);
 }
 
 /// A stall (GC pause, stopped container, slow host) past the lease TTL:
@@ -153,7 +156,21 @@ fn three_processes_survive_a_sigstop() {
     let Some(server) = server_or_skip("three_processes_survive_a_sigstop") else {
         return;
     };
-    three_processes(&server, Fault::Stop(Timing::default().lease_ttl * 5 / 2));
+    three_processes(
+        &mut { server },
+        Fault::Stop(Timing::default().lease_ttl * 5 / 2),
+    );
+}
+
+/// The server restarts mid-stream: every process loses it, its leases pass
+/// their deadlines, and it must reconnect, claim again and finish, with the
+/// leases (on file storage) never overlapping.
+#[test]
+fn three_processes_survive_a_server_restart() {
+    let Some(server) = server_or_skip("three_processes_survive_a_server_restart") else {
+        return;
+    };
+    three_processes(&mut { server }, Fault::RestartServer);
 }
 
 fn signal(child: &Child, signal: libc::c_int) {
@@ -174,7 +191,7 @@ fn signal(child: &Child, signal: libc::c_int) {
 /// machine that may have two CPUs.
 static ONE_RUN: Mutex<()> = Mutex::new(());
 
-fn three_processes(server: &NatsServer, fault: Fault) {
+fn three_processes(server: &mut NatsServer, fault: Fault) {
     let _one_run = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let dir = server.dir().join("run");
@@ -241,21 +258,45 @@ fn three_processes(server: &NatsServer, fault: Fault) {
     });
 
     // Publish all events in the background; hit the victim while it is
-    // busy with them.
+    // busy with them. A server restart would lose publishes in flight: then
+    // the publisher stops halfway (`paused`) until the restart is done
+    // (`resume`), and the processes consume the first half meanwhile.
+    let restart = fault == Fault::RestartServer;
+    let (paused_tx, paused_rx) = tokio::sync::oneshot::channel::<()>();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
     let publisher = {
         let (js, layout) = (js.clone(), layout.clone());
         rt.spawn(async move {
             let mut seqs: Vec<u64> = Vec::with_capacity(EVENTS as usize);
-            let events = (0..EVENTS).map(|i| event::nth(i, KEYS));
-            let published =
+            let half = if restart { EVENTS / 2 } else { EVENTS };
+            for range in [0..half, half..EVENTS] {
+                if range.is_empty() {
+                    break;
+                }
+                if range.start > 0 {
+                    let _ = paused_tx.send(());
+                    let _ = resume_rx.await;
+                    let mut rest = Vec::new();
+                    let events = range.map(|i| event::nth(i, KEYS));
+                    publish::publish_events(&js, &layout, events, 1024, |seq| rest.push(seq))
+                        .await
+                        .unwrap();
+                    seqs.extend(rest);
+                    break;
+                }
+                let events = range.map(|i| event::nth(i, KEYS));
                 publish::publish_events(&js, &layout, events, 1024, |seq| seqs.push(seq))
                     .await
                     .unwrap();
-            assert_eq!(published, EVENTS);
+            }
+            assert_eq!(seqs.len() as u64, EVENTS);
             seqs
         })
     };
     let victim_share = EVENTS / u64::from(PROCESSES);
+    if restart {
+        rt.block_on(paused_rx).expect("publisher paused halfway");
+    }
     wait_for("the victim to handle events", started, || {
         handled_lines(&logs, VICTIM) as u64 >= victim_share / 4 || publisher.is_finished()
     });
@@ -274,16 +315,16 @@ fn three_processes(server: &NatsServer, fault: Fault) {
             signal(victim, libc::SIGCONT);
             None
         }
+        Fault::RestartServer => {
+            server.restart().expect("restart nats-server");
+            let _ = resume_tx.send(());
+            None
+        }
     };
     eprintln!(
-        "{fault:?} process {VICTIM} after it handled {} events ({:.1} s in, publisher {})",
+        "{fault:?} (victim {VICTIM}) after it handled {} events ({:.1} s in)",
         handled_lines(&logs, VICTIM),
         started.elapsed().as_secs_f64(),
-        if publisher.is_finished() {
-            "done"
-        } else {
-            "still publishing"
-        }
     );
     let seqs = rt.block_on(publisher).unwrap();
     rt.block_on(publish::publish_end(&js, &layout, EVENTS))
@@ -293,9 +334,54 @@ fn three_processes(server: &NatsServer, fault: Fault) {
     // exit by themselves.
     for (process, child) in processes.0.iter_mut().enumerate() {
         let Some(child) = child else { continue };
-        wait_for(&format!("process {process} to finish"), started, || {
-            child.try_wait().unwrap().is_some()
-        });
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() >= WATCHDOG {
+                let errs: Vec<String> = (0..PROCESSES)
+                    .map(|p| {
+                        let err =
+                            fs::read_to_string(dir.join(format!("p{p}.err"))).unwrap_or_default();
+                        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+                        format!("p{p}.err (last lines, newest first):\n{}", tail.join("\n"))
+                    })
+                    .collect();
+                // Each call bounded: a broken server must not hold the
+                // failure report up.
+                let state = rt.block_on(async {
+                    let mut out = String::new();
+                    let stream =
+                        tokio::time::timeout(Duration::from_secs(2), js.get_stream(&layout.stream))
+                            .await
+                            .map_err(|_| "timed out".to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                    let Ok(stream) = stream else {
+                        return format!("stream: {:?}", stream.err());
+                    };
+                    for p in 0..PARTITIONS {
+                        let bound = Duration::from_secs(1);
+                        let info =
+                            tokio::time::timeout(bound, stream.consumer_info(layout.durable(p)))
+                                .await
+                                .map_err(|_| "timed out".to_string())
+                                .and_then(|r| r.map_err(|e| e.to_string()));
+                        let lease = tokio::time::timeout(bound, kv.entry(format!("partition.{p}")))
+                            .await
+                            .map_err(|_| "timed out".to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        out += &format!(
+                            "p{p}: {:?} lease {:?}\n",
+                            info.map(|i| (i.num_pending, i.num_ack_pending, i.num_waiting)),
+                            lease.map(|e| e.map(|e| (e.revision, e.operation)))
+                        );
+                    }
+                    out
+                });
+                panic!(
+                    "watchdog: gave up waiting for process {process} to finish\n{}\n{state}",
+                    errs.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let status = child.wait().unwrap();
         let out = fs::read_to_string(dir.join(format!("p{process}.out"))).unwrap();
         let err = fs::read_to_string(dir.join(format!("p{process}.err"))).unwrap();
@@ -307,7 +393,8 @@ fn three_processes(server: &NatsServer, fault: Fault) {
     }
     eprintln!("stream done {:.1} s in", started.elapsed().as_secs_f64());
 
-    check_logs(&logs, &layout, &seqs, killed_at, hit_at);
+    let takeover_after = (fault != Fault::RestartServer).then_some(hit_at);
+    check_logs(&logs, &layout, &seqs, killed_at, takeover_after);
 }
 
 /// A lease as the logs show it.
@@ -319,9 +406,16 @@ struct Lease {
 }
 
 /// Checks the logs; `killed_at`: when the victim was SIGKILLed (its leases
-/// then end at its last handled event), `None` if it ran to the end; `hit_at`:
-/// when the victim was hit (its home partitions must be taken over after).
-fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: Option<u64>, hit_at: u64) {
+/// then end at its last handled event), `None` if it ran to the end;
+/// `takeover_after`: when the victim was hit (its home partitions must be
+/// taken over after), if it was.
+fn check_logs(
+    logs: &Path,
+    layout: &Layout,
+    seqs: &[u64],
+    killed_at: Option<u64>,
+    takeover_after: Option<u64>,
+) {
     // What was published: sequence → (key, value), and the totals per key.
     assert_eq!(seqs.len() as u64, EVENTS);
     let mut input: HashMap<u64, (String, u64)> = HashMap::with_capacity(seqs.len());
@@ -542,15 +636,17 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: Option<u64>
         }
     }
 
-    // The victim's home partitions were taken over by the survivors.
-    for p in (0..PARTITIONS).filter(|p| p % PROCESSES == VICTIM) {
-        let taken = leases.iter().any(|(&(partition, _), l)| {
-            partition == p && l.process != VICTIM && l.acquired > hit_at
-        });
-        assert!(
-            taken,
-            "partition {p} was not taken over after the victim was hit"
-        );
+    // The victim's home partitions were taken over by the others.
+    if let Some(hit_at) = takeover_after {
+        for p in (0..PARTITIONS).filter(|p| p % PROCESSES == VICTIM) {
+            let taken = leases.iter().any(|(&(partition, _), l)| {
+                partition == p && l.process != VICTIM && l.acquired > hit_at
+            });
+            assert!(
+                taken,
+                "partition {p} was not taken over after the victim was hit"
+            );
+        }
     }
     eprintln!(
         "{} handled lines, {} events, {duplicates} handled twice (redelivered after the fault)",
