@@ -71,14 +71,14 @@ pub struct CountingWorker {
 impl CountingWorker {
     /// Worker `id` of process `process`; with `log_dir`, every handled
     /// event is written there as a [`Handled`] line through a
-    /// [`FencedFileSink`].
-    pub fn new(process: u32, id: usize, log_dir: Option<PathBuf>) -> CountingWorker {
+    /// [`FencedFileSink`] (with `fsync`, on disk before it is acked).
+    pub fn new(process: u32, id: usize, log_dir: Option<PathBuf>, fsync: bool) -> CountingWorker {
         CountingWorker {
             process,
             id,
             totals: HashMap::new(),
             sum: 0,
-            log: log_dir.map(FencedFileSink::new),
+            log: log_dir.map(|dir| FencedFileSink::new(dir).sync(fsync)),
             lines: BTreeMap::new(),
         }
     }
@@ -200,16 +200,18 @@ impl std::fmt::Display for ProcessReport {
 }
 
 /// Runs one process of the counting job until the stream is done or
-/// `stop` resolves. Needs a multi-threaded tokio runtime.
+/// `stop` resolves; with `fsync`, each log write is on disk before its
+/// events are acked. Needs a multi-threaded tokio runtime.
 pub async fn run(
     config: ProcessConfig,
+    fsync: bool,
     stop: impl Future<Output = ()>,
 ) -> Result<ProcessReport, Error> {
     let (process, log_dir) = (config.process, config.log_dir.clone());
     let report = process::run_job(
         config,
         CountingJob,
-        move |id| CountingWorker::new(process, id.into(), log_dir.clone()),
+        move |id| CountingWorker::new(process, id.into(), log_dir.clone(), fsync),
         stop,
     )
     .await?;

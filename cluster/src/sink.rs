@@ -93,6 +93,7 @@ struct PartitionFiles {
 pub struct FencedFileSink {
     dir: PathBuf,
     files: HashMap<u32, PartitionFiles>,
+    sync: bool,
 }
 
 impl FencedFileSink {
@@ -101,7 +102,19 @@ impl FencedFileSink {
         FencedFileSink {
             dir: dir.into(),
             files: HashMap::new(),
+            sync: false,
         }
+    }
+
+    /// With `sync`, each accepted write is on disk (`fdatasync` of the
+    /// output and the fence) before [`FencedFileSink::write`] returns, so
+    /// an event acked after its write survives a power loss. Without it
+    /// (the default) a write is in the page cache: it survives the process
+    /// being killed, not the machine going down before the kernel writes
+    /// it back (about 30 s on Linux by default).
+    pub fn sync(mut self, sync: bool) -> FencedFileSink {
+        self.sync = sync;
+        self
     }
 
     fn files(&mut self, partition: u32) -> io::Result<&PartitionFiles> {
@@ -125,6 +138,7 @@ impl FencedFileSink {
     /// Appends `bytes` to `partition`'s output under lease `epoch`, unless
     /// a newer epoch has written there already ([`SinkError::Stale`]).
     pub fn write(&mut self, partition: u32, epoch: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        let sync = self.sync;
         let files = self.files(partition)?;
         // An exclusive lock per partition, across processes: the compare,
         // the raise and the append happen as one step.
@@ -136,8 +150,14 @@ impl FencedFileSink {
             }
             if epoch > newest {
                 files.fence.write_all_at(&epoch.to_le_bytes(), 0)?;
+                if sync {
+                    files.fence.sync_data()?;
+                }
             }
             (&files.output).write_all(bytes)?;
+            if sync {
+                files.output.sync_data()?;
+            }
             Ok(())
         })();
         files.fence.unlock()?;
@@ -189,7 +209,7 @@ mod tests {
     fn an_older_epoch_is_refused_after_a_newer_one() {
         let dir = temp_dir("older");
         // Two writers with their own file descriptions, as two processes.
-        let mut old_owner = FencedFileSink::new(&dir);
+        let mut old_owner = FencedFileSink::new(&dir).sync(true);
         let mut new_owner = FencedFileSink::new(&dir);
         old_owner.write(3, 7, b"a7\n").unwrap();
         old_owner.write(3, 7, b"b7\n").unwrap();
