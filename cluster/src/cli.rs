@@ -269,6 +269,7 @@ pub async fn run(mut args: Args) -> Result<(), Error> {
             pin: args.pin,
             log_dir: args.log_dir.clone(),
             pull_batch: args.pull_batch,
+            metrics: None,
         };
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;

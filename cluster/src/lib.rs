@@ -40,6 +40,7 @@
 //! | [`worker`] | the library's pool worker: checks the lease at the point of use, calls the job's worker, acks after its flush |
 //! | [`lease`] | claiming, refreshing and handing over partition leases; deadlines on the monotonic clock |
 //! | [`sink`] | the fenced output store: refuses a write from an older lease epoch than the newest it saw |
+//! | [`metrics`] | per-partition lag (pending, unacked, in flight) and lease state as Prometheus gauges |
 //! | [`layout`] | the names (stream, subjects, consumers, bucket) and their idempotent setup |
 //! | [`publish`] | publishing keyed messages to their partitions, with pipelined acks |
 //! | [`counting`] | the example job: counts per key, logs what it handled through the fenced sink |
@@ -59,6 +60,7 @@ pub mod job;
 pub mod layout;
 pub mod lease;
 pub mod mapping;
+pub mod metrics;
 pub mod plain;
 pub mod process;
 pub mod publish;

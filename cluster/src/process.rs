@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use crate::job::{Delivery, Event, Job, JobWorker, Position};
 use crate::layout::{Layout, Timing};
 use crate::lease::{Change, InFlight, LeaseConfig, LeaseTable, Leases};
+use crate::metrics::Metrics;
 use crate::record::{self, LeaseChange, LeaseRecord};
 use crate::worker::{Done, Envelope, Runner, RunnerStats};
 use crate::Error;
@@ -57,6 +58,9 @@ pub struct ProcessConfig {
     pub log_dir: Option<PathBuf>,
     /// Messages per pull request.
     pub pull_batch: usize,
+    /// Per-partition lag and lease gauges to keep up to date (every
+    /// second), if any ([`Metrics::register`]).
+    pub metrics: Option<Metrics>,
 }
 
 /// What one process did.
@@ -127,6 +131,15 @@ where
     // Checked in its own task: a slow JetStream API reply must not delay a
     // lease refresh.
     let mut stream_done = tokio::spawn(wait_until_done(events.clone(), layout.clone(), None));
+    let metrics_task = config.metrics.clone().map(|metrics| {
+        tokio::spawn(keep_metrics(
+            metrics,
+            events.clone(),
+            layout.clone(),
+            Arc::clone(&table),
+            Arc::clone(&in_flight),
+        ))
+    });
     tokio::pin!(stop);
     let mut finished = false;
     loop {
@@ -169,6 +182,9 @@ where
     }
 
     stream_done.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // Stop fetching, let the pool drain, send the last acks, hand back.
     for (_, (stop_tx, task)) in consumers.drain() {
         let _ = stop_tx.send(());
@@ -222,6 +238,28 @@ fn start_pool<W: JobWorker>(
         Runner::new(make_worker(id), Arc::clone(&table), acks.clone())
     })?;
     Ok(pool)
+}
+
+/// Updates `metrics` every second until aborted.
+async fn keep_metrics(
+    metrics: Metrics,
+    events: Stream,
+    layout: Layout,
+    table: Arc<LeaseTable>,
+    in_flight: Arc<InFlight>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for p in 0..layout.partitions {
+            let epoch = table.epoch(p);
+            metrics.set_local(p, in_flight.get(p), epoch, table.is_current(p, epoch));
+            if let Ok(info) = events.consumer_info(layout.durable(p)).await {
+                metrics.set_lag(p, info.num_pending, info.num_ack_pending as u64);
+            }
+        }
+    }
 }
 
 /// Where `partition`'s durable consumer stands, or `None` (reported) if its

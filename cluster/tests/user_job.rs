@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use shardpool::prometheus_client::{encoding::text::encode, registry::Registry};
 use shardpool_cluster::job::{Delivery, Event, Job, JobWorker, Position, Refusals};
 use shardpool_cluster::layout::{Layout, Timing};
+use shardpool_cluster::metrics::Metrics;
 use shardpool_cluster::process::{run_job, ProcessConfig};
 use shardpool_cluster::publish;
 use shardpool_cluster::server::{self, NatsServer};
@@ -125,6 +127,8 @@ fn a_user_job_runs_on_the_public_api() {
     let timing = Timing::default();
     let hooks = Arc::new(Mutex::new(Hooks::default()));
     let outputs: Outputs = Arc::default();
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
 
     let (seqs, reports) = runtime.block_on(async {
         let client = async_nats::connect(server.addr()).await.unwrap();
@@ -157,6 +161,8 @@ fn a_user_job_runs_on_the_public_api() {
                 pin: false,
                 log_dir: None,
                 pull_batch: 64,
+                // Process 0 exports its gauges.
+                metrics: (process == 0).then(|| metrics.clone()),
             };
             let job = Amounts {
                 process,
@@ -231,4 +237,20 @@ fn a_user_job_runs_on_the_public_api() {
     acquired.sort_unstable();
     released.sort_unstable();
     assert_eq!(acquired, released, "every acquired lease released");
+
+    // Process 0's gauges, in the registry the pool's metrics use too.
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    for p in 0..PARTITIONS {
+        for name in [
+            "pending",
+            "unacked",
+            "in_flight",
+            "lease_epoch",
+            "lease_valid",
+        ] {
+            let series = format!("shardpool_jetstream_{name}{{partition=\"{p}\"}}");
+            assert!(text.contains(&series), "{series} not in\n{text}");
+        }
+    }
 }
