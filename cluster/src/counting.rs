@@ -94,7 +94,9 @@ impl JobWorker for CountingWorker {
 
     fn handle(&mut self, event: Event<Count>) {
         let Count { key, value } = event.msg;
-        if self.log.is_some() {
+        // A replayed event rebuilds state; its output was written when it
+        // was handled live.
+        if self.log.is_some() && !event.replay {
             Handled::write(
                 self.lines
                     .entry((event.partition, event.epoch))

@@ -11,6 +11,11 @@
 //!   by replay) and when it releases or loses one;
 //! - a factory of [`JobWorker`]s, one per pool worker: the per-key state.
 //!
+//! A job whose workers keep state can have it rebuilt when a partition
+//! moves: [`Job::replay_from`] names where to start, and the library hands
+//! the workers that partition's already-handled messages, flagged
+//! [`Event::replay`], before its live ones.
+//!
 //! ```no_run
 //! use shardpool_cluster::job::{Delivery, Event, Job, JobWorker};
 //! use shardpool_cluster::process::{run_job, ProcessConfig};
@@ -90,6 +95,10 @@ pub struct Event<M> {
     pub epoch: u64,
     /// How many times JetStream has delivered it (1 = first time).
     pub delivered: i64,
+    /// Replayed on acquiring its partition ([`Job::replay_from`]): already
+    /// handled by an earlier holder, given to rebuild state; not acked,
+    /// and the worker should not emit outputs for it.
+    pub replay: bool,
     /// When its lease was found valid, right before it was handed to the
     /// worker (system clock, [`record::now_ns`](crate::record::now_ns)).
     pub checked_at_ns: u64,
@@ -115,6 +124,18 @@ pub trait Job: Send + Sync + 'static {
     /// could not be read.
     fn on_acquire(&self, partition: u32, epoch: u64, position: Option<Position>) {
         let _ = (partition, epoch, position);
+    }
+
+    /// The first stream sequence to replay when this process acquires
+    /// `partition` at `position`, or `None` (the default) for no replay.
+    /// The library then reads the partition's messages from there up to
+    /// `position.last_delivered` (an ordered consumer: nothing is acked)
+    /// and hands them to the workers, flagged [`Event::replay`], before
+    /// the partition's live events. Messages above the ack floor may come
+    /// again live: de-duplicate by [`Event::seq`].
+    fn replay_from(&self, partition: u32, position: Position) -> Option<u64> {
+        let _ = (partition, position);
+        None
     }
 
     /// This process released or lost `partition` (lease `epoch`); its

@@ -155,10 +155,15 @@ where
                             }
                             let position = position(&events, &layout, partition).await;
                             job.on_acquire(partition, epoch, position);
+                            let replay = position.and_then(|at| {
+                                let from = job.replay_from(partition, at)?;
+                                (from <= at.last_delivered).then_some((from, at.last_delivered))
+                            });
                             let (stop_tx, stop_rx) = oneshot::channel();
                             let task = tokio::spawn(consume(
                                 events.clone(), layout.clone(), Arc::clone(&job), partition, epoch,
-                                sender.clone(), Arc::clone(&in_flight), config.pull_batch, stop_rx,
+                                replay, sender.clone(), Arc::clone(&in_flight), config.pull_batch,
+                                stop_rx,
                             ));
                             consumers.insert(partition, (stop_tx, task));
                         }
@@ -376,12 +381,22 @@ async fn consume<J: Job>(
     job: Arc<J>,
     partition: u32,
     epoch: u64,
+    replay: Option<(u64, u64)>,
     sender: PoolSender<Envelope<J::Msg>>,
     in_flight: Arc<InFlight>,
     pull_batch: usize,
     mut stop: oneshot::Receiver<()>,
 ) -> u64 {
     let mut malformed = 0;
+    if let Some((from, to)) = replay {
+        let replayed = tokio::select! {
+            _ = &mut stop => return malformed,
+            replayed = replay_range(&events, &layout, &*job, partition, epoch, from, to, &sender) => replayed,
+        };
+        if let Err(e) = replayed {
+            eprintln!("partition {partition}: replay {from}..={to} failed: {e}");
+        }
+    }
     'restart: loop {
         let messages = async {
             let consumer: PullConsumer = events.get_consumer(&layout.durable(partition)).await?;
@@ -459,6 +474,7 @@ async fn consume<J: Job>(
                 partition,
                 epoch,
                 delivered,
+                replay: false,
                 checked_at_ns: 0,
                 msg,
             };
@@ -466,7 +482,13 @@ async fn consume<J: Job>(
             // (without blocking the executor thread) while that worker's
             // inbox is full.
             if sender
-                .send_to_async(worker, Envelope::Event { event, reply })
+                .send_to_async(
+                    worker,
+                    Envelope::Event {
+                        event,
+                        reply: Some(reply),
+                    },
+                )
                 .await
                 .is_err()
             {
@@ -477,4 +499,70 @@ async fn consume<J: Job>(
             }
         }
     }
+}
+
+/// Hands the workers `partition`'s messages `from..=to` (stream sequences)
+/// as replayed events, read with an ordered consumer (nothing is acked).
+#[allow(clippy::too_many_arguments)]
+async fn replay_range<J: Job>(
+    events: &Stream,
+    layout: &Layout,
+    job: &J,
+    partition: u32,
+    epoch: u64,
+    from: u64,
+    to: u64,
+    sender: &PoolSender<Envelope<J::Msg>>,
+) -> Result<(), Error> {
+    let consumer = events
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: layout.partition_subject(partition),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from.max(1),
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let info = message.info()?;
+        let (seq, delivered) = (info.stream_sequence, info.delivered);
+        if seq > to {
+            break;
+        }
+        let delivery = Delivery {
+            seq,
+            partition,
+            delivered,
+            payload: &message.payload,
+        };
+        // A message that does not decode was terminated when it was live.
+        let decoded = job
+            .decode(&delivery)
+            .map(|(key, msg)| (sender.worker_for(&key), msg));
+        let Ok((worker, msg)) = decoded else {
+            if seq == to {
+                break;
+            }
+            continue;
+        };
+        let event = Event {
+            seq,
+            partition,
+            epoch,
+            delivered,
+            replay: true,
+            checked_at_ns: 0,
+            msg,
+        };
+        let envelope = Envelope::Event { event, reply: None };
+        if sender.send_to_async(worker, envelope).await.is_err() {
+            return Ok(()); // the pool has stopped
+        }
+        if seq == to {
+            break;
+        }
+    }
+    Ok(())
 }

@@ -23,12 +23,13 @@ use crate::lease::LeaseTable;
 
 /// What travels through the pool's queues.
 pub enum Envelope<M> {
-    /// An event and the subject its ack (or nak) is published to.
+    /// An event and the subject its ack (or nak) is published to (none
+    /// for a replayed event: it is not acked).
     Event {
         /// The event.
         event: Event<M>,
         /// Its ack subject.
-        reply: Subject,
+        reply: Option<Subject>,
     },
     /// This process released or lost the partition: the worker drops its
     /// state ([`JobWorker::release`]).
@@ -63,6 +64,8 @@ pub struct RunnerStats {
     /// Events handled whose output the sink refused or could not take
     /// (nakked).
     pub refused: u64,
+    /// Replayed events handed to the worker (not counted in `handled`).
+    pub replayed: u64,
 }
 
 /// The pool worker of one process: the user's worker plus fencing and acks.
@@ -134,6 +137,14 @@ impl<W: JobWorker> Worker for Runner<W> {
         // inside its deadline at this moment, whatever the lease round last
         // saw (a process stopped past the deadline handles nothing of what
         // it had queued).
+        let Some(reply) = reply else {
+            // A replayed event: state only, nothing to ack.
+            if self.leases.is_current(partition, epoch) {
+                self.stats.replayed += 1;
+                self.worker.handle(event);
+            }
+            return;
+        };
         if !self.leases.is_current(partition, epoch) {
             self.stats.fenced += 1;
             self.done.push(Done {

@@ -50,6 +50,8 @@ struct Hooks {
 struct Amounts {
     process: u32,
     hooks: Arc<Mutex<Hooks>>,
+    /// Replay each acquired partition from its first message.
+    replay: bool,
 }
 
 impl Job for Amounts {
@@ -70,6 +72,10 @@ impl Job for Amounts {
         hooks
             .acquired
             .push((self.process, partition, epoch, position));
+    }
+
+    fn replay_from(&self, _partition: u32, _position: Position) -> Option<u64> {
+        self.replay.then_some(1)
     }
 
     fn on_release(&self, partition: u32, epoch: u64) {
@@ -93,7 +99,9 @@ impl JobWorker for SumWorker {
     fn handle(&mut self, event: Event<(Vec<u8>, u64)>) {
         let (key, amount) = event.msg;
         *self.sums.entry(key.clone()).or_default() += amount;
-        self.batch.push((event.seq, key, amount));
+        if !event.replay {
+            self.batch.push((event.seq, key, amount));
+        }
     }
 
     fn flush(&mut self, _refused: &mut Refusals) {
@@ -167,6 +175,7 @@ fn a_user_job_runs_on_the_public_api() {
             let job = Amounts {
                 process,
                 hooks: Arc::clone(&hooks),
+                replay: false,
             };
             let outputs = Arc::clone(&outputs);
             let make_worker = move |_id| SumWorker {
@@ -253,4 +262,115 @@ fn a_user_job_runs_on_the_public_api() {
             assert!(text.contains(&series), "{series} not in\n{text}");
         }
     }
+}
+
+/// One process over `layout` until the stream is done; returns its report's
+/// workers' sums (replayed and live) and how many events it replayed.
+fn run_one(
+    runtime: &tokio::runtime::Runtime,
+    server: &NatsServer,
+    layout: &Layout,
+    replay: bool,
+    outputs: &Outputs,
+) -> (BTreeMap<Vec<u8>, u64>, u64) {
+    let config = ProcessConfig {
+        nats: server.addr(),
+        layout: layout.clone(),
+        timing: Timing::default(),
+        process: 0,
+        processes: 1,
+        workers: Some(2),
+        pin: false,
+        log_dir: None,
+        pull_batch: 64,
+        metrics: None,
+    };
+    let job = Amounts {
+        process: 0,
+        hooks: Arc::default(),
+        replay,
+    };
+    let outputs = Arc::clone(outputs);
+    let make_worker = move |_id| SumWorker {
+        sums: HashMap::new(),
+        batch: Vec::new(),
+        outputs: Arc::clone(&outputs),
+    };
+    let report = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(120),
+                run_job(config, job, make_worker, std::future::pending()),
+            )
+            .await
+        })
+        .expect("watchdog: the process did not finish in 120 s")
+        .unwrap();
+    let mut sums: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut replayed = 0;
+    for (worker, stats) in &report.workers {
+        replayed += stats.replayed;
+        for (k, s) in &worker.sums {
+            *sums.entry(k.clone()).or_default() += s;
+        }
+    }
+    (sums, replayed)
+}
+
+/// A process that acquires partitions somebody else handled rebuilds its
+/// workers' state by replay: the first run handles the first half of the
+/// stream; a second process (fresh state) handles the second half live
+/// after replaying the first, and its sums are the whole stream's, while
+/// it emits outputs only for what it handled live.
+#[test]
+fn replay_on_acquire_rebuilds_state() {
+    if !server::binary_available() {
+        let required = std::env::var("SHARDPOOL_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+        assert!(!required, "SHARDPOOL_REQUIRE_SERVERS=1 but no nats-server");
+        eprintln!("SKIPPED: nats-server not found");
+        return;
+    }
+    let server = NatsServer::start(PARTITIONS).expect("start nats-server");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let layout = Layout::new("replayed", PARTITIONS).unwrap();
+    let half = EVENTS / 2;
+    let publish = |range: std::ops::Range<u64>| {
+        runtime.block_on(async {
+            let client = async_nats::connect(server.addr()).await.unwrap();
+            let js = async_nats::jetstream::ContextBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(client);
+            layout.setup(&js, &Timing::default()).await.unwrap();
+            let messages = range.map(|i| (key(i), payload(i)));
+            publish::publish_all(&js, &layout, messages, 256, |_| {})
+                .await
+                .unwrap();
+            publish::publish_end(&js, &layout, EVENTS).await.unwrap();
+        })
+    };
+
+    publish(0..half);
+    let first: Outputs = Arc::default();
+    let (_, replayed) = run_one(&runtime, &server, &layout, false, &first);
+    assert_eq!(replayed, 0);
+    assert_eq!(first.lock().unwrap().len() as u64, half);
+
+    publish(half..EVENTS);
+    let second: Outputs = Arc::default();
+    let (sums, replayed) = run_one(&runtime, &server, &layout, true, &second);
+    assert_eq!(replayed, half, "the first half, replayed");
+    assert_eq!(
+        second.lock().unwrap().len() as u64,
+        EVENTS - half,
+        "outputs only for the live second half"
+    );
+    let mut expected: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for i in 0..EVENTS {
+        *expected.entry(key(i)).or_default() += amount(i);
+    }
+    assert_eq!(sums, expected, "state rebuilt: the whole stream's sums");
 }
