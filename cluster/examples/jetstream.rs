@@ -25,8 +25,9 @@
 //! ```
 //!
 //! Each process prints its per-process and per-worker counts when the
-//! stream is done. The program lives in `shardpool_cluster::cli`; the
-//! pieces (leases, consumers, the worker) in `shardpool_cluster`'s modules.
+//! stream is done. The program lives in `shardpool_cluster::cli`; the job
+//! (a `Job` and a `JobWorker`) in `shardpool_cluster::counting`, run by the
+//! library's `shardpool_cluster::process::run_job`.
 
 fn main() -> std::process::ExitCode {
     shardpool_cluster::cli::main()

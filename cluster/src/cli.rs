@@ -4,7 +4,7 @@
 //! ```text
 //! jetstream [--start-server | --nats HOST:PORT] [--process I --of N] [--publish COUNT]
 //!           [--partitions 16] [--keys 1000] [--workers W] [--no-pin] [--stream events]
-//!           [--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR]
+//!           [--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR] [--fsync]
 //!           [--check-mapping KEYS] [--plain]
 //! ```
 //!
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::layout::{Layout, Timing};
-use crate::process::{self, ProcessConfig};
+use crate::process::ProcessConfig;
 use crate::server::NatsServer;
 use crate::{event, mapping, plain, publish, Error};
 
@@ -55,6 +55,8 @@ pub struct Args {
     pub pull_batch: usize,
     /// `--log-dir`.
     pub log_dir: Option<PathBuf>,
+    /// `--fsync`: each log write is on disk before its events are acked.
+    pub fsync: bool,
     /// `--check-mapping KEYS`.
     pub check_mapping: Option<usize>,
     /// `--plain`: consume with one plain async-nats consumer instead (the
@@ -77,6 +79,7 @@ impl Default for Args {
             timing: Timing::default(),
             pull_batch: 256,
             log_dir: None,
+            fsync: false,
             check_mapping: None,
             plain: false,
         }
@@ -87,7 +90,7 @@ impl Default for Args {
 pub const USAGE: &str =
     "usage: jetstream [--start-server | --nats HOST:PORT] [--process I --of N] \
 [--publish COUNT] [--partitions 16] [--keys 1000] [--workers W] [--no-pin] [--stream events] \
-[--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR] [--check-mapping KEYS] [--plain]";
+[--lease-ttl 3s] [--ack-wait 2s] [--pull-batch 256] [--log-dir DIR] [--fsync] [--check-mapping KEYS] [--plain]";
 
 /// `3s`, `500ms` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -133,6 +136,7 @@ impl Args {
                 "--ack-wait" => out.timing.ack_wait = duration(&flag, &mut it)?,
                 "--pull-batch" => out.pull_batch = value(&flag, &mut it)?,
                 "--log-dir" => out.log_dir = Some(value(&flag, &mut it)?),
+                "--fsync" => out.fsync = true,
                 "--check-mapping" => out.check_mapping = Some(value(&flag, &mut it)?),
                 "--plain" => out.plain = true,
                 "-h" | "--help" => return Err(USAGE.to_string()),
@@ -265,11 +269,12 @@ pub async fn run(mut args: Args) -> Result<(), Error> {
             pin: args.pin,
             log_dir: args.log_dir.clone(),
             pull_batch: args.pull_batch,
+            metrics: None,
         };
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let report = process::run(config, ctrl_c).await?;
+        let report = crate::counting::run(config, args.fsync, ctrl_c).await?;
         print!("{report}");
     }
     if args.plain {

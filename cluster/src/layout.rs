@@ -76,7 +76,13 @@ impl Layout {
     /// The partition of `key`: what the server's `partition(n, 1)` mapping
     /// gives the subject token `key` ([`nats_partition`]).
     pub fn partition_of(&self, key: &str) -> u32 {
-        nats_partition(&[key.as_bytes()], self.partitions)
+        self.partition_of_bytes(key.as_bytes())
+    }
+
+    /// The partition of a key given as bytes (the same as
+    /// [`Layout::partition_of`] for a UTF-8 key).
+    pub fn partition_of_bytes(&self, key: &[u8]) -> u32 {
+        nats_partition(&[key], self.partitions)
     }
 
     /// The subject of partition `p`.
@@ -160,7 +166,11 @@ impl Layout {
             max_messages_per_subject: 1,
             // A lease not refreshed within the TTL disappears.
             max_age: timing.lease_ttl,
-            storage: stream::StorageType::Memory,
+            // File storage: a restarted server still has the bucket and
+            // knows who holds what. With memory storage a restart wiped the
+            // bucket itself: every lease at once, and every later key-value
+            // call failed until the bucket was made again.
+            storage: stream::StorageType::File,
             allow_rollup: true,
             deny_delete: true,
             allow_direct: true,

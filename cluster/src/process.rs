@@ -1,4 +1,5 @@
-//! One process of the cluster: a shardpool pool, this process's leases, one
+//! One process of the cluster running a user's [`Job`]: a shardpool pool of
+//! [`Runner`]s around the user's [`JobWorker`]s, this process's leases, one
 //! pull consumer per partition it holds, and the ack task.
 //!
 //! ```text
@@ -23,15 +24,16 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer, stream::Stream, AckKind};
 use futures_util::StreamExt;
-use shardpool::{Affinity, Pool, PoolConfig, PoolSender, SendError};
+use shardpool::{Affinity, Pool, PoolConfig, PoolSender, WorkerId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::event;
+use crate::job::{Delivery, Event, Job, JobWorker, Position};
 use crate::layout::{Layout, Timing};
 use crate::lease::{Change, InFlight, LeaseConfig, LeaseTable, Leases};
+use crate::metrics::Metrics;
 use crate::record::{self, LeaseChange, LeaseRecord};
-use crate::worker::{Done, Event, EventWorker, WorkerReport};
+use crate::worker::{Done, Envelope, Runner, RunnerStats};
 use crate::Error;
 
 /// How one process runs.
@@ -56,60 +58,41 @@ pub struct ProcessConfig {
     pub log_dir: Option<PathBuf>,
     /// Messages per pull request.
     pub pull_batch: usize,
+    /// Per-partition lag and lease gauges to keep up to date (every
+    /// second), if any ([`Metrics::register`]).
+    pub metrics: Option<Metrics>,
 }
 
 /// What one process did.
-#[derive(Debug, Clone)]
-pub struct ProcessReport {
+#[derive(Debug)]
+pub struct JobReport<W> {
     /// This process's index.
     pub process: u32,
-    /// Each worker's counts, in worker order.
-    pub workers: Vec<WorkerReport>,
+    /// Each worker, with what the library counted of it, in worker order.
+    pub workers: Vec<(W, RunnerStats)>,
     /// Every partition this process held at some point, in order.
     pub partitions: Vec<u32>,
-    /// Events whose payload was malformed (terminated, not redelivered).
+    /// Events the job could not decode (terminated, not redelivered).
     pub malformed: u64,
     /// From connecting to the end.
     pub elapsed: Duration,
 }
 
-impl ProcessReport {
-    /// Events handled by all workers.
-    pub fn handled(&self) -> u64 {
-        self.workers.iter().map(|w| w.handled).sum()
-    }
-}
-
-impl std::fmt::Display for ProcessReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.elapsed.as_secs_f64();
-        writeln!(
-            f,
-            "process {}: handled {} events in {:.1} s ({:.0}/s); partitions held: {:?}; malformed {}",
-            self.process,
-            self.handled(),
-            secs,
-            self.handled() as f64 / secs.max(1e-9),
-            self.partitions,
-            self.malformed,
-        )?;
-        for (id, w) in self.workers.iter().enumerate() {
-            writeln!(
-                f,
-                "  worker {id}: {} events ({} redelivered, {} fenced), {} keys, sum {}",
-                w.handled, w.redelivered, w.fenced, w.keys, w.sum
-            )?;
-        }
-        Ok(())
-    }
-}
-
-/// Runs one process until the stream is done or `stop` resolves. Needs a
+/// Runs one process of `job` until the stream is done or `stop` resolves;
+/// `make_worker` builds each pool worker's [`JobWorker`]. Needs a
 /// multi-threaded tokio runtime.
-pub async fn run(
+pub async fn run_job<J, W, F>(
     config: ProcessConfig,
+    job: J,
+    make_worker: F,
     stop: impl Future<Output = ()>,
-) -> Result<ProcessReport, Error> {
+) -> Result<JobReport<W>, Error>
+where
+    J: Job,
+    W: JobWorker<Msg = J::Msg>,
+    F: Fn(WorkerId) -> W + Send + Sync + 'static,
+{
+    let job = Arc::new(job);
     let started = Instant::now();
     let client = async_nats::connect(&config.nats).await?;
     let js = jetstream::new(client.clone());
@@ -137,7 +120,7 @@ pub async fn run(
 
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Vec<Done>>();
     let acker = tokio::spawn(ack_task(client.clone(), ack_rx, Arc::clone(&in_flight)));
-    let pool = start_pool(&config, Arc::clone(&table), ack_tx)?;
+    let pool = start_pool(&config, Arc::clone(&table), ack_tx, make_worker)?;
     let sender = pool.sender();
 
     let mut consumers: HashMap<u32, (oneshot::Sender<()>, JoinHandle<u64>)> = HashMap::new();
@@ -148,6 +131,15 @@ pub async fn run(
     // Checked in its own task: a slow JetStream API reply must not delay a
     // lease refresh.
     let mut stream_done = tokio::spawn(wait_until_done(events.clone(), layout.clone(), None));
+    let metrics_task = config.metrics.clone().map(|metrics| {
+        tokio::spawn(keep_metrics(
+            metrics,
+            events.clone(),
+            layout.clone(),
+            Arc::clone(&table),
+            Arc::clone(&in_flight),
+        ))
+    });
     tokio::pin!(stop);
     let mut finished = false;
     loop {
@@ -157,22 +149,31 @@ pub async fn run(
                 for change in leases.round(&in_flight).await {
                     log_change(&mut lease_log, change);
                     match change {
-                        Change::Acquired { partition, epoch } => {
+                        Change::Acquired { partition, epoch, .. } => {
                             if !partitions_held.contains(&partition) {
                                 partitions_held.push(partition);
                             }
+                            let position = position(&events, &layout, partition).await;
+                            job.on_acquire(partition, epoch, position);
+                            let replay = position.and_then(|at| {
+                                let from = job.replay_from(partition, at)?;
+                                (from <= at.last_delivered).then_some((from, at.last_delivered))
+                            });
                             let (stop_tx, stop_rx) = oneshot::channel();
                             let task = tokio::spawn(consume(
-                                events.clone(), layout.clone(), partition, epoch,
-                                sender.clone(), Arc::clone(&in_flight), config.pull_batch, stop_rx,
+                                events.clone(), layout.clone(), Arc::clone(&job), partition, epoch,
+                                replay, sender.clone(), Arc::clone(&in_flight), config.pull_batch,
+                                stop_rx,
                             ));
                             consumers.insert(partition, (stop_tx, task));
                         }
-                        Change::Lost { partition, .. } | Change::Releasing { partition, .. } => {
+                        Change::Lost { partition, epoch, .. } | Change::Releasing { partition, epoch } => {
                             if let Some((stop_tx, task)) = consumers.remove(&partition) {
                                 let _ = stop_tx.send(());
                                 malformed += task.await.unwrap_or(0);
                             }
+                            job.on_release(partition, epoch);
+                            release_in_workers(&sender, partition).await;
                         }
                         Change::Released { .. } => {}
                     }
@@ -186,38 +187,48 @@ pub async fn run(
     }
 
     stream_done.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     // Stop fetching, let the pool drain, send the last acks, hand back.
     for (_, (stop_tx, task)) in consumers.drain() {
         let _ = stop_tx.send(());
         malformed += task.await.unwrap_or(0);
     }
     drop(sender);
-    let workers = tokio::task::spawn_blocking(move || pool.shutdown()).await??;
-    let reports: Vec<WorkerReport> = workers.iter().map(EventWorker::report).collect();
-    // The workers hold the ack channel's senders: drop them so the ack
-    // task sees the channel close once it has sent the last acks.
-    drop(workers);
+    let runners = tokio::task::spawn_blocking(move || pool.shutdown()).await??;
+    // The runners hold the ack channel's senders: take the workers out and
+    // drop the rest so the ack task sees the channel close once it has
+    // sent the last acks.
+    let workers: Vec<(W, RunnerStats)> = runners.into_iter().map(Runner::into_parts).collect();
     acker.await?;
     client.flush().await?;
     for change in leases.release_all(finished).await {
         log_change(&mut lease_log, change);
+        if let Change::Released {
+            partition, epoch, ..
+        } = change
+        {
+            job.on_release(partition, epoch);
+        }
     }
     client.flush().await?;
     partitions_held.sort_unstable();
-    Ok(ProcessReport {
+    Ok(JobReport {
         process: config.process,
-        workers: reports,
+        workers,
         partitions: partitions_held,
         malformed,
         elapsed: started.elapsed(),
     })
 }
 
-fn start_pool(
+fn start_pool<W: JobWorker>(
     config: &ProcessConfig,
     table: Arc<LeaseTable>,
     acks: mpsc::UnboundedSender<Vec<Done>>,
-) -> Result<Pool<EventWorker>, Error> {
+    make_worker: impl Fn(WorkerId) -> W + Send + Sync + 'static,
+) -> Result<Pool<Runner<W>>, Error> {
     let mut pool_config = PoolConfig::default()
         .affinity(if config.pin {
             Affinity::PhysicalCores
@@ -228,30 +239,84 @@ fn start_pool(
     if let Some(workers) = config.workers {
         pool_config = pool_config.workers(workers);
     }
-    let log_dir = config.log_dir.clone();
-    let process = config.process;
     let pool = Pool::start(pool_config, move |id| {
-        let log = log_dir
-            .as_ref()
-            .map(|dir| record::handled_log(dir, process, id.into()));
-        EventWorker::new(id, Arc::clone(&table), acks.clone(), log)
+        Runner::new(make_worker(id), Arc::clone(&table), acks.clone())
     })?;
     Ok(pool)
 }
 
+/// Updates `metrics` every second until aborted.
+async fn keep_metrics(
+    metrics: Metrics,
+    events: Stream,
+    layout: Layout,
+    table: Arc<LeaseTable>,
+    in_flight: Arc<InFlight>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        for p in 0..layout.partitions {
+            let epoch = table.epoch(p);
+            metrics.set_local(p, in_flight.get(p), epoch, table.is_current(p, epoch));
+            if let Ok(info) = events.consumer_info(layout.durable(p)).await {
+                metrics.set_lag(p, info.num_pending, info.num_ack_pending as u64);
+            }
+        }
+    }
+}
+
+/// Where `partition`'s durable consumer stands, or `None` (reported) if its
+/// info cannot be read.
+async fn position(events: &Stream, layout: &Layout, partition: u32) -> Option<Position> {
+    match events.consumer_info(layout.durable(partition)).await {
+        Ok(info) => Some(Position {
+            ack_floor: info.ack_floor.stream_sequence,
+            last_delivered: info.delivered.stream_sequence,
+        }),
+        Err(e) => {
+            eprintln!("partition {partition}: consumer info: {e}");
+            None
+        }
+    }
+}
+
+/// Tells every worker that `partition` is no longer this process's.
+async fn release_in_workers<M: Send + 'static>(sender: &PoolSender<Envelope<M>>, partition: u32) {
+    for worker in 0..sender.workers() {
+        // Fails only once the pool has stopped: nothing left to drop then.
+        let _ = sender
+            .send_to_async(WorkerId::from(worker), Envelope::Release { partition })
+            .await;
+    }
+}
+
 fn log_change(log: &mut Option<std::fs::File>, change: Change) {
-    let (change, partition, epoch) = match change {
-        Change::Acquired { partition, epoch } => (LeaseChange::Acquired, partition, epoch),
-        Change::Lost { partition, epoch } => (LeaseChange::Lost, partition, epoch),
+    let (change, partition, epoch, at_ns) = match change {
+        Change::Acquired {
+            partition,
+            epoch,
+            at_ns,
+        } => (LeaseChange::Acquired, partition, epoch, at_ns),
+        Change::Lost {
+            partition,
+            epoch,
+            at_ns,
+        } => (LeaseChange::Lost, partition, epoch, at_ns),
         Change::Releasing { .. } => return,
-        Change::Released { partition, epoch } => (LeaseChange::Released, partition, epoch),
+        Change::Released {
+            partition,
+            epoch,
+            at_ns,
+        } => (LeaseChange::Released, partition, epoch, at_ns),
     };
     if let Some(file) = log {
         let record = LeaseRecord {
             change,
             partition,
             epoch,
-            at_ns: record::now_ns(),
+            at_ns,
         };
         if let Err(e) = file.write_all(record.line().as_bytes()) {
             eprintln!("lease log: {e}");
@@ -310,23 +375,38 @@ async fn ack_task(
 /// Consumes partition `partition` under lease `epoch` until told to stop;
 /// returns how many malformed events it terminated.
 #[allow(clippy::too_many_arguments)]
-async fn consume(
+async fn consume<J: Job>(
     events: Stream,
     layout: Layout,
+    job: Arc<J>,
     partition: u32,
     epoch: u64,
-    sender: PoolSender<Event>,
+    replay: Option<(u64, u64)>,
+    sender: PoolSender<Envelope<J::Msg>>,
     in_flight: Arc<InFlight>,
     pull_batch: usize,
     mut stop: oneshot::Receiver<()>,
 ) -> u64 {
     let mut malformed = 0;
+    if let Some((from, to)) = replay {
+        let replayed = tokio::select! {
+            _ = &mut stop => return malformed,
+            replayed = replay_range(&events, &layout, &*job, partition, epoch, from, to, &sender) => replayed,
+        };
+        if let Err(e) = replayed {
+            eprintln!("partition {partition}: replay {from}..={to} failed: {e}");
+        }
+    }
     'restart: loop {
         let messages = async {
             let consumer: PullConsumer = events.get_consumer(&layout.durable(partition)).await?;
             let messages = consumer
                 .stream()
                 .max_messages_per_batch(pull_batch)
+                // Short pull requests with heartbeats: a pull request the
+                // server forgot (a restart) is noticed within seconds.
+                .expires(Duration::from_secs(5))
+                .heartbeat(Duration::from_secs(1))
                 .messages()
                 .await?;
             Ok::<_, Error>(messages)
@@ -352,8 +432,9 @@ async fn consume(
             let message = match next {
                 Some(Ok(message)) => message,
                 Some(Err(e)) => {
-                    eprintln!("partition {partition}: {e}");
-                    continue;
+                    // Missed heartbeats, a lost connection: pull afresh.
+                    eprintln!("partition {partition}: {e}; pulling afresh");
+                    continue 'restart;
                 }
                 None => continue 'restart,
             };
@@ -364,12 +445,25 @@ async fn consume(
                     continue;
                 }
             };
-            let Some((key, value)) = event::decode(&message.payload) else {
-                // Bad input is reported and terminated, not redelivered forever.
-                malformed += 1;
-                eprintln!("partition {partition}: malformed event at sequence {seq}");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
+            let delivery = Delivery {
+                seq,
+                partition,
+                delivered,
+                payload: &message.payload,
+            };
+            // The key only picks the worker: it is not kept across an await.
+            let decoded = job
+                .decode(&delivery)
+                .map(|(key, msg)| (sender.worker_for(&key), msg));
+            let (worker, msg) = match decoded {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    // Bad input is reported and terminated, not redelivered forever.
+                    malformed += 1;
+                    eprintln!("partition {partition}: malformed event at sequence {seq}: {e}");
+                    let _ = message.ack_with(AckKind::Term).await;
+                    continue;
+                }
             };
             let Some(reply) = message.reply.clone() else {
                 continue; // a JetStream message always has its ack subject
@@ -380,11 +474,24 @@ async fn consume(
                 partition,
                 epoch,
                 delivered,
-                key: key.to_string(),
-                value,
-                reply,
+                replay: false,
+                checked_at_ns: 0,
+                msg,
             };
-            if send_keyed(&sender, event).await.is_err() {
+            // Hands the event to the worker that owns its key, waiting
+            // (without blocking the executor thread) while that worker's
+            // inbox is full.
+            if sender
+                .send_to_async(
+                    worker,
+                    Envelope::Event {
+                        event,
+                        reply: Some(reply),
+                    },
+                )
+                .await
+                .is_err()
+            {
                 // The pool has stopped; the event was not acked and will be
                 // redelivered.
                 in_flight.done(partition);
@@ -394,11 +501,68 @@ async fn consume(
     }
 }
 
-/// Hands `event` to the worker that owns its key, waiting while that
-/// worker's inbox is full.
-async fn send_keyed(sender: &PoolSender<Event>, event: Event) -> Result<(), SendError<Event>> {
-    let worker = sender.worker_for(&event.key);
-    // Waits without blocking the executor thread: the worker wakes this
-    // future when its inbox frees space.
-    sender.send_to_async(worker, event).await
+/// Hands the workers `partition`'s messages `from..=to` (stream sequences)
+/// as replayed events, read with an ordered consumer (nothing is acked).
+#[allow(clippy::too_many_arguments)]
+async fn replay_range<J: Job>(
+    events: &Stream,
+    layout: &Layout,
+    job: &J,
+    partition: u32,
+    epoch: u64,
+    from: u64,
+    to: u64,
+    sender: &PoolSender<Envelope<J::Msg>>,
+) -> Result<(), Error> {
+    let consumer = events
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: layout.partition_subject(partition),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: from.max(1),
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let info = message.info()?;
+        let (seq, delivered) = (info.stream_sequence, info.delivered);
+        if seq > to {
+            break;
+        }
+        let delivery = Delivery {
+            seq,
+            partition,
+            delivered,
+            payload: &message.payload,
+        };
+        // A message that does not decode was terminated when it was live.
+        let decoded = job
+            .decode(&delivery)
+            .map(|(key, msg)| (sender.worker_for(&key), msg));
+        let Ok((worker, msg)) = decoded else {
+            if seq == to {
+                break;
+            }
+            continue;
+        };
+        let event = Event {
+            seq,
+            partition,
+            epoch,
+            delivered,
+            replay: true,
+            checked_at_ns: 0,
+            msg,
+        };
+        let envelope = Envelope::Event { event, reply: None };
+        if sender.send_to_async(worker, envelope).await.is_err() {
+            return Ok(()); // the pool has stopped
+        }
+        if seq == to {
+            break;
+        }
+    }
+    Ok(())
 }

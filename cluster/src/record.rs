@@ -1,11 +1,14 @@
 //! The logs a process writes with `--log-dir`, one line per fact, and their
 //! parser (the integration test reads them back).
 //!
-//! - `{dir}/p{process}-w{worker}.log`: one [`Handled`] line per event a
-//!   worker handled, written *before* the event is acked, so an acked event
-//!   is always in a log even if the process is killed right after.
+//! - `{dir}/out-p{partition}.log`: one [`Handled`] line per event a
+//!   worker handled, written through the [`FencedFileSink`](crate::sink::FencedFileSink)
+//!   *before* the event is acked (so an acked event is always in a log even
+//!   if the process is killed right after) and only if no newer lease epoch
+//!   of the partition has written there (else the event is nakked).
 //! - `{dir}/p{process}-leases.log`: one [`LeaseRecord`] line per lease the
-//!   process acquired, released or lost.
+//!   process acquired, released or lost (a lease lost by passing its
+//!   deadline is logged at its deadline: when it stopped counting as held).
 //!
 //! Timestamps are nanoseconds of the system clock, which all processes on
 //! one machine share.
@@ -22,9 +25,10 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The handled-event log of one worker of one process.
-pub fn handled_log(dir: &Path, process: u32, worker: usize) -> PathBuf {
-    dir.join(format!("p{process}-w{worker}.log"))
+/// The handled-event log of one partition (written by every process that
+/// held it): the fenced sink's output file.
+pub fn handled_log(dir: &Path, partition: u32) -> PathBuf {
+    crate::sink::output_path(dir, partition)
 }
 
 /// The lease log of one process.
@@ -33,7 +37,7 @@ pub fn lease_log(dir: &Path, process: u32) -> PathBuf {
 }
 
 /// One handled event:
-/// `H {seq} {partition} {epoch} {key} {value} {worker} {at_ns}`.
+/// `H {seq} {partition} {epoch} {key} {value} {process} {worker} {at_ns}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handled {
     /// The event's stream sequence (unique in the stream).
@@ -46,6 +50,8 @@ pub struct Handled {
     pub key: String,
     /// Its value.
     pub value: u64,
+    /// The process that handled it.
+    pub process: u32,
     /// The worker (index) that handled it.
     pub worker: usize,
     /// When it was handled.
@@ -62,12 +68,13 @@ impl Handled {
         epoch: u64,
         key: &str,
         value: u64,
+        process: u32,
         worker: usize,
         at_ns: u64,
     ) {
         let _ = writeln!(
             out,
-            "H {seq} {partition} {epoch} {key} {value} {worker} {at_ns}"
+            "H {seq} {partition} {epoch} {key} {value} {process} {worker} {at_ns}"
         );
     }
 
@@ -83,6 +90,7 @@ impl Handled {
             epoch: f.next()?.parse().ok()?,
             key: f.next()?.to_string(),
             value: f.next()?.parse().ok()?,
+            process: f.next()?.parse().ok()?,
             worker: f.next()?.parse().ok()?,
             at_ns: f.next()?.parse().ok()?,
         };
@@ -151,7 +159,7 @@ mod tests {
     #[test]
     fn handled_round_trip() {
         let mut line = String::new();
-        Handled::write(&mut line, 7, 3, 12, "k5", 4, 1, 99);
+        Handled::write(&mut line, 7, 3, 12, "k5", 4, 2, 1, 99);
         let parsed = Handled::parse(line.trim_end()).unwrap();
         assert_eq!(
             parsed,
@@ -161,12 +169,13 @@ mod tests {
                 epoch: 12,
                 key: "k5".into(),
                 value: 4,
+                process: 2,
                 worker: 1,
                 at_ns: 99
             }
         );
-        assert_eq!(Handled::parse("H 7 3 12 k5 4 1"), None);
-        assert_eq!(Handled::parse("H 7 3 12 k5 4 1 99 extra"), None);
+        assert_eq!(Handled::parse("H 7 3 12 k5 4 2 1"), None);
+        assert_eq!(Handled::parse("H 7 3 12 k5 4 2 1 99 extra"), None);
     }
 
     #[test]

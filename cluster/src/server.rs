@@ -41,6 +41,7 @@ pub struct NatsServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    partitions: u32,
 }
 
 impl NatsServer {
@@ -59,26 +60,34 @@ impl NatsServer {
             fs::remove_dir_all(&dir)?;
         }
         fs::create_dir_all(&dir)?;
-        let log = dir.join("nats-server.log");
-        let config = dir.join("nats-server.conf");
-        fs::write(&config, config_text(&dir, &log, partitions))?;
-        let child = Command::new(binary())
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot run {}: {e}", binary().display()))
-            })?;
+        let (child, log) = spawn(&dir, partitions, None)?;
         let mut server = NatsServer {
             child,
             port: 0,
             dir,
+            partitions,
         };
         server.port = server.wait_ready(&log, Duration::from_secs(30))?;
         Ok(server)
+    }
+
+    /// Stops the server the way a restart or an upgrade does (SIGTERM:
+    /// it flushes its stores and closes its clients), then starts it again
+    /// on the same port with the same store. Waits (up to 30 s) until it
+    /// accepts clients again. Clients reconnect by themselves.
+    pub fn restart(&mut self) -> io::Result<()> {
+        let pid = libc::pid_t::try_from(self.child.id()).map_err(io::Error::other)?;
+        // SAFETY: kill(2) on the pid of our own child, not yet reaped (so
+        // not reused), with a valid signal number.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.child.wait()?;
+        let (child, log) = spawn(&self.dir, self.partitions, Some(self.port))?;
+        self.child = child;
+        let port = self.wait_ready(&log, Duration::from_secs(30))?;
+        debug_assert_eq!(port, self.port);
+        Ok(())
     }
 
     /// `127.0.0.1:PORT`, for `async_nats::connect`.
@@ -133,11 +142,36 @@ impl Drop for NatsServer {
     }
 }
 
-/// The server's config: loopback only, JetStream with bounded stores, the
-/// partition mapping.
-fn config_text(dir: &Path, log: &Path, partitions: u32) -> String {
+/// Writes the config (a fresh log: `nats-server.log`, or
+/// `nats-server.{port}.log` on a restart) and starts the binary.
+fn spawn(dir: &Path, partitions: u32, port: Option<u16>) -> io::Result<(Child, PathBuf)> {
+    let log = match port {
+        None => dir.join("nats-server.log"),
+        Some(port) => {
+            let log = dir.join(format!("nats-server.{port}.log"));
+            let _ = fs::remove_file(&log);
+            log
+        }
+    };
+    let config = dir.join("nats-server.conf");
+    fs::write(&config, config_text(dir, &log, partitions, port))?;
+    let child = Command::new(binary())
+        .arg("-c")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", binary().display())))?;
+    Ok((child, log))
+}
+
+/// The server's config: loopback only (on `port`, or one the server picks),
+/// JetStream with bounded stores, the partition mapping.
+fn config_text(dir: &Path, log: &Path, partitions: u32, port: Option<u16>) -> String {
+    let port = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
     format!(
-        r#"listen: "127.0.0.1:-1"
+        r#"listen: "127.0.0.1:{port}"
 log_file: "{log}"
 jetstream {{
   store_dir: "{store}"
@@ -159,8 +193,10 @@ mod tests {
 
     #[test]
     fn config_has_the_partition_mapping_and_loopback_listen() {
-        let text = config_text(Path::new("/d"), Path::new("/d/log"), 16);
+        let text = config_text(Path::new("/d"), Path::new("/d/log"), 16, None);
         assert!(text.contains(r#""map.in.*": "map.out.{{partition(16,1)}}.{{wildcard(1)}}""#));
         assert!(text.contains(r#"listen: "127.0.0.1:-1""#));
+        let text = config_text(Path::new("/d"), Path::new("/d/log"), 16, Some(4999));
+        assert!(text.contains(r#"listen: "127.0.0.1:4999""#));
     }
 }

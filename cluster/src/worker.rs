@@ -1,61 +1,42 @@
-//! The pool worker: owns the totals of its keys, logs what it handled, and
-//! hands the acks back in batches.
+//! The library's pool worker: wraps the user's [`JobWorker`], checks each
+//! event's lease at the point of use, and hands the acks back in batches.
 //!
-//! An [`Event`] carries its JetStream ack handle. The worker handles a
-//! batch of events, then (in `tick`, which the pool runs after every batch)
-//! writes the batch's log lines with one `write` and sends the batch's acks
-//! to the process's ack task as one `Vec`: one channel operation and one
-//! system call per batch rather than per event, and a log line is always
-//! written before its event is acked.
-//!
-//! Idempotence: an event can be handled twice (at-least-once delivery); its
-//! stream sequence [`Event::seq`] is unique in the stream, so a sink that
-//! stores results keyed by it drops the second copy. The integration test
-//! does exactly that over the logs of all processes.
+//! An [`Envelope`] carries an event with its JetStream ack subject (or a
+//! partition's release). The runner handles a batch of events, then (in
+//! `tick`, which the pool runs after every batch) lets the job worker
+//! write the batch's outputs ([`JobWorker::flush`]) and sends the batch's
+//! acks to the process's ack task as one `Vec`: one channel operation per
+//! batch rather than per event, and an output is always written before its
+//! event is acked. An event whose lease is not valid at the moment it is
+//! handled, or whose output the sink refused, is nakked: JetStream
+//! redelivers it to the partition's owner.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_nats::jetstream::AckKind;
 use async_nats::Subject;
-use shardpool::{Context, Worker, WorkerId};
+use shardpool::{Context, Worker};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::job::{Event, JobWorker, Refusals};
 use crate::lease::LeaseTable;
-use crate::record::{self, Handled};
 
-/// One event on its way to the worker that owns its key.
-pub struct Event {
-    /// Stream sequence: unique in the stream, the key for idempotence.
-    pub seq: u64,
-    /// The partition it came from.
-    pub partition: u32,
-    /// The lease epoch it was fetched under.
-    pub epoch: u64,
-    /// How many times JetStream has delivered it (1 = first time).
-    pub delivered: i64,
-    /// The event's key.
-    pub key: String,
-    /// The event's value.
-    pub value: u64,
-    /// The subject its ack (or nak) is published to.
-    pub reply: Subject,
-}
-
-impl std::fmt::Debug for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Event")
-            .field("seq", &self.seq)
-            .field("partition", &self.partition)
-            .field("epoch", &self.epoch)
-            .field("delivered", &self.delivered)
-            .field("key", &self.key)
-            .field("value", &self.value)
-            .finish_non_exhaustive()
-    }
+/// What travels through the pool's queues.
+pub enum Envelope<M> {
+    /// An event and the subject its ack (or nak) is published to (none
+    /// for a replayed event: it is not acked).
+    Event {
+        /// The event.
+        event: Event<M>,
+        /// Its ack subject.
+        reply: Option<Subject>,
+    },
+    /// This process released or lost the partition: the worker drops its
+    /// state ([`JobWorker::release`]).
+    Release {
+        /// The partition.
+        partition: u32,
+    },
 }
 
 /// What to tell JetStream about one event, once its worker is done with it.
@@ -64,160 +45,134 @@ pub struct Done {
     pub reply: Subject,
     /// Its partition (for the in-flight count).
     pub partition: u32,
-    /// `Ack` when handled, `Nak` when fenced (the lease moved on).
+    /// The lease epoch it was fetched under.
+    pub epoch: u64,
+    /// `Ack` when handled, `Nak` when fenced or refused.
     pub kind: AckKind,
 }
 
-/// What one worker did.
+/// What the library saw one worker do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WorkerReport {
+pub struct RunnerStats {
     /// Events handled (a redelivered event counts again).
     pub handled: u64,
     /// Of those, events JetStream had delivered before.
     pub redelivered: u64,
-    /// Events not handled because their lease had moved on (nakked).
+    /// Events not handled because their lease had moved on or passed its
+    /// deadline (nakked).
     pub fenced: u64,
-    /// Distinct keys seen.
-    pub keys: usize,
-    /// Sum of the values handled.
-    pub sum: u64,
+    /// Events handled whose output the sink refused or could not take
+    /// (nakked).
+    pub refused: u64,
+    /// Replayed events handed to the worker (not counted in `handled`).
+    pub replayed: u64,
 }
 
-/// A worker of one process's pool.
-pub struct EventWorker {
-    id: usize,
-    totals: HashMap<String, (u64, u64)>,
-    report: WorkerReport,
+/// The pool worker of one process: the user's worker plus fencing and acks.
+pub struct Runner<W: JobWorker> {
+    worker: W,
+    stats: RunnerStats,
     leases: Arc<LeaseTable>,
     done: Vec<Done>,
+    refused: Refusals,
     acks: UnboundedSender<Vec<Done>>,
-    log_path: Option<PathBuf>,
-    log: Option<File>,
-    lines: String,
 }
 
-impl EventWorker {
-    /// Worker `id`; acks go to `acks`; with `log_path`, every handled event
-    /// is appended there as a [`Handled`] line.
-    pub fn new(
-        id: WorkerId,
-        leases: Arc<LeaseTable>,
-        acks: UnboundedSender<Vec<Done>>,
-        log_path: Option<PathBuf>,
-    ) -> EventWorker {
-        EventWorker {
-            id: id.into(),
-            totals: HashMap::new(),
-            report: WorkerReport::default(),
+impl<W: JobWorker> Runner<W> {
+    /// Wraps `worker`; acks go to `acks`.
+    pub fn new(worker: W, leases: Arc<LeaseTable>, acks: UnboundedSender<Vec<Done>>) -> Self {
+        Runner {
+            worker,
+            stats: RunnerStats::default(),
             leases,
             done: Vec::new(),
+            refused: Refusals::default(),
             acks,
-            log_path,
-            log: None,
-            lines: String::new(),
         }
     }
 
-    /// What this worker did so far.
-    pub fn report(&self) -> WorkerReport {
-        WorkerReport {
-            keys: self.totals.len(),
-            ..self.report.clone()
-        }
+    /// The user's worker and what the library counted.
+    pub fn into_parts(self) -> (W, RunnerStats) {
+        (self.worker, self.stats)
     }
 
-    /// `(events, sum)` handled for each key this worker owns.
-    pub fn totals(&self) -> &HashMap<String, (u64, u64)> {
-        &self.totals
-    }
-
-    /// Writes the batch's log lines, then hands its acks to the ack task.
+    /// Lets the worker write the batch, then hands its acks to the ack task.
     fn flush(&mut self) {
         if self.done.is_empty() {
             return;
         }
-        if let Some(log) = &mut self.log {
-            if let Err(e) = log.write_all(self.lines.as_bytes()) {
-                // Not durable, so not acked: JetStream will redeliver.
-                eprintln!(
-                    "worker {}: log write failed ({e}); nakking the batch",
-                    self.id
-                );
-                for done in &mut self.done {
+        self.worker.flush(&mut self.refused);
+        if !self.refused.is_empty() {
+            for done in &mut self.done {
+                if matches!(done.kind, AckKind::Ack)
+                    && self.refused.contains(done.partition, done.epoch)
+                {
+                    // Not written, so not acked: JetStream redelivers it.
                     done.kind = AckKind::Nak(None);
+                    self.stats.refused += 1;
                 }
             }
+            self.refused.clear();
         }
-        self.lines.clear();
         // The ack task is gone only after the pool has stopped.
         let _ = self.acks.send(std::mem::take(&mut self.done));
     }
 }
 
-impl Worker for EventWorker {
-    type Msg = Event;
+impl<W: JobWorker> Worker for Runner<W> {
+    type Msg = Envelope<W::Msg>;
 
-    fn on_start(&mut self, _ctx: &mut Context<'_, Event>) {
-        if let Some(path) = &self.log_path {
-            match OpenOptions::new().create(true).append(true).open(path) {
-                Ok(file) => self.log = Some(file),
-                Err(e) => eprintln!("worker {}: cannot open {}: {e}", self.id, path.display()),
+    fn handle(&mut self, envelope: Envelope<W::Msg>, _ctx: &mut Context<'_, Self::Msg>) {
+        let (mut event, reply) = match envelope {
+            Envelope::Event { event, reply } => (event, reply),
+            Envelope::Release { partition } => {
+                self.worker.release(partition);
+                return;
             }
-        }
-    }
-
-    fn handle(&mut self, event: Event, _ctx: &mut Context<'_, Event>) {
-        let Event {
-            seq,
-            partition,
-            epoch,
-            delivered,
-            key,
-            value,
-            reply,
-        } = event;
+        };
+        let (partition, epoch) = (event.partition, event.epoch);
+        // Read before the check, so that this time is inside the lease.
+        event.checked_at_ns = crate::record::now_ns();
+        // Fencing at the point of use: the lease must be this process's and
+        // inside its deadline at this moment, whatever the lease round last
+        // saw (a process stopped past the deadline handles nothing of what
+        // it had queued).
+        let Some(reply) = reply else {
+            // A replayed event: state only, nothing to ack.
+            if self.leases.is_current(partition, epoch) {
+                self.stats.replayed += 1;
+                self.worker.handle(event);
+            }
+            return;
+        };
         if !self.leases.is_current(partition, epoch) {
-            self.report.fenced += 1;
+            self.stats.fenced += 1;
             self.done.push(Done {
                 reply,
                 partition,
+                epoch,
                 kind: AckKind::Nak(None),
             });
             return;
         }
-        self.report.handled += 1;
-        self.report.sum += value;
-        if delivered > 1 {
-            self.report.redelivered += 1;
+        self.stats.handled += 1;
+        if event.delivered > 1 {
+            self.stats.redelivered += 1;
         }
-        if self.log.is_some() {
-            let at = record::now_ns();
-            Handled::write(
-                &mut self.lines,
-                seq,
-                partition,
-                epoch,
-                &key,
-                value,
-                self.id,
-                at,
-            );
-        }
-        let total = self.totals.entry(key).or_default();
-        total.0 += 1;
-        total.1 += value;
+        self.worker.handle(event);
         self.done.push(Done {
             reply,
             partition,
+            epoch,
             kind: AckKind::Ack,
         });
     }
 
-    fn tick(&mut self, _ctx: &mut Context<'_, Event>) {
+    fn tick(&mut self, _ctx: &mut Context<'_, Self::Msg>) {
         self.flush();
     }
 
-    fn on_stop(&mut self, _ctx: &mut Context<'_, Event>) {
+    fn on_stop(&mut self, _ctx: &mut Context<'_, Self::Msg>) {
         self.flush();
     }
 }

@@ -1,6 +1,7 @@
 //! Three shardpool processes share a 16-partition JetStream stream; one is
-//! killed with SIGKILL mid-stream. After its leases expire the others finish
-//! the stream, and:
+//! killed with SIGKILL mid-stream (or, in the second test, stopped with
+//! SIGSTOP for 2.5 lease TTLs and continued; in the third, the server is
+//! restarted halfway instead). The processes finish the stream, and:
 //!
 //! - after de-duplication by stream sequence, every published event was
 //!   handled, with its own key and value, and the per-key totals equal the
@@ -10,7 +11,7 @@
 //! - each event was handled by a process that held its partition's lease at
 //!   the time: under an epoch that process had acquired, inside that lease's
 //!   lifetime, and no two leases on one partition overlapped;
-//! - the killed process's partitions were taken over by the survivors.
+//! - the victim's partitions were taken over by the others.
 //!
 //! Needs `nats-server` (Debian: `apt-get install nats-server`). Without it
 //! the tests are skipped with a message, unless `SHARDPOOL_REQUIRE_SERVERS=1`
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use shardpool::partitioners::{key_hash, HashPartitioner, Partitioner};
@@ -95,11 +97,21 @@ impl Drop for Processes {
     }
 }
 
+/// Lines of the handled-event logs written by `process`.
 fn handled_lines(dir: &Path, process: u32) -> usize {
-    (0..WORKERS)
-        .map(|w| {
-            fs::read(record::handled_log(dir, process, w))
-                .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+    let tag = format!(" {process} ");
+    (0..PARTITIONS)
+        .map(|p| {
+            fs::read_to_string(record::handled_log(dir, p))
+                .map(|text| {
+                    text.lines()
+                        .filter(|line| {
+                            // `H seq partition epoch key value process worker at`
+                            let fields: Vec<&str> = line.splitn(8, ' ').collect();
+                            fields.len() == 8 && format!(" {} ", fields[6]) == tag
+                        })
+                        .count()
+                })
                 .unwrap_or(0)
         })
         .sum()
@@ -115,11 +127,72 @@ fn wait_for(what: &str, started: Instant, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// What happens to the victim mid-stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// SIGKILL: no clean-up at all; its leases expire.
+    Kill,
+    /// SIGSTOP for this long, then SIGCONT: it resumes with events in its
+    /// queues under leases the others have taken over meanwhile.
+    Stop(Duration),
+    /// Not the victim: the server is restarted (SIGTERM, start again on the
+    /// same port and store) once everything is published.
+    RestartServer,
+}
+
 #[test]
 fn three_processes_survive_a_sigkill() {
     let Some(server) = server_or_skip("three_processes_survive_a_sigkill") else {
         return;
     };
+    three_processes(&mut { server }, Fault::Kill);
+}
+
+/// A stall (GC pause, stopped container, slow host) past the lease TTL:
+/// stopped for 2.5 × the TTL, the victim must not handle, on resuming,
+/// what it had fetched under leases that expired meanwhile.
+#[test]
+fn three_processes_survive_a_sigstop() {
+    let Some(server) = server_or_skip("three_processes_survive_a_sigstop") else {
+        return;
+    };
+    three_processes(
+        &mut { server },
+        Fault::Stop(Timing::default().lease_ttl * 5 / 2),
+    );
+}
+
+/// The server restarts mid-stream: every process loses it, its leases pass
+/// their deadlines, and it must reconnect, claim again and finish, with the
+/// leases (on file storage) never overlapping.
+#[test]
+fn three_processes_survive_a_server_restart() {
+    let Some(server) = server_or_skip("three_processes_survive_a_server_restart") else {
+        return;
+    };
+    three_processes(&mut { server }, Fault::RestartServer);
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid of a child this test spawned and has not
+    // reaped (so the pid is not reused) and a valid signal number.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// One three-process run at a time: two at once (cargo runs tests in
+/// parallel) would put six processes, two servers and two publishers on a
+/// machine that may have two CPUs.
+static ONE_RUN: Mutex<()> = Mutex::new(());
+
+fn three_processes(server: &mut NatsServer, fault: Fault) {
+    let _one_run = ONE_RUN.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let dir = server.dir().join("run");
     let logs = dir.join("logs");
@@ -129,7 +202,11 @@ fn three_processes_survive_a_sigkill() {
     let rt = runtime();
     let _in_runtime = rt.enter(); // async-nats spawns tasks on creation
     let client = rt.block_on(async_nats::connect(server.addr())).unwrap();
-    let js = async_nats::jetstream::new(client);
+    // A publish ack may take long on a loaded machine: wait 30 s, not the
+    // client's default 5 s, before calling it failed.
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build(client);
     let (_, kv) = rt.block_on(layout.setup(&js, &timing)).unwrap();
 
     // Three processes of the example's program.
@@ -180,49 +257,131 @@ fn three_processes_survive_a_sigkill() {
         })
     });
 
-    // Publish all events in the background; kill the victim while it is
-    // busy with them.
+    // Publish all events in the background; hit the victim while it is
+    // busy with them. A server restart would lose publishes in flight: then
+    // the publisher stops halfway (`paused`) until the restart is done
+    // (`resume`), and the processes consume the first half meanwhile.
+    let restart = fault == Fault::RestartServer;
+    let (paused_tx, paused_rx) = tokio::sync::oneshot::channel::<()>();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel::<()>();
     let publisher = {
         let (js, layout) = (js.clone(), layout.clone());
         rt.spawn(async move {
             let mut seqs: Vec<u64> = Vec::with_capacity(EVENTS as usize);
-            let events = (0..EVENTS).map(|i| event::nth(i, KEYS));
-            let published =
+            let half = if restart { EVENTS / 2 } else { EVENTS };
+            for range in [0..half, half..EVENTS] {
+                if range.is_empty() {
+                    break;
+                }
+                if range.start > 0 {
+                    let _ = paused_tx.send(());
+                    let _ = resume_rx.await;
+                    let mut rest = Vec::new();
+                    let events = range.map(|i| event::nth(i, KEYS));
+                    publish::publish_events(&js, &layout, events, 1024, |seq| rest.push(seq))
+                        .await
+                        .unwrap();
+                    seqs.extend(rest);
+                    break;
+                }
+                let events = range.map(|i| event::nth(i, KEYS));
                 publish::publish_events(&js, &layout, events, 1024, |seq| seqs.push(seq))
                     .await
                     .unwrap();
-            assert_eq!(published, EVENTS);
+            }
+            assert_eq!(seqs.len() as u64, EVENTS);
             seqs
         })
     };
     let victim_share = EVENTS / u64::from(PROCESSES);
+    if restart {
+        rt.block_on(paused_rx).expect("publisher paused halfway");
+    }
     wait_for("the victim to handle events", started, || {
         handled_lines(&logs, VICTIM) as u64 >= victim_share / 4 || publisher.is_finished()
     });
-    let mut victim = processes.0[VICTIM as usize].take().unwrap();
-    victim.kill().unwrap(); // SIGKILL
-    let killed_at = record::now_ns();
-    victim.wait().unwrap();
+    let hit_at = record::now_ns();
+    let killed_at = match fault {
+        Fault::Kill => {
+            let mut victim = processes.0[VICTIM as usize].take().unwrap();
+            victim.kill().unwrap(); // SIGKILL
+            victim.wait().unwrap();
+            Some(hit_at)
+        }
+        Fault::Stop(pause) => {
+            let victim = processes.0[VICTIM as usize].as_ref().unwrap();
+            signal(victim, libc::SIGSTOP);
+            std::thread::sleep(pause);
+            signal(victim, libc::SIGCONT);
+            None
+        }
+        Fault::RestartServer => {
+            server.restart().expect("restart nats-server");
+            let _ = resume_tx.send(());
+            None
+        }
+    };
     eprintln!(
-        "killed process {VICTIM} after it handled {} events ({:.1} s in, publisher {})",
+        "{fault:?} (victim {VICTIM}) after it handled {} events ({:.1} s in)",
         handled_lines(&logs, VICTIM),
         started.elapsed().as_secs_f64(),
-        if publisher.is_finished() {
-            "done"
-        } else {
-            "still publishing"
-        }
     );
     let seqs = rt.block_on(publisher).unwrap();
     rt.block_on(publish::publish_end(&js, &layout, EVENTS))
         .unwrap();
 
-    // The survivors finish the stream and exit by themselves.
+    // The others (and a stopped victim, continued) finish the stream and
+    // exit by themselves.
     for (process, child) in processes.0.iter_mut().enumerate() {
         let Some(child) = child else { continue };
-        wait_for(&format!("process {process} to finish"), started, || {
-            child.try_wait().unwrap().is_some()
-        });
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() >= WATCHDOG {
+                let errs: Vec<String> = (0..PROCESSES)
+                    .map(|p| {
+                        let err =
+                            fs::read_to_string(dir.join(format!("p{p}.err"))).unwrap_or_default();
+                        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+                        format!("p{p}.err (last lines, newest first):\n{}", tail.join("\n"))
+                    })
+                    .collect();
+                // Each call bounded: a broken server must not hold the
+                // failure report up.
+                let state = rt.block_on(async {
+                    let mut out = String::new();
+                    let stream =
+                        tokio::time::timeout(Duration::from_secs(2), js.get_stream(&layout.stream))
+                            .await
+                            .map_err(|_| "timed out".to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                    let Ok(stream) = stream else {
+                        return format!("stream: {:?}", stream.err());
+                    };
+                    for p in 0..PARTITIONS {
+                        let bound = Duration::from_secs(1);
+                        let info =
+                            tokio::time::timeout(bound, stream.consumer_info(layout.durable(p)))
+                                .await
+                                .map_err(|_| "timed out".to_string())
+                                .and_then(|r| r.map_err(|e| e.to_string()));
+                        let lease = tokio::time::timeout(bound, kv.entry(format!("partition.{p}")))
+                            .await
+                            .map_err(|_| "timed out".to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string()));
+                        out += &format!(
+                            "p{p}: {:?} lease {:?}\n",
+                            info.map(|i| (i.num_pending, i.num_ack_pending, i.num_waiting)),
+                            lease.map(|e| e.map(|e| (e.revision, e.operation)))
+                        );
+                    }
+                    out
+                });
+                panic!(
+                    "watchdog: gave up waiting for process {process} to finish\n{}\n{state}",
+                    errs.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let status = child.wait().unwrap();
         let out = fs::read_to_string(dir.join(format!("p{process}.out"))).unwrap();
         let err = fs::read_to_string(dir.join(format!("p{process}.err"))).unwrap();
@@ -234,7 +393,8 @@ fn three_processes_survive_a_sigkill() {
     }
     eprintln!("stream done {:.1} s in", started.elapsed().as_secs_f64());
 
-    check_logs(&logs, &layout, &seqs, killed_at);
+    let takeover_after = (fault != Fault::RestartServer).then_some(hit_at);
+    check_logs(&logs, &layout, &seqs, killed_at, takeover_after);
 }
 
 /// A lease as the logs show it.
@@ -245,7 +405,17 @@ struct Lease {
     ended: Option<u64>,
 }
 
-fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
+/// Checks the logs; `killed_at`: when the victim was SIGKILLed (its leases
+/// then end at its last handled event), `None` if it ran to the end;
+/// `takeover_after`: when the victim was hit (its home partitions must be
+/// taken over after), if it was.
+fn check_logs(
+    logs: &Path,
+    layout: &Layout,
+    seqs: &[u64],
+    killed_at: Option<u64>,
+    takeover_after: Option<u64>,
+) {
     // What was published: sequence → (key, value), and the totals per key.
     assert_eq!(seqs.len() as u64, EVENTS);
     let mut input: HashMap<u64, (String, u64)> = HashMap::with_capacity(seqs.len());
@@ -291,17 +461,28 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
         }
     }
 
-    // Every handled event.
+    // Every handled event, from each partition's fenced output file, in
+    // the order the sink accepted them: never an older lease epoch after a
+    // newer one (the sink refuses such a write).
     let mut handled: Vec<(u32, Handled)> = Vec::new();
-    for process in 0..PROCESSES {
-        for worker in 0..WORKERS {
-            let text =
-                fs::read_to_string(record::handled_log(logs, process, worker)).unwrap_or_default();
-            for line in text.lines() {
-                let h = Handled::parse(line).unwrap_or_else(|| panic!("bad handled line {line:?}"));
-                assert_eq!(h.worker, worker);
-                handled.push((process, h));
-            }
+    for p in 0..PARTITIONS {
+        let text = fs::read_to_string(record::handled_log(logs, p)).unwrap_or_default();
+        let mut newest = 0;
+        for line in text.lines() {
+            let h = Handled::parse(line).unwrap_or_else(|| panic!("bad handled line {line:?}"));
+            assert_eq!(
+                h.partition, p,
+                "a line of partition {} in {p}'s log",
+                h.partition
+            );
+            assert!(
+                h.epoch >= newest,
+                "partition {p}: output of epoch {} accepted after epoch {newest}",
+                h.epoch
+            );
+            newest = h.epoch;
+            assert!(h.process < PROCESSES && h.worker < WORKERS, "{line}");
+            handled.push((h.process, h));
         }
     }
 
@@ -381,13 +562,52 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
         let last = last_handled.entry((h.partition, h.epoch)).or_default();
         *last = (*last).max(h.at_ns);
     }
+    // Handled after another lease on its partition began: the stall case
+    // (a stopped process handling what it had queued on resuming).
+    let mut acquired_by_partition: HashMap<u32, Vec<u64>> = HashMap::new();
+    for (&(partition, _), lease) in &leases {
+        acquired_by_partition
+            .entry(partition)
+            .or_default()
+            .push(lease.acquired);
+    }
+    // Leases on one partition are ordered by epoch (the bucket's revision),
+    // not by their logged times, which come from different processes.
+    let under_taken_leases: Vec<String> = handled
+        .iter()
+        .filter_map(|(process, h)| {
+            let lease = &leases[&(h.partition, h.epoch)];
+            let later = leases.iter().find(|(&(partition, epoch), other)| {
+                partition == h.partition && epoch > h.epoch && other.acquired <= h.at_ns
+            })?;
+            Some(format!(
+                "sequence {} of partition {} handled by process {process} under epoch {} \
+                 (acquired {}, ended {:?}) at {}, after process {} acquired epoch {} at {}",
+                h.seq,
+                h.partition,
+                h.epoch,
+                lease.acquired,
+                lease.ended,
+                h.at_ns,
+                later.1.process,
+                later.0 .1,
+                later.1.acquired
+            ))
+        })
+        .collect();
+    assert!(
+        under_taken_leases.is_empty(),
+        "{} events handled under leases others already held, e.g.\n{}",
+        under_taken_leases.len(),
+        under_taken_leases[..under_taken_leases.len().min(5)].join("\n")
+    );
     for p in 0..PARTITIONS {
-        let mut spans: Vec<(u64, u64, u32)> = leases
+        let mut spans: Vec<(u64, u64, u64, u32)> = leases
             .iter()
             .filter(|((partition, _), _)| *partition == p)
             .map(|(&(_, epoch), lease)| {
                 let end = lease.ended.unwrap_or_else(|| {
-                    if lease.process == VICTIM {
+                    if lease.process == VICTIM && killed_at.is_some() {
                         // Killed holding it: it ended at its last event.
                         last_handled
                             .get(&(p, epoch))
@@ -397,29 +617,39 @@ fn check_logs(logs: &Path, layout: &Layout, seqs: &[u64], killed_at: u64) {
                         u64::MAX
                     }
                 });
-                (lease.acquired, end, lease.process)
+                (epoch, lease.acquired, end, lease.process)
             })
             .collect();
         spans.sort_unstable();
         for pair in spans.windows(2) {
             assert!(
-                pair[0].1 <= pair[1].0,
-                "partition {p}: the leases of processes {} and {} overlap",
+                pair[0].2 <= pair[1].1,
+                "partition {p}: the leases of processes {} and {} overlap \
+                 (epoch {} ends at {}, epoch {} began by {})",
+                pair[0].3,
+                pair[1].3,
+                pair[0].0,
                 pair[0].2,
-                pair[1].2
+                pair[1].0,
+                pair[1].1
             );
         }
     }
 
-    // The victim's home partitions were taken over by the survivors.
-    for p in (0..PARTITIONS).filter(|p| p % PROCESSES == VICTIM) {
-        let taken = leases.iter().any(|(&(partition, _), l)| {
-            partition == p && l.process != VICTIM && l.acquired > killed_at
-        });
-        assert!(taken, "partition {p} was not taken over after the kill");
+    // The victim's home partitions were taken over by the others.
+    if let Some(hit_at) = takeover_after {
+        for p in (0..PARTITIONS).filter(|p| p % PROCESSES == VICTIM) {
+            let taken = leases.iter().any(|(&(partition, _), l)| {
+                partition == p && l.process != VICTIM && l.acquired > hit_at
+            });
+            assert!(
+                taken,
+                "partition {p} was not taken over after the victim was hit"
+            );
+        }
     }
     eprintln!(
-        "{} handled lines, {} events, {duplicates} handled twice (redelivered after the kill)",
+        "{} handled lines, {} events, {duplicates} handled twice (redelivered after the fault)",
         handled.len(),
         seen.len()
     );
