@@ -139,35 +139,7 @@ pub fn call_rtt_tokio(calls: usize) -> Vec<u32> {
 /// oneshot. The time from spawning the callers until the last one has its
 /// last answer.
 pub fn many_callers_tokio(tasks: usize, calls: u64) -> Duration {
-    let rt = runtime_on(cpus().0);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, oneshot::Sender<u64>)>(1024);
-    let actor = rt.spawn(async move {
-        while let Some((v, reply)) = rx.recv().await {
-            let _ = reply.send(v * 2);
-        }
-    });
-    let dt = rt.block_on(async move {
-        let start = Instant::now();
-        let callers: Vec<_> = (0..tasks as u64)
-            .map(|t| {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    for i in 0..calls {
-                        let v = t * calls + i;
-                        let (reply, answer) = oneshot::channel();
-                        tx.send((v, reply)).await.expect("mpsc send");
-                        assert_eq!(answer.await.expect("answer"), v * 2);
-                    }
-                })
-            })
-            .collect();
-        for c in callers {
-            c.await.expect("caller task");
-        }
-        start.elapsed()
-    });
-    rt.block_on(actor).expect("actor task");
-    dt
+    many_callers_on(runtime_on(cpus().0), 1, tasks, calls)
 }
 
 /// [`many_callers_tokio`] as a newcomer sets it up: tokio's default
@@ -178,11 +150,18 @@ pub fn many_callers_tokio_unpinned(tasks: usize, calls: u64) -> Duration {
         .worker_threads(2)
         .build()
         .expect("tokio runtime");
+    many_callers_on(rt, 2, tasks, calls)
+}
+
+/// `actors` actor tasks on `rt`, and `tasks` tasks each making `calls`
+/// sequential requests (mpsc + `oneshot`) to actor `t % actors`; the time
+/// from spawning the callers until the last one has its last answer.
+fn many_callers_on(rt: tokio::runtime::Runtime, actors: u64, tasks: usize, calls: u64) -> Duration {
     let mut senders = Vec::new();
-    let mut actors = Vec::new();
-    for _ in 0..2 {
+    let mut handles = Vec::new();
+    for _ in 0..actors {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(u64, oneshot::Sender<u64>)>(1024);
-        actors.push(rt.spawn(async move {
+        handles.push(rt.spawn(async move {
             while let Some((v, reply)) = rx.recv().await {
                 let _ = reply.send(v * 2);
             }
@@ -193,7 +172,7 @@ pub fn many_callers_tokio_unpinned(tasks: usize, calls: u64) -> Duration {
         let start = Instant::now();
         let callers: Vec<_> = (0..tasks as u64)
             .map(|t| {
-                let tx = senders[(t % 2) as usize].clone();
+                let tx = senders[(t % actors) as usize].clone();
                 tokio::spawn(async move {
                     for i in 0..calls {
                         let v = t * calls + i;
@@ -209,8 +188,8 @@ pub fn many_callers_tokio_unpinned(tasks: usize, calls: u64) -> Duration {
         }
         start.elapsed()
     });
-    for a in actors {
-        rt.block_on(a).expect("actor task");
+    for h in handles {
+        rt.block_on(h).expect("actor task");
     }
     dt
 }

@@ -146,30 +146,10 @@ pub fn call_rtt_shardpool(calls: usize, idle: IdleStrategy, spin: Duration) -> V
 pub fn many_callers_shardpool(tasks: usize, calls: u64, spin: Duration) -> Duration {
     let (c0, c1) = cpus();
     let rt = runtime_on(c0);
-    let config = pool_config(vec![c1]).call_spin(spin);
-    let pool = Pool::start(config, |_| Doubler).expect("pool start");
+    let pool = Pool::start(pool_config(vec![c1]).call_spin(spin), |_| Doubler).expect("pool start");
     let tx = pool.sender();
-    let dt = rt.block_on(async move {
-        let start = Instant::now();
-        let callers: Vec<_> = (0..tasks as u64)
-            .map(|t| {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    for i in 0..calls {
-                        let v = t * calls + i;
-                        let r = tx
-                            .call_async(WorkerId::from(0), |reply| (v, reply))
-                            .await
-                            .expect("call_async");
-                        assert_eq!(r, v * 2);
-                    }
-                })
-            })
-            .collect();
-        for c in callers {
-            c.await.expect("caller task");
-        }
-        start.elapsed()
+    let dt = time_callers(&rt, tasks, calls, move |_, v| {
+        tx.call_async(WorkerId::from(0), move |reply| (v, reply))
     });
     pool.shutdown().expect("shutdown");
     dt
@@ -191,18 +171,30 @@ pub fn many_callers_shardpool_unpinned(tasks: usize, calls: u64, spin: Duration)
         .call_spin(spin);
     let pool = Pool::start(config, |_| Doubler).expect("pool start");
     let tx = pool.sender();
-    let dt = rt.block_on(async move {
+    let dt = time_callers(&rt, tasks, calls, move |t, v| {
+        tx.call_keyed_async(&t, move |reply| (v, reply))
+    });
+    pool.shutdown().expect("shutdown");
+    dt
+}
+
+/// Spawns `tasks` tasks on `rt`, task `t` making `calls` sequential calls
+/// `call(t, v)` (each must answer `2 * v`); the time from spawning them
+/// until the last one has its last answer.
+fn time_callers<F, Fut>(rt: &tokio::runtime::Runtime, tasks: usize, calls: u64, call: F) -> Duration
+where
+    F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<u64, CallError<(u64, Reply<u64>)>>> + Send + 'static,
+{
+    rt.block_on(async move {
         let start = Instant::now();
         let callers: Vec<_> = (0..tasks as u64)
             .map(|t| {
-                let tx = tx.clone();
+                let call = call.clone();
                 tokio::spawn(async move {
                     for i in 0..calls {
                         let v = t * calls + i;
-                        let r = tx
-                            .call_keyed_async(&t, |reply| (v, reply))
-                            .await
-                            .expect("call_keyed_async");
+                        let r = call(t, v).await.unwrap_or_else(|_| panic!("call"));
                         assert_eq!(r, v * 2);
                     }
                 })
@@ -212,9 +204,7 @@ pub fn many_callers_shardpool_unpinned(tasks: usize, calls: u64, spin: Duration)
             c.await.expect("caller task");
         }
         start.elapsed()
-    });
-    pool.shutdown().expect("shutdown");
-    dt
+    })
 }
 
 /// Runs `f` as a spawned task (on a runtime worker thread, as a service's
