@@ -44,6 +44,7 @@
 //! | [`layout`] | the names (stream, subjects, consumers, bucket) and their idempotent setup |
 //! | [`publish`] | publishing keyed messages to their partitions, with pipelined acks |
 //! | [`counting`] | the example job: counts per key, logs what it handled through the fenced sink |
+//! | [`windowed`] | the windowed example job: per-key counts per tumbling window of event time, rebuilt by replay when a partition moves |
 //! | [`event`] | the counting job's wire form (`key value`) |
 //! | [`record`] | the handled-event and lease logs' line formats (written by processes, read by the test) |
 //! | [`plain`] | the baseline: one plain async-nats consumer doing the same counting |
@@ -67,6 +68,7 @@ pub mod publish;
 pub mod record;
 pub mod server;
 pub mod sink;
+pub mod windowed;
 pub mod worker;
 
 /// The error type of this crate's async functions: any NATS or I/O error,
