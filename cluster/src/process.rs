@@ -389,12 +389,26 @@ async fn consume<J: Job>(
 ) -> u64 {
     let mut malformed = 0;
     if let Some((from, to)) = replay {
-        let replayed = tokio::select! {
-            _ = &mut stop => return malformed,
-            replayed = replay_range(&events, &layout, &*job, partition, epoch, from, to, &sender) => replayed,
-        };
-        if let Err(e) = replayed {
-            eprintln!("partition {partition}: replay {from}..={to} failed: {e}");
+        // Live events are consumed only once the state is rebuilt: a
+        // replay that fails (the server restarting, a timeout) is resumed
+        // where it stopped, never skipped, or the job would go on with
+        // part of its state.
+        let mut next = from;
+        loop {
+            let replayed = tokio::select! {
+                _ = &mut stop => return malformed,
+                replayed = replay_range(&events, &layout, &*job, partition, epoch, &mut next, to, &sender) => replayed,
+            };
+            match replayed {
+                Ok(_) => break,
+                Err(e) => {
+                    eprintln!("partition {partition}: replay {from}..={to} failed at {next} ({e}); resuming");
+                    tokio::select! {
+                        _ = &mut stop => return malformed,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+            }
         }
     }
     'restart: loop {
@@ -501,8 +515,10 @@ async fn consume<J: Job>(
     }
 }
 
-/// Hands the workers `partition`'s messages `from..=to` (stream sequences)
-/// as replayed events, read with an ordered consumer (nothing is acked).
+/// Hands the workers `partition`'s messages `*next..=to` (stream
+/// sequences) as replayed events, read with an ordered consumer (nothing
+/// is acked). `*next` follows the messages handed over, so a replay that
+/// fails part way is resumed where it stopped.
 #[allow(clippy::too_many_arguments)]
 async fn replay_range<J: Job>(
     events: &Stream,
@@ -510,15 +526,18 @@ async fn replay_range<J: Job>(
     job: &J,
     partition: u32,
     epoch: u64,
-    from: u64,
+    next: &mut u64,
     to: u64,
     sender: &PoolSender<Envelope<J::Msg>>,
 ) -> Result<(), Error> {
+    if *next > to {
+        return Ok(());
+    }
     let consumer = events
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
             filter_subject: layout.partition_subject(partition),
             deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: from.max(1),
+                start_sequence: (*next).max(1),
             },
             ..Default::default()
         })
@@ -531,6 +550,8 @@ async fn replay_range<J: Job>(
         if seq > to {
             break;
         }
+        // Whatever happens to this one, a resumed replay starts after it.
+        *next = seq + 1;
         let delivery = Delivery {
             seq,
             partition,
