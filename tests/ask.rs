@@ -228,18 +228,26 @@ fn a_peer_that_panics_on_the_question_gives_no_reply() {
     });
 }
 
+/// Two workers under a restart policy; worker 0 has asked worker 1,
+/// which holds the question unanswered.
+fn restartable_with_a_held_ask() -> (Pool<Node>, Outcomes) {
+    let config = unpinned(2).on_panic(PanicPolicy::Restart {
+        max_restarts: 5,
+        within: Duration::from_secs(60),
+    });
+    let (tx, rx) = mpsc::channel();
+    let pool = Pool::start(config, move |id| node(id, &tx)).unwrap();
+    pool.sender()
+        .send_to(WorkerId::from(0), go(1, Mode::Hold, LONG))
+        .unwrap();
+    (pool, rx)
+}
+
 #[test]
 fn a_restarted_peer_drops_the_asked_it_held() {
     watchdog(60, || {
-        let config = unpinned(2).on_panic(PanicPolicy::Restart {
-            max_restarts: 5,
-            within: Duration::from_secs(60),
-        });
-        let (tx, rx) = mpsc::channel();
-        let pool = Pool::start(config, move |id| node(id, &tx)).unwrap();
+        let (pool, rx) = restartable_with_a_held_ask();
         let s = pool.sender();
-        s.send_to(WorkerId::from(0), go(1, Mode::Hold, LONG))
-            .unwrap();
         // The question is held; the restart drops the instance holding it.
         std::thread::sleep(Duration::from_millis(50));
         s.send_to(WorkerId::from(1), Msg::Boom).unwrap();
@@ -472,15 +480,8 @@ fn asks_from_on_stop_are_refused_and_shutdown_does_not_wait_for_deadlines() {
 #[test]
 fn a_restarted_asker_never_runs_its_old_continuations() {
     watchdog(60, || {
-        let config = unpinned(2).on_panic(PanicPolicy::Restart {
-            max_restarts: 5,
-            within: Duration::from_secs(60),
-        });
-        let (tx, rx) = mpsc::channel();
-        let pool = Pool::start(config, move |id| node(id, &tx)).unwrap();
+        let (pool, rx) = restartable_with_a_held_ask();
         let s = pool.sender();
-        s.send_to(WorkerId::from(0), go(1, Mode::Hold, LONG))
-            .unwrap();
         std::thread::sleep(Duration::from_millis(50));
         // The asker restarts; then the peer answers the old question.
         s.send_to(WorkerId::from(0), Msg::Boom).unwrap();
