@@ -219,7 +219,7 @@ pub const DEFAULT_IO_POLL_INTERVAL: Duration = Duration::from_micros(100);
 ///
 /// Each idle tick wakes a parked worker. On a VM a timed wake-up costs tens
 /// of microseconds of CPU, so at 10 ms two idle workers used about 1 % of a
-/// core in wake-ups alone (PERFORMANCE.md, "idle CPU"); at 100 ms they use
+/// core in wake-ups alone (docs/performance-log.md, "Idle CPU"); at 100 ms they use
 /// a tenth of that. Work that must happen at a time belongs in
 /// [`Context::send_after`](crate::Context::send_after), which wakes a parked
 /// worker at its deadline whatever this interval is.
@@ -404,7 +404,7 @@ impl PoolConfig {
     /// cross-core round trip — one per message when the worker keeps up.
     /// Pausing briefly lets messages from a steady stream land a cache line
     /// at a time: on the reference machine `send_to` goes from ~30 to ~80 M
-    /// messages/s (PERFORMANCE.md, "Inbox"). The cost is latency, up to the
+    /// messages/s (docs/performance-log.md, "Inbox"). The cost is latency, up to the
     /// window, for a message that arrives right after a batch; a lone
     /// message (request/response) or one that finds the worker idle is
     /// picked up at once, and worker-to-worker messages are never delayed.

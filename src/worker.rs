@@ -46,6 +46,10 @@ pub trait Worker: Send + 'static {
     fn tick(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
 
     /// On the worker's own pinned thread, before the first message.
+    /// [`Pool::start`](crate::Pool::start) returns once every worker's
+    /// `on_start` has returned, so what it sets up (a listener, say) is
+    /// ready then; if it panics and the worker is not restarted, `start`
+    /// fails with [`Error::WorkerPanicked`](crate::Error::WorkerPanicked).
     fn on_start(&mut self, _ctx: &mut Context<'_, Self::Msg>) {}
 
     /// After the drain at shutdown, before the worker is handed back. Sends

@@ -8,7 +8,7 @@
 //! consumer's cache, and the next send stalls for that cross-core round
 //! trip. Fetching the line a few slots ahead for writing, while the thread
 //! is busy anyway, takes that round trip off the send path (measured in
-//! PERFORMANCE.md, "Inbox").
+//! docs/performance-log.md, "Inbox").
 //!
 //! The ring's consumer knows, from the producer's published tail, which
 //! lines hold its next batch; asking for all of them at once overlaps
