@@ -66,7 +66,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -75,6 +75,7 @@ use std::time::Duration;
 use shardpool::io::{Event, Interest, TcpListener, TcpStream, Token};
 use shardpool::prelude::*;
 
+use crate::conn_io::{accept_next, read_some, watch_writable, write_out, Accepted, ReadStep};
 use crate::kv::{
     execute_keyless, route, Command, Gather, KvStats, Limits, Reply, ReplyQueue, Request, Route,
     Session, Store,
@@ -474,8 +475,8 @@ impl KvWorker {
             return;
         };
         loop {
-            match listener.accept() {
-                Ok((mut stream, _)) => {
+            match accept_next(listener) {
+                Accepted::Stream(mut stream) => {
                     let Some(slot) =
                         ClientSlot::take(&self.clients, self.maxclients.load(Ordering::Relaxed))
                     else {
@@ -485,7 +486,6 @@ impl KvWorker {
                         self.stats.clients_refused += 1;
                         continue;
                     };
-                    let _ = stream.set_nodelay(true);
                     let id = self.ids.take();
                     if ctx
                         .io()
@@ -510,21 +510,17 @@ impl KvWorker {
                         },
                     );
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Accepted::Drained => return,
                 // Out of file descriptors: the connections wait in the
                 // queue, and with edge-triggered readiness the listener
                 // will not report them again. Retry on a timer.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    self.stats.accept_retries += 1;
-                    self.retry_accept(ctx);
-                    return;
-                }
-                // A connection reset before accept: take the next.
-                Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
-                // Anything else (out of memory, …): retry later too.
-                Err(e) => {
-                    eprintln!("kv: accept failed: {e}");
+                Accepted::Retry(e) => {
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        self.stats.accept_retries += 1;
+                    } else {
+                        // Anything else (out of memory, …): retry later too.
+                        eprintln!("kv: accept failed: {e}");
+                    }
                     self.retry_accept(ctx);
                     return;
                 }
@@ -565,9 +561,9 @@ impl KvWorker {
                 break;
             }
             let chunk = self.scratch.len().min(budget);
-            match conn.stream.read(&mut self.scratch[..chunk]) {
-                Ok(0) => conn.eof = true,
-                Ok(n) => {
+            match read_some(&mut conn.stream, &mut self.scratch[..chunk]) {
+                ReadStep::Eof => conn.eof = true,
+                ReadStep::Data(n) => {
                     budget -= n;
                     conn.session
                         .input_mut()
@@ -577,9 +573,8 @@ impl KvWorker {
                         return;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
+                ReadStep::Empty => break,
+                ReadStep::Failed => {
                     self.close(id);
                     return;
                 }
@@ -707,24 +702,8 @@ impl KvWorker {
             return;
         };
         conn.replies.flush_into(conn.session.output_mut());
-        let mut failed = false;
-        while !conn.session.output().is_empty() {
-            match conn.stream.write(conn.session.output()) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => {
-                    let _ = conn.session.output_mut().split_to(n);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
+        let (written, failed) = write_out(&mut conn.stream, conn.session.output());
+        let _ = conn.session.output_mut().split_to(written);
         let pending = !conn.session.output().is_empty();
         let finished = conn.replies.is_empty() && !pending;
         if failed || (finished && (conn.eof || conn.session.is_closing())) {
@@ -735,21 +714,9 @@ impl KvWorker {
             conn.paused = false;
             self.resume.push(id);
         }
-        if pending != conn.writing {
-            let interest = if pending {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if ctx
-                .io()
-                .reregister(&mut conn.stream, Token(id as usize), interest)
-                .is_err()
-            {
-                self.close(id);
-                return;
-            }
-            conn.writing = pending;
+        let token = Token(id as usize);
+        if watch_writable(ctx, &mut conn.stream, token, &mut conn.writing, pending).is_err() {
+            self.close(id);
         }
     }
 

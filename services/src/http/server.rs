@@ -49,7 +49,7 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
@@ -58,6 +58,7 @@ use shardpool::io::{Event, Interest, TcpListener, TcpStream, Token};
 use shardpool::prelude::*;
 
 use super::{parse, write_response, DateCache, Parsed, Persist, Route, Status};
+use crate::conn_io::{accept_next, read_some, watch_writable, write_out, Accepted, ReadStep};
 
 /// The listener's token; connections use their id (from 1).
 const LISTENER: Token = Token(0);
@@ -303,9 +304,8 @@ impl CounterWorker {
             return;
         };
         loop {
-            match listener.accept() {
-                Ok((mut stream, _)) => {
-                    let _ = stream.set_nodelay(true);
+            match accept_next(listener) {
+                Accepted::Stream(mut stream) => {
                     self.next_conn += 1;
                     let id = self.next_conn;
                     let token = Token(id as usize);
@@ -333,11 +333,10 @@ impl CounterWorker {
                         },
                     );
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Accepted::Drained => return,
                 // Out of file descriptors, say: the waiting connections
                 // raise no new event (edge-triggered), so try again soon.
-                Err(e) => {
+                Accepted::Retry(e) => {
                     eprintln!("http_counter: accept failed: {e}");
                     let _ = ctx.send_after(Duration::from_millis(100), Msg::Accept);
                     return;
@@ -378,9 +377,9 @@ impl CounterWorker {
                 break;
             }
             let chunk = self.scratch.len().min(budget);
-            match conn.stream.read(&mut self.scratch[..chunk]) {
-                Ok(0) => conn.eof = true,
-                Ok(n) => {
+            match read_some(&mut conn.stream, &mut self.scratch[..chunk]) {
+                ReadStep::Eof => conn.eof = true,
+                ReadStep::Data(n) => {
                     budget -= n;
                     conn.input.extend_from_slice(&self.scratch[..n]);
                     let read_all = conn.read_all;
@@ -389,12 +388,11 @@ impl CounterWorker {
                         return;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                ReadStep::Empty => {
                     conn.read_all = false;
                     break;
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
+                ReadStep::Failed => {
                     self.close(id);
                     return;
                 }
@@ -488,23 +486,7 @@ impl CounterWorker {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let mut written = 0;
-        let mut failed = false;
-        while written < conn.output.len() {
-            match conn.stream.write(&conn.output[written..]) {
-                Ok(0) => {
-                    failed = true;
-                    break;
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
+        let (written, failed) = write_out(&mut conn.stream, &conn.output);
         conn.output.drain(..written);
         let pending = !conn.output.is_empty();
         let finished = conn.queue.is_empty() && !pending;
@@ -518,21 +500,9 @@ impl CounterWorker {
             conn.paused = false;
             ctx.io_again(Token(id as usize));
         }
-        if pending != conn.writing {
-            let interest = if pending {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if ctx
-                .io()
-                .reregister(&mut conn.stream, Token(id as usize), interest)
-                .is_err()
-            {
-                self.close(id);
-                return;
-            }
-            conn.writing = pending;
+        let token = Token(id as usize);
+        if watch_writable(ctx, &mut conn.stream, token, &mut conn.writing, pending).is_err() {
+            self.close(id);
         }
     }
 
