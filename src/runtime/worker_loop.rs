@@ -98,6 +98,15 @@ fn deliver_answers<W: Worker>(
     n
 }
 
+/// Which ready events a round of `on_io` hands out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IoRound {
+    /// Those the last poll of the worker's reactor returned.
+    Polled,
+    /// Those `Context::io_again` queued.
+    Again,
+}
+
 /// What a worker thread hands back when it ends.
 pub(crate) struct WorkerExit<W> {
     /// The worker, unless it failed or never started.
@@ -574,28 +583,7 @@ impl<W: Worker> Runtime<W> {
         if !self.reactor.has_ready() {
             return 0;
         }
-        let mut n = 0;
-        if let Some(worker) = self.worker.as_mut() {
-            let (out, io) = (&mut self.out, &self.reactor);
-            let count = &mut n;
-            self.probe.enter(Callback::OnIo);
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out, io };
-                for event in io.events() {
-                    worker.on_io(event, &mut ctx);
-                    *count += 1;
-                }
-            }));
-            self.probe.leave();
-            self.reactor.dispatched();
-            if let Err(payload) = result {
-                self.recover(payload);
-            }
-            self.out.flush();
-        } else {
-            self.reactor.dispatched();
-        }
-        n.max(1)
+        self.on_io_round(IoRound::Polled).max(1)
     }
 
     /// Hands the tokens queued by `Context::io_again` to `on_io` (a failed
@@ -610,22 +598,45 @@ impl<W: Worker> Runtime<W> {
                 return 1;
             }
         };
-        if let Some(worker) = self.worker.as_mut() {
-            let (out, io) = (&mut self.out, &self.reactor);
-            self.probe.enter(Callback::OnIo);
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                let mut ctx = Context { out, io };
-                for event in io.again_events() {
-                    worker.on_io(event, &mut ctx);
-                }
-            }));
-            self.probe.leave();
-            if let Err(payload) = result {
-                self.recover(payload);
-            }
-            self.out.flush();
-        }
+        self.on_io_round(IoRound::Again);
         n.max(1)
+    }
+
+    /// One round of `on_io` over the events `round` names, inside its
+    /// stall phase and its own `catch_unwind`, then the sends it made are
+    /// published. Polled events are marked dispatched whether or not a
+    /// worker took them. Returns how many events `on_io` was handed.
+    fn on_io_round(&mut self, round: IoRound) -> usize {
+        let mut n = 0;
+        let Some(worker) = self.worker.as_mut() else {
+            if round == IoRound::Polled {
+                self.reactor.dispatched();
+            }
+            return n;
+        };
+        let (out, io) = (&mut self.out, &self.reactor);
+        let count = &mut n;
+        self.probe.enter(Callback::OnIo);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut ctx = Context { out, io };
+            let mut hand = |event: &crate::io::Event| {
+                worker.on_io(event, &mut ctx);
+                *count += 1;
+            };
+            match round {
+                IoRound::Polled => io.events().for_each(&mut hand),
+                IoRound::Again => io.again_events().iter().for_each(&mut hand),
+            }
+        }));
+        self.probe.leave();
+        if round == IoRound::Polled {
+            self.reactor.dispatched();
+        }
+        if let Err(payload) = result {
+            self.recover(payload);
+        }
+        self.out.flush();
+        n
     }
 
     /// Drops the timers still pending (at stop, and with the instance that
