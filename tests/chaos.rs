@@ -177,24 +177,6 @@ fn metric_sum(text: &str, name: &str) -> u64 {
         .sum()
 }
 
-fn quiet_chaos_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !text.contains("[chaos]") {
-                previous(info);
-            }
-        }));
-    });
-}
-
 /// What one run went through, summed over the batch (to show the batch
 /// reaches the paths it is meant to).
 #[derive(Default, Debug, Clone, Copy)]
@@ -365,7 +347,7 @@ fn scale() -> u64 {
 
 #[test]
 fn chaos_every_run_ends_and_accounts_for_every_message() {
-    quiet_chaos_panics();
+    common::quiet_panics_containing("[chaos]");
     let first: u64 = std::env::var("SHARDPOOL_CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -39,27 +39,6 @@ fn wait_for(done: impl Fn() -> bool) {
     }
 }
 
-/// Installs (once per test binary) a panic hook that stays quiet for the
-/// panics these tests cause on purpose (their messages contain
-/// "[expected]").
-fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !text.contains("[expected]") {
-                previous(info);
-            }
-        }));
-    });
-}
-
 /// The panic message of a `WorkerPanicked` shutdown for `worker`.
 fn panicked<T>(result: Result<Vec<T>, Error>, worker: usize) -> String {
     match result.map(|v| v.len()) {
@@ -179,7 +158,7 @@ fn ask_who(addr: SocketAddr) -> (usize, BufReader<std::net::TcpStream>) {
 #[test]
 fn a_failed_worker_closes_its_listener_and_connections_at_once() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let pool = Pool::start(unpinned(2), |_| LineServer {
             listener: None,
             conns: vec![],
@@ -267,7 +246,7 @@ impl Worker for Holder {
 #[test]
 fn a_reply_held_by_a_failed_worker_resolves_no_reply_before_shutdown() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let drops = Arc::new(AtomicU64::new(0));
         let d = drops.clone();
         let pool = Pool::start(unpinned(2), move |_| Holder {
@@ -304,7 +283,7 @@ fn a_reply_held_by_a_failed_worker_resolves_no_reply_before_shutdown() {
 #[test]
 fn a_failed_worker_whose_drop_panics_keeps_draining() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let drops = Arc::new(AtomicU64::new(0));
         let d = drops.clone();
         let pool = Pool::start(unpinned(1), move |_| Holder {
@@ -405,7 +384,7 @@ fn a_listener_bound_in_on_start_is_ready_when_start_returns() {
 #[test]
 fn an_on_start_panic_fails_pool_start_naming_the_worker() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let drops = Arc::new(AtomicU64::new(0));
         let d = drops.clone();
         let result = Pool::start(unpinned(3), move |id| Starter {
@@ -434,7 +413,7 @@ fn an_on_start_panic_fails_pool_start_naming_the_worker() {
 #[test]
 fn a_first_start_whose_restarts_run_out_fails_pool_start() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let builds = Arc::new(AtomicU64::new(0));
         let b = builds.clone();
         let config = unpinned(2).on_panic(PanicPolicy::Restart {
@@ -521,7 +500,7 @@ fn restarting_forever() -> (Pool<NeverBack>, u64) {
 /// watchdog fired).
 #[test]
 fn restarts_back_off_and_never_hold_shutdown() {
-    quiet_expected_panics();
+    common::quiet_panics_containing("[expected]");
     let (pool, restarts) = watchdog(WATCHDOG, restarting_forever);
     // 0, 10, 20, 40, 80, 160, 320, 640 ms: about 8 within 1.3 s and more.
     let pool = assert_backed_off(pool, restarts);
@@ -536,7 +515,7 @@ fn restarts_back_off_and_never_hold_shutdown() {
 /// The same, dropping the pool instead of shutting it down.
 #[test]
 fn restarts_never_hold_the_pools_drop() {
-    quiet_expected_panics();
+    common::quiet_panics_containing("[expected]");
     let (pool, restarts) = watchdog(WATCHDOG, restarting_forever);
     let pool = assert_backed_off(pool, restarts);
     watchdog(10, move || drop(pool));
@@ -587,7 +566,7 @@ impl Worker for Timed {
 #[test]
 fn a_restart_drops_the_old_instances_timers() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let config = unpinned(1).on_panic(PanicPolicy::Restart {
             max_restarts: 5,
             within: Duration::from_secs(60),
@@ -631,7 +610,7 @@ impl Worker for Exclusive {
 #[test]
 fn a_restart_drops_the_old_instance_before_building_the_new_one() {
     watchdog(WATCHDOG, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let addr: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let a = addr.clone();
         let config = unpinned(1).on_panic(PanicPolicy::Restart {
@@ -697,7 +676,7 @@ impl Worker for Caller {
 fn a_blocking_call_into_its_own_pool_panics_naming_ask() {
     for to_self in [true, false] {
         watchdog(WATCHDOG, move || {
-            quiet_expected_panics();
+            common::quiet_panics_containing("[expected]");
             let pool = Pool::start(unpinned(2), |_| Caller).unwrap();
             let tx = pool.sender();
             let w0 = WorkerId::from(0);

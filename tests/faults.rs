@@ -402,27 +402,6 @@ fn senders_dropped_mid_stream() {
 // Each scenario runs under a watchdog, so a regression fails instead of
 // hanging.
 
-/// Installs (once per test binary) a panic hook that stays quiet for the
-/// panics these tests cause on purpose (their messages contain
-/// "[expected]"), so thousands of them do not flood the output.
-fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !text.contains("[expected]") {
-                previous(info);
-            }
-        }));
-    });
-}
-
 /// Defect 1: under `Restart`, a panic in `on_stop` went to the restart
 /// path — a fresh worker, its `on_start` run on a stopped pool, and
 /// `shutdown` returned `Ok` with it. Failed before the fix: `Ok`, and two
@@ -430,7 +409,7 @@ fn quiet_expected_panics() {
 #[test]
 fn a_panic_in_on_stop_under_restart_is_reported_not_restarted() {
     watchdog(60, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         struct BadStop;
         impl Worker for BadStop {
             type Msg = ();
@@ -495,7 +474,7 @@ impl Worker for BombSink {
 #[test]
 fn a_failed_worker_survives_messages_whose_drop_panics() {
     watchdog(60, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         let drops = Arc::new(AtomicU64::new(0));
         let bomb = |armed, poison| Bomb {
             armed,
@@ -530,7 +509,7 @@ fn a_failed_worker_survives_messages_whose_drop_panics() {
 #[test]
 fn restarts_loop_instead_of_recursing() {
     watchdog(300, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         struct NeverStarts;
         impl Worker for NeverStarts {
             type Msg = ();
@@ -704,7 +683,7 @@ fn a_blocking_send_from_a_handler_into_its_own_full_inbox_panics() {
 #[test]
 fn shutdown_all_returns_the_survivors_with_the_failures() {
     watchdog(60, || {
-        quiet_expected_panics();
+        common::quiet_panics_containing("[expected]");
         struct Tally(Vec<u64>);
         impl Worker for Tally {
             type Msg = u64;

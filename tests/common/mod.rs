@@ -22,3 +22,24 @@ pub fn watchdog<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'st
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("watchdog: not done after {secs} s (hang?)"),
     }
 }
+
+/// Installs (once per test binary) a panic hook that stays quiet for the
+/// panics a test causes on purpose (their messages contain `marker`), so
+/// many of them do not flood the output; others print as usual.
+pub fn quiet_panics_containing(marker: &'static str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let text = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            if !text.contains(marker) {
+                previous(info);
+            }
+        }));
+    });
+}
