@@ -309,20 +309,27 @@ fn an_answer_never_overtakes_what_the_peer_sent_before_it() {
     });
 }
 
+/// Two workers; worker 0 has asked worker 1, which handed the `Asked`
+/// to this thread (returned).
+fn asked_from_outside() -> (Pool<Node>, Asked<u64>, Outcomes) {
+    let (tx, rx) = mpsc::channel();
+    let (out_tx, out_rx) = mpsc::channel();
+    let pool = Pool::start(unpinned(2), move |id| Node {
+        outside: Some(out_tx.clone()),
+        ..node(id, &tx)
+    })
+    .unwrap();
+    pool.sender()
+        .send_to(WorkerId::from(0), go(1, Mode::Outside, LONG))
+        .unwrap();
+    let asked = out_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    (pool, asked, rx)
+}
+
 #[test]
 fn an_answer_from_outside_the_pool_wakes_a_parked_asker() {
     watchdog(60, || {
-        let (tx, rx) = mpsc::channel();
-        let (out_tx, out_rx) = mpsc::channel();
-        let pool = Pool::start(unpinned(2), move |id| Node {
-            outside: Some(out_tx.clone()),
-            ..node(id, &tx)
-        })
-        .unwrap();
-        pool.sender()
-            .send_to(WorkerId::from(0), go(1, Mode::Outside, LONG))
-            .unwrap();
-        let asked: Asked<u64> = out_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let (pool, asked, rx) = asked_from_outside();
         // Let the asker go idle and park.
         std::thread::sleep(Duration::from_millis(300));
         asked.send(42);
@@ -500,17 +507,8 @@ fn a_restarted_asker_never_runs_its_old_continuations() {
 #[test]
 fn answers_to_a_failed_asker_do_not_hold_shutdown() {
     watchdog(60, || {
-        let (tx, rx) = mpsc::channel();
-        let (out_tx, out_rx) = mpsc::channel();
-        let pool = Pool::start(unpinned(2), move |id| Node {
-            outside: Some(out_tx.clone()),
-            ..node(id, &tx)
-        })
-        .unwrap();
+        let (pool, asked, rx) = asked_from_outside();
         let s = pool.sender();
-        s.send_to(WorkerId::from(0), go(1, Mode::Outside, LONG))
-            .unwrap();
-        let asked: Asked<u64> = out_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         // The asker fails for good; then the answer comes.
         s.send_to(WorkerId::from(0), Msg::Boom).unwrap();
         while s.send_to(WorkerId::from(0), Msg::Note).is_ok() {
