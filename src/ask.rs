@@ -119,7 +119,7 @@ impl<R> Drop for Asked<R> {
 
 /// The continuation of one ask, its answer's type erased.
 fn erase<M, R: 'static>(then: impl FnOnce(Result<R, AskError>) -> M + 'static) -> Then<M> {
-    Box::new(move |outcome: Outcome| Some(then(outcome.and_then(typed::<R>))))
+    Then::new(move |outcome: Outcome| Some(then(outcome.and_then(typed::<R>))))
 }
 
 /// The answer as the asker's `R`. An `Asked<R>` answers its ask's id
@@ -297,6 +297,7 @@ impl<M: Send + 'static> Context<'_, M> {
         then: Then<M>,
         due: Option<Instant>,
     ) -> Result<(), (u64, SendError<M>)> {
+        self.out.asks.open_lane(peer.index());
         let id = self.out.asks.insert(source, then, due);
         let asked = Asked {
             to: Some(self.out.asks.answer_box().clone()),
@@ -336,7 +337,7 @@ impl<R: 'static, M: 'static> Gather<R, M> {
     /// for the last one, builds the message.
     fn part(&self, i: usize) -> Then<M> {
         let state = self.state.clone();
-        Box::new(move |outcome: Outcome| {
+        Then::new(move |outcome: Outcome| {
             let mut s = state.borrow_mut();
             let outcome = outcome.and_then(typed::<R>);
             if s.outcomes[i].replace(outcome).is_none() {

@@ -9,96 +9,114 @@
 //! largest cost of pipelined asks). Most answers (counts, ids, flags,
 //! `Option<u64>`, a `Box` or an `Arc`) fit in two words.
 
-use std::any::{Any, TypeId};
+//!
+//! A `Value` is three words: the two-word buffer and a pointer to a static
+//! table for its type (its `TypeId`, its drop, whether it is boxed), so
+//! that an answer with its id, tag and the asker's box reference fits one
+//! cache line of an answer lane.
+
+use std::any::TypeId;
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 
 /// The inline buffer: two words, word-aligned.
 type Inline = [usize; 2];
 
-/// A value of some `R: Send + 'static`, type-erased.
-pub(crate) struct Value {
-    type_id: TypeId,
-    repr: Repr,
+/// What a `Value` knows of the type it holds.
+struct Table {
+    /// The `R` that `Value::new` was given.
+    type_id: fn() -> TypeId,
+    /// Whether `bytes` holds a `Box<R>` rather than an `R`.
+    boxed: bool,
+    /// Drops what `bytes` holds (the `R`, or the `Box<R>`), in place.
+    drop: unsafe fn(*mut Inline),
 }
 
-enum Repr {
-    Inline {
-        bytes: MaybeUninit<Inline>,
-        /// Drops the `R` in `bytes` in place.
-        drop: unsafe fn(*mut Inline),
-    },
-    Boxed(Box<dyn Any + Send>),
+/// The table of `R` held inline ([`Of::INLINE`]) or boxed
+/// ([`Of::BOXED`]): constants, so `&Of::<R>::INLINE` is a `'static`.
+struct Of<R>(std::marker::PhantomData<R>);
+
+impl<R: 'static> Of<R> {
+    const INLINE: Table = Table {
+        type_id: TypeId::of::<R>,
+        boxed: false,
+        drop: drop_in::<R>,
+    };
+    const BOXED: Table = Table {
+        type_id: TypeId::of::<R>,
+        boxed: true,
+        drop: drop_in::<Box<R>>,
+    };
+}
+
+/// A value of some `R: Send + 'static`, type-erased.
+pub(crate) struct Value {
+    bytes: MaybeUninit<Inline>,
+    table: &'static Table,
 }
 
 // SAFETY: a `Value` is built only by `Value::new`, from an `R: Send`, and
-// holds that `R` (inline or in a `Box<dyn Any + Send>`) and nothing else:
-// moving it to another thread moves an `R`.
+// holds that `R` (inline, or as a `Box<R>`) and nothing else: moving it to
+// another thread moves an `R`.
 unsafe impl Send for Value {}
 
-/// Drops the `R` that `Value::new` wrote at `p`.
+/// Drops the `T` written at `p`.
 ///
 /// # Safety
-/// `p` points to an initialized `R`, suitably aligned, not dropped before.
-unsafe fn drop_inline<R>(p: *mut Inline) {
+/// `p` points to an initialized `T`, suitably aligned, not dropped before.
+unsafe fn drop_in<T>(p: *mut Inline) {
     // SAFETY: the caller's contract.
-    unsafe { std::ptr::drop_in_place(p.cast::<R>()) }
+    unsafe { std::ptr::drop_in_place(p.cast::<T>()) }
 }
 
 impl Value {
-    /// Whether an `R` is held inline.
+    /// Whether an `R` is held inline (else a `Box<R>` is, which always
+    /// fits).
     const fn fits<R>() -> bool {
         size_of::<R>() <= size_of::<Inline>() && align_of::<R>() <= align_of::<Inline>()
     }
 
     /// Wraps `value`.
     pub(crate) fn new<R: Send + 'static>(value: R) -> Self {
-        let repr = if Self::fits::<R>() {
-            let mut bytes = MaybeUninit::<Inline>::uninit();
+        let mut bytes = MaybeUninit::<Inline>::uninit();
+        let table = if Self::fits::<R>() {
             // SAFETY: an `R` fits the buffer's size and alignment (checked
             // by `fits`), and the buffer is ours and uninitialized.
             unsafe { bytes.as_mut_ptr().cast::<R>().write(value) };
-            Repr::Inline {
-                bytes,
-                drop: drop_inline::<R>,
-            }
+            &Of::<R>::INLINE
         } else {
-            Repr::Boxed(Box::new(value))
+            // SAFETY: a `Box` is one word, word-aligned; the buffer is ours
+            // and uninitialized.
+            unsafe { bytes.as_mut_ptr().cast::<Box<R>>().write(Box::new(value)) };
+            &Of::<R>::BOXED
         };
-        Value {
-            type_id: TypeId::of::<R>(),
-            repr,
-        }
+        Value { bytes, table }
     }
 
     /// The value, if it is an `R` (else it is dropped and `None` returned).
     pub(crate) fn take<R: 'static>(self) -> Option<R> {
-        if self.type_id != TypeId::of::<R>() {
+        if (self.table.type_id)() != TypeId::of::<R>() {
             return None;
         }
         let this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never used again, nor dropped (ManuallyDrop):
-        // the representation is moved out exactly once.
-        let repr = unsafe { std::ptr::read(&this.repr) };
-        match repr {
-            Repr::Inline { bytes, .. } => {
-                // SAFETY: `type_id` says `new` wrote an `R` here (inline,
-                // so it fits); it is read once and, `this` being
-                // forgotten, never dropped in place.
-                Some(unsafe { bytes.as_ptr().cast::<R>().read() })
-            }
-            Repr::Boxed(b) => b.downcast::<R>().ok().map(|b| *b),
+        let p = this.bytes.as_ptr();
+        if this.table.boxed {
+            // SAFETY: the table says `new` wrote a `Box<R>` here; it is
+            // read once and, `this` being forgotten, never dropped in place.
+            Some(*unsafe { p.cast::<Box<R>>().read() })
+        } else {
+            // SAFETY: the table says `new` wrote an `R` here (inline, so it
+            // fits); read once, never dropped in place, as above.
+            Some(unsafe { p.cast::<R>().read() })
         }
     }
 }
 
 impl Drop for Value {
     fn drop(&mut self) {
-        if let Repr::Inline { bytes, drop } = &mut self.repr {
-            // SAFETY: an inline `Value` holds the initialized value `new`
-            // wrote, with the matching `drop`; `take` forgets the `Value`
-            // it moves the value out of, so this runs at most once.
-            unsafe { drop(bytes.as_mut_ptr()) }
-        }
+        // SAFETY: a `Value` holds what `new` wrote, with the matching
+        // table; `take` forgets the `Value` it moves the value out of, so
+        // this runs at most once.
+        unsafe { (self.table.drop)(self.bytes.as_mut_ptr()) }
     }
 }
 
@@ -145,6 +163,15 @@ mod tests {
         assert_eq!(drops.load(SeqCst), 3);
         drop(Value::new((Counted(drops.clone()), [0u64; 4])));
         assert_eq!(drops.load(SeqCst), 4);
+    }
+
+    #[test]
+    fn three_words_and_an_outcome_no_larger() {
+        assert_eq!(size_of::<Value>(), 3 * size_of::<usize>());
+        assert_eq!(
+            size_of::<Result<Value, crate::AskError>>(),
+            size_of::<Value>()
+        );
     }
 
     #[test]

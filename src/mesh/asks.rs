@@ -8,19 +8,29 @@
 //! deadlines still to watch.
 //!
 //! An answer (or, when the `Asked` is dropped, the certainty that none
-//! will come) travels through the asker's [`AnswerBox`] — a bounded MPSC
-//! queue built like the inbox, with an unbounded spill queue behind it —
-//! rather than through the mesh: the ring `peer → asker` carries the
-//! pool's message type, and the value of an answer is the asker's own
+//! will come) given on a worker thread of the asker's pool travels the way
+//! a message does: through an *answer lane*, an SPSC ring from the
+//! answering worker to the asker like the pair's message ring, created by
+//! the asker when it first asks that worker. The lane is published in the
+//! same flush as the answerer's message rings and wakes the asker with
+//! them, so an answer costs the cache lines a hand-written answer message
+//! costs. Lanes carry a type-erased [`LaneAnswer`] of one cache line, not
+//! the pool's message type: the value of an answer is the asker's own
 //! business until its `then` turns it into a message.
+//!
+//! Everything else goes through the asker's [`AnswerBox`] — a bounded
+//! MPSC queue built like the inbox, with an unbounded spill queue behind
+//! it: answers given outside the pool's worker threads, by a worker the
+//! asker never asked (an `Asked` passed on), or when the lane is full.
 //!
 //! Order: an answer given on a worker thread is *staged* on that thread
 //! and published when the worker next publishes its rings (the flush after
-//! its batch), tagged with the number of messages that worker had sent the
-//! asker by then. The asker hands the answer to `handle` only once it has
-//! taken that many from the answerer's ring. So an answer never overtakes
-//! a message its answerer sent the asker before answering. An answer
-//! given on a thread outside the pool is published at once, untagged.
+//! its batch), tagged with the number of messages that worker had accepted
+//! for the asker by then. The asker hands the answer to `handle` only once
+//! it has taken that many from the answerer's ring. So an answer never
+//! overtakes a message its answerer sent the asker before answering. An
+//! answer given on a thread outside the pool is published at once,
+//! untagged.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -31,10 +41,11 @@ use std::time::Instant;
 use crossbeam_queue::SegQueue;
 
 use crate::lockfree::inbox::{inbox, InboxReceiver, InboxSender, PushError};
+use crate::lockfree::ring::{ring, Consumer, Producer};
 
 pub(crate) use super::answer_value::Value;
 
-use crate::lockfree::sync::{Arc, AtomicBool};
+use crate::lockfree::sync::{Arc, AtomicBool, Mutex};
 use crate::{AskError, WorkerId};
 
 /// What an answer carries: the value (type-erased, its type known to the
@@ -43,7 +54,7 @@ pub(crate) type Outcome = Result<Value, AskError>;
 
 /// A continuation: turns the outcome into the message the asker handles
 /// (`None` for the parts of an `ask_all` that are not the last).
-pub(crate) type Then<M> = Box<dyn FnOnce(Outcome) -> Option<M>>;
+pub(crate) type Then<M> = super::continuation::Continuation<M>;
 
 /// One answer on its way to the asker.
 pub(crate) struct Answer {
@@ -53,6 +64,23 @@ pub(crate) struct Answer {
     /// answered on a worker thread of the asker's pool.
     after: Option<(usize, u64)>,
 }
+
+/// One answer in a lane: exactly one cache line, so that taking it moves
+/// one line from the answerer's core, as a small message does.
+#[repr(align(64))]
+pub(crate) struct LaneAnswer {
+    id: u64,
+    /// Messages the answerer had accepted for the asker when it published
+    /// this answer (written at publication).
+    after: u64,
+    outcome: Outcome,
+    /// The `Asked`'s reference to the asker's box, handed back with the
+    /// answer: the asker releases it on its own thread, so the count's
+    /// cache line, which every ask increments, stays on the asker's core.
+    _to: Arc<AnswerBox>,
+}
+
+const _: () = assert!(std::mem::size_of::<LaneAnswer>() == 64);
 
 /// What the pool's registry does for the answer path: counts answers in
 /// and out (so that shutdown's quiescence check sees answers in flight)
@@ -75,6 +103,14 @@ pub(crate) trait WakeAsker: Send + Sync {
 /// wait in an unbounded spill queue.
 const ANSWER_SLOTS: usize = 256;
 
+/// Slots in one answer lane (64 bytes each). An answerer that finds its
+/// lane full sends the answer through the box instead.
+const LANE_SLOTS: usize = 128;
+
+/// The producing side of the lane `answerer → asker`, waiting in the
+/// asker's box for the answering thread to take it (once).
+type LaneHandoff = Mutex<Option<Producer<LaneAnswer>>>;
+
 /// The sending side of one asking worker's answers: a bounded MPSC queue
 /// (the pool's inbox design: one claim and one stamp per answer, and the
 /// asker's "anything there?" is one load), with an unbounded spill queue
@@ -83,7 +119,12 @@ pub(crate) struct AnswerBox {
     fast: InboxSender<Answer>,
     spill: SegQueue<Answer>,
     pool: Arc<dyn WakeAsker>,
+    /// `pool.pool_id()`, read without a call.
+    pool_id: usize,
     asker: usize,
+    /// By answering worker: the producer of its lane to this asker, from
+    /// the asker's first ask to it until that worker's thread takes it.
+    lanes: Box<[LaneHandoff]>,
     /// The asker has stopped: answers are dropped instead of queued.
     closed: AtomicBool,
 }
@@ -133,12 +174,19 @@ struct Staged {
 struct Stage {
     /// Answers given since the last publication.
     staged: Vec<Staged>,
-    /// References to the boxes of this pool's askers that published
-    /// answers came with, released [`HELD`] at a time: each release is an
-    /// atomic decrement of the asker's count, and the asker increments it
-    /// at every ask, so releasing one per answer would move that count's
-    /// cache line between the two cores on every round trip.
+    /// References to the boxes of this pool's askers that answers
+    /// published through the box came with, released [`HELD`] at a time:
+    /// each release is an atomic decrement of the asker's count, and the
+    /// asker increments it at every ask, so releasing one per answer would
+    /// move that count's cache line between the two cores on every round
+    /// trip. (A lane answer hands its reference back to the asker.)
     held: Vec<Arc<AnswerBox>>,
+    /// The pool whose lanes `lanes` are (its registry's address; 0: none).
+    lanes_pool: usize,
+    /// By asker: this thread's producer into the lane to it, once taken.
+    lanes: Vec<Option<Producer<LaneAnswer>>>,
+    /// Askers whose lanes have staged answers.
+    dirty_lanes: Vec<usize>,
 }
 
 /// How many box references a worker thread holds before releasing them.
@@ -148,32 +196,75 @@ thread_local! {
     /// The answer path's state of this thread while it runs a pool's
     /// worker.
     static STAGED: RefCell<Stage> = const {
-        RefCell::new(Stage { staged: Vec::new(), held: Vec::new() })
+        RefCell::new(Stage {
+            staged: Vec::new(),
+            held: Vec::new(),
+            lanes_pool: 0,
+            lanes: Vec::new(),
+            dirty_lanes: Vec::new(),
+        })
     };
 }
 
 /// Sends the outcome of ask `id` to `to`: staged until the current
 /// worker's next publication on a worker thread, at once elsewhere.
 pub(crate) fn answer(to: Arc<AnswerBox>, id: u64, outcome: Outcome) {
-    let answer = Answer {
-        id,
-        outcome,
-        after: None,
-    };
-    if crate::runtime::on_worker_thread() {
-        let mut item = Some(Staged { to, answer });
-        let _ = STAGED.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut() {
-                s.staged.extend(item.take());
-            }
-        });
-        // Thread-locals being torn down, or staging re-entered: publish
-        // at once rather than lose it.
-        if let Some(Staged { to, answer }) = item {
-            to.publish(answer);
+    let mut item = Some((to, outcome));
+    let _ = STAGED.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.stage(&mut item, id);
         }
-    } else {
-        to.publish(answer);
+    });
+    // Not on a worker thread, thread-locals being torn down, or staging
+    // re-entered: publish at once rather than lose it.
+    if let Some((to, outcome)) = item {
+        to.publish(Answer {
+            id,
+            outcome,
+            after: None,
+        });
+    }
+}
+
+impl Stage {
+    /// Stages the answer in `item` (taking it) if this is a worker thread:
+    /// straight into the lane to its asker when this thread has taken that
+    /// lane and no answer waits in `staged` before it, else in `staged`.
+    #[inline]
+    fn stage(&mut self, item: &mut Option<(Arc<AnswerBox>, Outcome)>, id: u64) {
+        let Some((to, _)) = item.as_ref() else { return };
+        let asker = to.asker;
+        if to.pool_id == self.lanes_pool && self.staged.is_empty() {
+            if let Some(Some(lane)) = self.lanes.get_mut(asker) {
+                let (to, outcome) = item.take().expect("checked above");
+                let answer = LaneAnswer {
+                    id,
+                    after: 0,
+                    outcome,
+                    _to: to,
+                };
+                match lane.try_stage(answer) {
+                    Ok(()) => {
+                        if !self.dirty_lanes.contains(&asker) {
+                            self.dirty_lanes.push(asker);
+                        }
+                        return;
+                    }
+                    Err(full) => *item = Some((full._to, full.outcome)),
+                }
+            }
+        }
+        if crate::runtime::on_worker_thread() {
+            let (to, outcome) = item.take().expect("checked above");
+            self.staged.push(Staged {
+                to,
+                answer: Answer {
+                    id,
+                    outcome,
+                    after: None,
+                },
+            });
+        }
     }
 }
 
@@ -181,67 +272,123 @@ pub(crate) fn answer(to: Arc<AnswerBox>, id: u64, outcome: Outcome) {
 #[inline]
 pub(crate) fn any_staged() -> bool {
     STAGED
-        .try_with(|s| s.try_borrow().is_ok_and(|s| !s.staged.is_empty()))
+        .try_with(|s| {
+            s.try_borrow()
+                .is_ok_and(|s| !s.staged.is_empty() || !s.dirty_lanes.is_empty())
+        })
         .unwrap_or(false)
 }
 
-/// Publishes the answers staged on this thread. `sent_to(asker)` gives how
-/// many messages this worker (`me`, of the pool `pool`) has accepted for
-/// `asker` so far; `count(asker)` counts one answer for `asker` in this
-/// worker's own counters (single writer: no shared read-modify-write).
-/// Each asker is woken once, after all its answers are queued.
+/// Publishes the answers staged on this thread (the worker `me` of the
+/// pool `pool`). `sent_to(asker)` gives how many messages this worker has
+/// accepted for `asker` so far; `published(asker, n)` is called for `n`
+/// answers to an asker of this pool before they can be seen: the caller
+/// counts them in its own pair counters (single writer) and wakes the
+/// asker after its barrier. Answers to askers of other pools are counted
+/// and woken by their box.
 pub(crate) fn publish_staged(
     pool: usize,
     me: usize,
     sent_to: impl Fn(usize) -> u64,
-    count: impl Fn(usize),
+    mut published: impl FnMut(usize, u64),
 ) {
-    // Woken at the end, once each (a few askers per flush at most).
-    let mut wake: [Option<Arc<AnswerBox>>; 4] = Default::default();
     let mut release = Vec::new();
     let _ = STAGED.try_with(|s| {
         let Ok(mut stage) = s.try_borrow_mut() else {
             return;
         };
-        let Stage { staged, held } = &mut *stage;
-        for Staged { to, mut answer } in staged.drain(..) {
-            if to.pool.pool_id() != pool {
+        let Stage {
+            staged,
+            held,
+            lanes_pool,
+            lanes,
+            dirty_lanes,
+        } = &mut *stage;
+        if *lanes_pool != pool {
+            // A thread runs one pool's worker; this only happens once.
+            lanes.clear();
+            *lanes_pool = pool;
+        }
+        // Answers staged before this thread had the lane (or with the
+        // lane full): into the lane behind those staged there directly,
+        // else into the box.
+        for Staged { to, answer } in staged.drain(..) {
+            if to.pool_id != pool {
                 to.publish(answer);
                 continue;
             }
+            let asker = to.asker;
+            let (to, answer) = match lane_to(lanes, &to, me) {
+                Some(lane) => {
+                    let staged = LaneAnswer {
+                        id: answer.id,
+                        after: 0,
+                        outcome: answer.outcome,
+                        _to: to,
+                    };
+                    match lane.try_stage(staged) {
+                        Ok(()) => {
+                            if !dirty_lanes.contains(&asker) {
+                                dirty_lanes.push(asker);
+                            }
+                            continue;
+                        }
+                        Err(full) => (
+                            full._to,
+                            Answer {
+                                id: full.id,
+                                outcome: full.outcome,
+                                after: None,
+                            },
+                        ),
+                    }
+                }
+                None => (to, answer),
+            };
             if to.closed.load(Relaxed) {
                 continue;
             }
-            let asker = to.asker;
-            answer.after = Some((me, sent_to(asker)));
-            count(asker);
-            let known = wake.iter().flatten().any(|w| w.asker == asker);
-            if !known {
-                if let Some(free) = wake.iter_mut().find(|w| w.is_none()) {
-                    // Pushed first, woken at the end: keep this reference.
-                    to.push(answer);
-                    *free = Some(to);
-                    continue;
-                }
-                to.pool.answer_published(asker);
-            }
-            to.push(answer);
+            published(asker, 1);
+            to.push(Answer {
+                after: Some((me, sent_to(asker))),
+                ..answer
+            });
             held.push(to);
         }
-        for to in wake.iter_mut().filter_map(Option::take) {
-            to.pool.answer_published(to.asker);
-            held.push(to);
+        for asker in dirty_lanes.drain(..) {
+            if let Some(lane) = &mut lanes[asker] {
+                let after = sent_to(asker);
+                let n = lane.for_each_staged(|a| a.after = after);
+                published(asker, n as u64);
+                lane.publish();
+            }
         }
         if held.len() >= HELD {
             // Released outside the borrow: a last reference may drop a
             // whole pool, and its messages' `Asked`s answer on drop.
-            release = std::mem::take(held);
+            release = std::mem::replace(held, Vec::with_capacity(HELD));
         }
     });
-    for to in wake.into_iter().flatten() {
-        to.pool.answer_published(to.asker);
-    }
     drop(release);
+}
+
+/// This thread's producer into the lane to `to`'s asker: taken from the
+/// box on first use. `None` while the asker has not asked this worker (an
+/// `Asked` passed on to it): such answers go through the box.
+fn lane_to<'a>(
+    lanes: &'a mut Vec<Option<Producer<LaneAnswer>>>,
+    to: &AnswerBox,
+    me: usize,
+) -> Option<&'a mut Producer<LaneAnswer>> {
+    let asker = to.asker;
+    if lanes.get(asker).is_none_or(Option::is_none) {
+        let taken = to.lanes.get(me)?.lock().ok()?.take()?;
+        if lanes.len() <= asker {
+            lanes.resize_with(asker + 1, || None);
+        }
+        lanes[asker] = Some(taken);
+    }
+    lanes[asker].as_mut()
 }
 
 /// A pending ask.
@@ -269,17 +416,25 @@ pub(crate) struct Asks<M> {
     /// Answers taken from the box whose answerer's earlier messages have
     /// not all been taken from its ring yet.
     waiting: VecDeque<Answer>,
+    /// By asked worker: the consuming side of its answer lane, from the
+    /// first ask to it on.
+    lanes: Box<[Option<Consumer<LaneAnswer>>]>,
+    /// The workers with a lane, in the order they were first asked.
+    laned: Vec<usize>,
 }
 
 impl<M> Asks<M> {
-    /// The pending asks of worker `asker` of `pool`, none yet.
-    pub(crate) fn new(pool: Arc<dyn WakeAsker>, asker: usize) -> Self {
+    /// The pending asks of worker `asker` of `pool` (of `workers`
+    /// workers), none yet.
+    pub(crate) fn new(pool: Arc<dyn WakeAsker>, asker: usize, workers: usize) -> Self {
         let (fast, rx) = inbox(ANSWER_SLOTS);
         let inbox = Arc::new(AnswerBox {
             fast,
             spill: SegQueue::new(),
+            pool_id: pool.pool_id(),
             pool,
             asker,
+            lanes: (0..workers).map(|_| Mutex::new(None)).collect(),
             closed: AtomicBool::new(false),
         });
         Asks {
@@ -290,6 +445,28 @@ impl<M> Asks<M> {
             live: 0,
             deadlines: BinaryHeap::new(),
             waiting: VecDeque::new(),
+            lanes: (0..workers).map(|_| None).collect(),
+            laned: Vec::new(),
+        }
+    }
+
+    /// Makes sure worker `peer` has a lane to answer this worker through:
+    /// called before every ask to it (a branch after the first).
+    #[inline]
+    pub(crate) fn open_lane(&mut self, peer: usize) {
+        if self.lanes.get(peer).is_some_and(Option::is_none) {
+            self.create_lane(peer);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create_lane(&mut self, peer: usize) {
+        let (producer, consumer) = ring(LANE_SLOTS);
+        if let Ok(mut handoff) = self.inbox.lanes[peer].lock() {
+            *handoff = Some(producer);
+            self.lanes[peer] = Some(consumer);
+            self.laned.push(peer);
         }
     }
 
@@ -311,10 +488,21 @@ impl<M> Asks<M> {
         self.live == 0 && self.waiting.is_empty() && !self.answers_pending()
     }
 
-    /// Whether an answer waits in the box (the idle path's check: one load
-    /// of the next slot, and the spill queue's two indices).
+    /// Whether an answer waits in a lane or the box (the idle path's
+    /// check: one load per lane, of the box's next slot, and of the spill
+    /// queue's two indices).
     #[inline]
     pub(crate) fn answers_pending(&mut self) -> bool {
+        let lanes = &mut self.lanes;
+        self.laned
+            .iter()
+            .any(|&w| lanes[w].as_mut().is_some_and(Consumer::has_pending))
+            || self.box_pending()
+    }
+
+    /// Whether an answer waits in the box.
+    #[inline]
+    fn box_pending(&mut self) -> bool {
         self.rx.has_pending() || !self.inbox.spill.is_empty()
     }
 
@@ -383,12 +571,17 @@ impl<M> Asks<M> {
     /// bounded by the pending asks, not by the asks ever made.
     #[cold]
     fn compact_deadlines(&mut self) {
-        let slots = &self.slots;
-        let live = |id: u64| {
-            let s = &slots[(id & u64::from(u32::MAX)) as usize];
-            s.generation == (id >> 32) as u32 && s.entry.is_some()
-        };
-        self.deadlines.retain(|Reverse((_, id))| live(*id));
+        let mut deadlines = std::mem::take(&mut self.deadlines);
+        deadlines.retain(|Reverse((_, id))| self.is_pending(*id));
+        self.deadlines = deadlines;
+    }
+
+    /// Whether the ask `id` is still pending.
+    #[inline]
+    fn is_pending(&self, id: u64) -> bool {
+        self.slots
+            .get((id & u64::from(u32::MAX)) as usize)
+            .is_some_and(|s| s.generation == (id >> 32) as u32 && s.entry.is_some())
     }
 
     /// Drops every pending ask unrun (a restart, a failure, the stop).
@@ -415,7 +608,19 @@ impl<M> Asks<M> {
     /// worker's loop: it has no asks left, but answers still count until
     /// taken). Returns how many.
     pub(crate) fn drop_arrived(&mut self) -> usize {
-        let n = self.take_arrived();
+        let mut n = self.take_arrived();
+        let mut from_lanes = 0;
+        for lane in self.lanes.iter_mut().flatten() {
+            while let Some(a) = lane.pop_if(|_| true) {
+                from_lanes += 1;
+                // A value whose Drop panics must not take the thread down.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
+            }
+        }
+        if from_lanes > 0 {
+            self.inbox.pool.answer_taken(self.inbox.asker, from_lanes);
+            n += from_lanes as usize;
+        }
         for a in self.waiting.drain(..) {
             // A value whose Drop panics must not take the thread down.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
@@ -437,22 +642,51 @@ impl<M> Asks<M> {
         now: &mut Option<Instant>,
         taken_from: impl Fn(usize) -> u64,
     ) -> Option<(WorkerId, Option<M>)> {
+        while let Some((id, outcome)) = self.next_lane_answer(&taken_from) {
+            if let Some((peer, then)) = self.remove(id) {
+                return Some((peer, then.run(outcome)));
+            }
+            // Late (after a timeout) or for an ask dropped at a restart.
+        }
         loop {
             let answer = self.next_answer(&taken_from);
             let Some(answer) = answer else { break };
             if let Some((peer, then)) = self.remove(answer.id) {
-                return Some((peer, then(answer.outcome)));
+                return Some((peer, then.run(answer.outcome)));
             }
             // Late (after a timeout) or for an ask dropped at a restart.
         }
         while let Some(Reverse((due, id))) = self.deadlines.peek().copied() {
+            if !self.is_pending(id) {
+                // Answered already: no need to read the clock for it.
+                self.deadlines.pop();
+                continue;
+            }
             let t = *now.get_or_insert_with(Instant::now);
             if due > t {
                 break;
             }
             self.deadlines.pop();
             if let Some((peer, then)) = self.remove(id) {
-                return Some((peer, then(Err(AskError::Timeout))));
+                return Some((peer, then.run(Err(AskError::Timeout))));
+            }
+        }
+        None
+    }
+
+    /// The first answer in a lane whose answerer's earlier messages have
+    /// all been taken. Answers in one lane are in tag order, so one not
+    /// ready holds back only those behind it.
+    #[inline]
+    fn next_lane_answer(&mut self, taken_from: &impl Fn(usize) -> u64) -> Option<(u64, Outcome)> {
+        for &w in &self.laned {
+            let Some(lane) = self.lanes[w].as_mut() else {
+                continue;
+            };
+            let taken = taken_from(w);
+            if let Some(a) = lane.pop_if(|a| taken.wrapping_sub(a.after) as i64 >= 0) {
+                self.inbox.pool.answer_taken(self.inbox.asker, 1);
+                return Some((a.id, a.outcome));
             }
         }
         None
@@ -466,7 +700,7 @@ impl<M> Asks<M> {
         if let Some(i) = self.waiting.iter().position(ready) {
             return self.waiting.remove(i);
         }
-        if self.take_arrived() == 0 {
+        if !self.box_pending() || self.take_arrived() == 0 {
             return None;
         }
         let i = self.waiting.iter().position(ready)?;
@@ -489,11 +723,11 @@ mod tests {
     }
 
     fn asks() -> Asks<u32> {
-        Asks::new(Arc::new(NoPool), 0)
+        Asks::new(Arc::new(NoPool), 0, 4)
     }
 
     fn then(tag: u32) -> Then<u32> {
-        Box::new(move |o: Outcome| {
+        Then::new(move |o: Outcome| {
             Some(match o {
                 Ok(v) => tag + v.take::<u32>().unwrap(),
                 Err(AskError::Timeout) => 1000 + tag,
@@ -587,7 +821,7 @@ mod tests {
     #[test]
     fn clear_drops_every_pending_ask_unrun() {
         let mut a = asks();
-        let x = a.insert(WorkerId::from(1), Box::new(|_| panic!("never runs")), None);
+        let x = a.insert(WorkerId::from(1), Then::new(|_| panic!("never runs")), None);
         assert_eq!(a.clear(), 1);
         answer(a.answer_box().clone(), x, Ok(Value::new(1u32)));
         assert_eq!(a.next_ready(&mut None, |_| 0).map(|(w, _)| w), None);

@@ -23,6 +23,7 @@
 
 mod answer_value;
 pub(crate) mod asks;
+mod continuation;
 pub(crate) mod pair;
 #[cfg(test)]
 mod tests;
@@ -115,7 +116,7 @@ impl<M: Send + 'static> Outbound<M> {
             overflow_pending: 0,
             overflow_queued: 0,
             timers: Timers::default(),
-            asks: Asks::new(shared.clone(), id),
+            asks: Asks::new(shared.clone(), id, n),
             source: None,
             dirty: vec![false; n].into_boxed_slice(),
             dirty_list: Vec::with_capacity(n),
@@ -413,46 +414,55 @@ impl<M: Send + 'static> Outbound<M> {
         }
     }
 
-    /// Publishes every ring with staged messages, then wakes the peers that
-    /// are not running (one light barrier for all of them).
+    /// Publishes every ring with staged messages and every answer lane
+    /// with staged answers, then wakes the peers that are not running (one
+    /// light barrier for all of them).
     #[inline]
     pub(crate) fn flush(&mut self) {
-        if !self.dirty_list.is_empty() {
-            self.publish_dirty();
-        }
-        if asks::any_staged() {
-            self.publish_answers();
+        let answers = asks::any_staged();
+        if answers || !self.dirty_list.is_empty() {
+            self.publish(answers);
         }
     }
 
     /// Publishes the ask answers given on this thread since the last
-    /// flush, after the rings they must not overtake: each is tagged with
-    /// how many messages this worker has accepted for its asker so far.
-    #[inline(never)]
+    /// flush (the stop's last publication, after `on_stop`).
     pub(crate) fn publish_answers(&mut self) {
-        let pool = Arc::as_ptr(&self.shared) as usize;
-        let (tx, overflow, pairs) = (&self.tx, &self.overflow, &self.pairs);
-        asks::publish_staged(
-            pool,
-            self.id,
-            |asker| tx[asker].written() + overflow[asker].len() as u64,
-            |asker| pairs[asker].answers.add(1),
-        );
+        self.publish(true);
     }
 
-    /// [`flush`](Self::flush) with something to publish.
+    /// [`flush`](Self::flush) with something to publish. The answers come
+    /// after the rings they must not overtake: each is tagged with how
+    /// many messages this worker has accepted for its asker so far.
     #[inline(never)]
-    fn publish_dirty(&mut self) {
+    fn publish(&mut self, answers: bool) {
         for &peer in &self.dirty_list {
-            self.dirty[peer] = false;
             // Counted here, once per iteration, not per message; stored
             // before the messages become visible, so `received` does not
             // pass it.
             self.store_sent(peer);
             self.tx[peer].publish();
         }
+        if answers {
+            let pool = Arc::as_ptr(&self.shared) as usize;
+            let (tx, overflow, pairs) = (&self.tx, &self.overflow, &self.pairs);
+            let (dirty, dirty_list) = (&mut self.dirty, &mut self.dirty_list);
+            asks::publish_staged(
+                pool,
+                self.id,
+                |asker| tx[asker].written() + overflow[asker].len() as u64,
+                |asker, n| {
+                    pairs[asker].answers.add(n);
+                    if !dirty[asker] {
+                        dirty[asker] = true;
+                        dirty_list.push(asker);
+                    }
+                },
+            );
+        }
         barrier::light();
         for &peer in &self.dirty_list {
+            self.dirty[peer] = false;
             self.shared.workers[peer].signal.notify_after_barrier();
         }
         self.dirty_list.clear();

@@ -136,6 +136,31 @@ impl<T> Consumer<T> {
         self.prefetched = self.head.wrapping_add(to);
     }
 
+    /// Takes the next message if `ready` accepts it (the ask answer lanes:
+    /// an answer waits until its answerer's earlier messages are taken,
+    /// and the ones behind it, from the same answerer, wait with it).
+    #[inline]
+    pub(crate) fn pop_if(&mut self, ready: impl FnOnce(&T) -> bool) -> Option<T> {
+        if self.tail_cache == self.head {
+            self.tail_cache = self.ring.tail.load(Acquire);
+            if self.tail_cache == self.head {
+                return None;
+            }
+        }
+        let slot = self.ring.slot(self.head);
+        // SAFETY: `head` is below the published tail (acquired), so the
+        // slot holds an initialized value that only this consumer reads.
+        if !slot.with(|p| ready(unsafe { (*p).assume_init_ref() })) {
+            return None;
+        }
+        // SAFETY: as above; `head` moves past the slot right after, so the
+        // value is moved out exactly once.
+        let value = slot.with(|p| unsafe { (*p).assume_init_read() });
+        self.head = self.head.wrapping_add(1);
+        self.ring.head.store(self.head, Release);
+        Some(value)
+    }
+
     /// Takes one message.
     #[cfg(test)]
     pub(crate) fn pop(&mut self) -> Option<T> {
@@ -175,5 +200,26 @@ mod tests {
             assert_eq!(got, [0, 1, 2, 3, 4]);
             assert_eq!(c.pop_batch(max, |v| got.push(v)), 0);
         }
+    }
+
+    #[test]
+    fn pop_if_takes_only_what_is_ready_in_order() {
+        let (mut p, mut c) = ring::<u64>(4);
+        assert_eq!(c.pop_if(|_| true), None, "empty");
+        p.try_stage(1).unwrap();
+        assert_eq!(c.pop_if(|_| true), None, "staged is not published");
+        p.try_stage(2).unwrap();
+        p.publish();
+        assert_eq!(c.pop_if(|&v| v > 1), None, "the head is not ready");
+        assert_eq!(c.pop_if(|&v| v == 1), Some(1));
+        assert_eq!(c.pop_if(|_| true), Some(2));
+        assert_eq!(c.taken(), 2);
+        assert_eq!(c.ring().received(), 2);
+        for i in 3..7 {
+            p.push(i).unwrap();
+        }
+        assert_eq!(p.push(9), Err(9), "full: four published, none taken");
+        assert_eq!(c.pop_if(|_| true), Some(3));
+        p.push(9).unwrap();
     }
 }

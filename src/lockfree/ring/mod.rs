@@ -157,6 +157,28 @@ mod tests {
     }
 
     #[test]
+    fn staged_values_can_be_changed_until_published() {
+        let (mut p, mut c) = ring(4);
+        p.push(1).unwrap();
+        p.try_stage(2).unwrap();
+        p.try_stage(3).unwrap();
+        assert_eq!(
+            p.for_each_staged(|v| *v *= 10),
+            2,
+            "the published one is not touched"
+        );
+        p.publish();
+        assert_eq!(p.for_each_staged(|_| unreachable!()), 0);
+        let mut got = vec![];
+        assert_eq!(c.pop_batch(8, |v| got.push(v)), 3);
+        p.try_stage(4).unwrap();
+        p.for_each_staged(|v| *v += 1);
+        p.publish();
+        c.pop_batch(8, |v| got.push(v));
+        assert_eq!(got, [1, 20, 30, 5]);
+    }
+
+    #[test]
     fn indices_wrap_many_times() {
         const N: u32 = if cfg!(miri) { 300 } else { 10_000 };
         let (mut p, mut c) = ring(2);

@@ -105,6 +105,24 @@ impl<T> Producer<T> {
         self.tail as u64
     }
 
+    /// Calls `f` on every staged, unpublished value, oldest first (the ask
+    /// answer lanes tag their answers just before publishing them).
+    /// Returns how many there were.
+    #[inline]
+    pub(crate) fn for_each_staged(&mut self, mut f: impl FnMut(&mut T)) -> usize {
+        let mut i = self.published;
+        while i != self.tail {
+            // SAFETY: slots from `published` to `tail` were written by
+            // `try_stage` and are not published yet, so they hold
+            // initialized values that only this producer touches.
+            self.ring
+                .slot(i)
+                .with_mut(|p| f(unsafe { (*p).assume_init_mut() }));
+            i = i.wrapping_add(1);
+        }
+        self.tail.wrapping_sub(self.published)
+    }
+
     /// Makes every staged message visible to the consumer with one release
     /// store of `tail`. Returns whether there was anything to publish.
     #[inline]
