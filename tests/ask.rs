@@ -37,6 +37,9 @@ enum Mode {
     NoteFirst,
     /// Hands the `Asked` to a thread outside the pool, which answers later.
     Outside,
+    /// Passes the `Asked` on to worker 2 (never asked by the asker), which
+    /// sends the asker `NOTES` notes, then answers.
+    PassOn,
 }
 
 enum Msg {
@@ -52,10 +55,14 @@ enum Msg {
     Outcome(Result<u64, AskError>),
     All(Vec<Result<u64, AskError>>),
     Note,
+    /// An `Asked` passed on by the worker asked.
+    Passed(Asked<u64>),
     /// Answers the held `Asked`, if any.
     Release,
     /// Panics (for restart tests).
     Boom,
+    /// Reports how many `Asked`s this worker holds.
+    Count(mpsc::Sender<usize>),
 }
 
 #[derive(Default)]
@@ -119,7 +126,18 @@ impl Worker for Node {
                 Mode::Outside => {
                     let _ = self.outside.as_ref().unwrap().send(asked);
                 }
+                Mode::PassOn => ctx
+                    .send_to(WorkerId::from(2), Msg::Passed(asked))
+                    .unwrap_or_else(|_| panic!("pass on refused")),
             },
+            Msg::Passed(asked) => {
+                // The asker is worker 0 in the tests that pass one on.
+                for _ in 0..NOTES {
+                    ctx.send_to(WorkerId::from(0), Msg::Note)
+                        .unwrap_or_else(|_| panic!());
+                }
+                asked.send(200 + self.id as u64);
+            }
             Msg::Outcome(r) => {
                 self.seen.push("outcome");
                 if let Some(done) = &self.done {
@@ -140,6 +158,9 @@ impl Worker for Node {
                 }
             }
             Msg::Boom => panic!("boom"),
+            Msg::Count(reply) => {
+                let _ = reply.send(self.held.len());
+            }
         }
     }
 }
@@ -294,18 +315,96 @@ fn an_answer_never_overtakes_what_the_peer_sent_before_it() {
         let seen = &workers[0].seen;
         assert_eq!(seen.len(), asks * (NOTES + 1));
         // The k-th answer comes after the notes sent before it.
-        let (mut notes, mut outcomes) = (0, 0);
-        for s in seen {
-            if *s == "note" {
-                notes += 1;
-            } else {
-                outcomes += 1;
-                assert!(
-                    notes >= outcomes * NOTES,
-                    "answer {outcomes} overtook its notes ({notes} seen)"
-                );
+        answers_follow_their_notes(seen);
+    });
+}
+
+/// Whether every outcome in `seen` comes after the `NOTES` notes sent
+/// before its answer.
+fn answers_follow_their_notes(seen: &[&str]) {
+    let (mut notes, mut outcomes) = (0, 0);
+    for s in seen {
+        if *s == "note" {
+            notes += 1;
+        } else {
+            outcomes += 1;
+            assert!(
+                notes >= outcomes * NOTES,
+                "answer {outcomes} overtook its notes ({notes} seen)"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_asked_passed_on_is_answered_by_a_worker_never_asked_in_order() {
+    // Worker 2 has no answer lane to worker 0 (0 never asked it): its
+    // answers take the box, and still never overtake its notes.
+    watchdog(120, || {
+        let (tx, rx) = mpsc::channel();
+        let pool = Pool::start(unpinned(3).batch_size(4), move |id| node(id, &tx)).unwrap();
+        let asks = 20;
+        for _ in 0..asks {
+            pool.sender()
+                .send_to(WorkerId::from(0), go(1, Mode::PassOn, LONG))
+                .unwrap();
+        }
+        for _ in 0..asks {
+            assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), Ok(202));
+        }
+        let workers = pool.shutdown().unwrap();
+        let w0 = &workers[0];
+        assert_eq!(w0.seen.len(), asks * (NOTES + 1));
+        answers_follow_their_notes(&w0.seen);
+        assert!(
+            w0.outcomes
+                .iter()
+                .all(|(_, src)| *src == Some(Endpoint::Worker(WorkerId::from(1)))),
+            "the source is the worker asked, not the one that answered"
+        );
+    });
+}
+
+#[test]
+fn more_answers_at_once_than_a_lane_holds_all_arrive_once() {
+    // Worker 1 holds a few thousand questions, then answers them all in
+    // one handle call, twice: its lane to worker 0 fills and the rest go
+    // through the box; every ask still ends exactly once, with the answer.
+    watchdog(120, || {
+        let (tx, rx) = mpsc::channel();
+        let pool = Pool::start(unpinned(2), move |id| node(id, &tx)).unwrap();
+        let asks = 3000;
+        for round in 0..2 {
+            for _ in 0..asks {
+                pool.sender()
+                    .send_to(WorkerId::from(0), go(1, Mode::Hold, LONG))
+                    .unwrap();
+            }
+            // Released once worker 1 holds them all (the mesh is FIFO per
+            // pair, but the questions come from worker 0's handling of
+            // the inbox: wait until they are all asked).
+            let held = loop {
+                let (stx, srx) = mpsc::channel();
+                pool.sender()
+                    .send_to(WorkerId::from(1), Msg::Count(stx))
+                    .unwrap();
+                let held = srx.recv_timeout(Duration::from_secs(30)).unwrap();
+                if held == asks {
+                    break held;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            assert_eq!(held, asks, "round {round}");
+            pool.sender()
+                .send_to(WorkerId::from(1), Msg::Release)
+                .unwrap();
+            for _ in 0..asks {
+                assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), Ok(1));
             }
         }
+        let workers = pool.shutdown().unwrap();
+        assert_eq!(workers[0].outcomes.len(), 2 * asks);
+        assert!(workers[0].outcomes.iter().all(|(r, _)| *r == Ok(1)));
     });
 }
 
