@@ -391,16 +391,12 @@ fn lane_to<'a>(
     lanes[asker].as_mut()
 }
 
-/// A pending ask.
-struct Entry<M> {
-    /// The worker asked: the answer's `source`.
-    peer: WorkerId,
-    then: Then<M>,
-}
-
+/// One place in the table: a pending ask's continuation and the worker
+/// asked (the answer's `source`), 48 bytes with an inline continuation.
 struct Slot<M> {
     generation: u32,
-    entry: Option<Entry<M>>,
+    peer: u32,
+    then: Option<Then<M>>,
 }
 
 /// One worker's pending asks (owned by its thread, in its `Outbound`).
@@ -532,13 +528,15 @@ impl<M> Asks<M> {
             None => {
                 self.slots.push(Slot {
                     generation: 0,
-                    entry: None,
+                    peer: 0,
+                    then: None,
                 });
                 (self.slots.len() - 1) as u32
             }
         };
         let slot = &mut self.slots[index as usize];
-        slot.entry = Some(Entry { peer, then });
+        slot.peer = peer.index() as u32;
+        slot.then = Some(then);
         self.live += 1;
         let id = (u64::from(slot.generation) << 32) | u64::from(index);
         if let Some(due) = deadline {
@@ -555,7 +553,8 @@ impl<M> Asks<M> {
         if slot.generation != generation {
             return None;
         }
-        let entry = slot.entry.take()?;
+        let then = slot.then.take()?;
+        let peer = WorkerId::from(slot.peer as usize);
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
         self.live -= 1;
@@ -564,7 +563,7 @@ impl<M> Asks<M> {
         } else if self.deadlines.len() > 2 * self.live + 32 {
             self.compact_deadlines();
         }
-        Some((entry.peer, entry.then))
+        Some((peer, then))
     }
 
     /// Drops the deadlines of asks no longer pending, so the heap stays
@@ -581,7 +580,7 @@ impl<M> Asks<M> {
     fn is_pending(&self, id: u64) -> bool {
         self.slots
             .get((id & u64::from(u32::MAX)) as usize)
-            .is_some_and(|s| s.generation == (id >> 32) as u32 && s.entry.is_some())
+            .is_some_and(|s| s.generation == (id >> 32) as u32 && s.then.is_some())
     }
 
     /// Drops every pending ask unrun (a restart, a failure, the stop).
@@ -590,12 +589,12 @@ impl<M> Asks<M> {
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.live;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(entry) = slot.entry.take() {
+            if let Some(then) = slot.then.take() {
                 slot.generation = slot.generation.wrapping_add(1);
                 self.free.push(i as u32);
                 // A `then` whose captures panic on drop must not take the
                 // thread down.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(entry)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(then)));
             }
         }
         self.live = 0;
@@ -759,6 +758,12 @@ mod tests {
             "the second answer is dropped"
         );
         assert_eq!(a.len(), 0);
+    }
+
+    #[test]
+    fn a_slot_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Slot<u64>>(), 48);
+        assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 48);
     }
 
     #[test]
