@@ -163,9 +163,12 @@ impl<M: Send + 'static> Context<'_, M> {
     /// dropped unrun (the `Asked` inside the message is then inert: its
     /// answer, or its drop, reaches nothing).
     ///
-    /// Cost: one slot in this worker's table of pending asks and a boxed
-    /// `then`; the answer travels boxed through a lock-free queue of this
-    /// worker's (see `docs/architecture.md`, "Asking a peer").
+    /// Cost: one 48-byte slot in this worker's table of pending asks (a
+    /// `then` capturing more than three words is boxed), and at the first
+    /// ask to `peer` an answer lane from it (8 KiB). The answer comes back
+    /// through that lane, published with `peer`'s rings; a value of up to
+    /// two words travels inline, a larger one boxed (see
+    /// `docs/architecture.md`, "Asking a peer").
     pub fn ask<R: Send + 'static>(
         &mut self,
         peer: WorkerId,

@@ -407,6 +407,11 @@ pub(crate) struct Asks<M> {
     slots: Vec<Slot<M>>,
     free: Vec<u32>,
     live: usize,
+    /// `Asked`s made and not yet heard back from: each ends in exactly
+    /// one answer or `NoReply` (unless the pool is ending), so while this
+    /// is zero no lane or box can hold anything for this worker, and the
+    /// loop looks at none of them.
+    outstanding: u64,
     /// `(deadline, id)`; entries of asks answered since are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Answers taken from the box whose answerer's earlier messages have
@@ -439,6 +444,7 @@ impl<M> Asks<M> {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            outstanding: 0,
             deadlines: BinaryHeap::new(),
             waiting: VecDeque::new(),
             lanes: (0..workers).map(|_| None).collect(),
@@ -477,23 +483,34 @@ impl<M> Asks<M> {
         self.live
     }
 
-    /// Whether anything needs the loop's attention: an answer in the box
-    /// or waiting, or a deadline to watch.
+    /// Whether anything needs the loop's attention: an answer on its way
+    /// or waiting (a pending ask, or a deadline to watch, has one on its
+    /// way).
     #[inline]
     pub(crate) fn is_idle(&mut self) -> bool {
-        self.live == 0 && self.waiting.is_empty() && !self.answers_pending()
+        self.outstanding == 0 && self.waiting.is_empty()
     }
 
     /// Whether an answer waits in a lane or the box (the idle path's
-    /// check: one load per lane, of the box's next slot, and of the spill
-    /// queue's two indices).
+    /// check: nothing while no answer is on its way; else one load per
+    /// lane, of the box's next slot, and of the spill queue's two indices).
     #[inline]
     pub(crate) fn answers_pending(&mut self) -> bool {
+        if self.outstanding == 0 {
+            return false;
+        }
         let lanes = &mut self.lanes;
         self.laned
             .iter()
             .any(|&w| lanes[w].as_mut().is_some_and(Consumer::has_pending))
             || self.box_pending()
+    }
+
+    /// Counts `n` answers taken (from a lane or the box).
+    #[inline]
+    fn count_taken(&mut self, n: u64) {
+        self.outstanding = self.outstanding.saturating_sub(n);
+        self.inbox.pool.answer_taken(self.inbox.asker, n);
     }
 
     /// Whether an answer waits in the box.
@@ -511,7 +528,7 @@ impl<M> Asks<M> {
             n += 1;
         }
         if n > 0 {
-            self.inbox.pool.answer_taken(self.inbox.asker, n as u64);
+            self.count_taken(n as u64);
         }
         n
     }
@@ -538,6 +555,7 @@ impl<M> Asks<M> {
         slot.peer = peer.index() as u32;
         slot.then = Some(then);
         self.live += 1;
+        self.outstanding += 1;
         let id = (u64::from(slot.generation) << 32) | u64::from(index);
         if let Some(due) = deadline {
             self.deadlines.push(Reverse((due, id)));
@@ -617,7 +635,7 @@ impl<M> Asks<M> {
             }
         }
         if from_lanes > 0 {
-            self.inbox.pool.answer_taken(self.inbox.asker, from_lanes);
+            self.count_taken(from_lanes);
             n += from_lanes as usize;
         }
         for a in self.waiting.drain(..) {
@@ -678,17 +696,15 @@ impl<M> Asks<M> {
     /// ready holds back only those behind it.
     #[inline]
     fn next_lane_answer(&mut self, taken_from: &impl Fn(usize) -> u64) -> Option<(u64, Outcome)> {
-        for &w in &self.laned {
-            let Some(lane) = self.lanes[w].as_mut() else {
-                continue;
-            };
+        let lanes = &mut self.lanes;
+        let found = self.laned.iter().find_map(|&w| {
             let taken = taken_from(w);
-            if let Some(a) = lane.pop_if(|a| taken.wrapping_sub(a.after) as i64 >= 0) {
-                self.inbox.pool.answer_taken(self.inbox.asker, 1);
-                return Some((a.id, a.outcome));
-            }
-        }
-        None
+            lanes[w]
+                .as_mut()?
+                .pop_if(|a| taken.wrapping_sub(a.after) as i64 >= 0)
+        })?;
+        self.count_taken(1);
+        Some((found.id, found.outcome))
     }
 
     fn next_answer(&mut self, taken_from: &impl Fn(usize) -> u64) -> Option<Answer> {
@@ -764,6 +780,24 @@ mod tests {
     fn a_slot_is_48_bytes() {
         assert_eq!(std::mem::size_of::<Slot<u64>>(), 48);
         assert_eq!(std::mem::size_of::<Slot<[u64; 8]>>(), 48);
+    }
+
+    #[test]
+    fn idle_only_while_no_answer_is_on_its_way() {
+        let mut a = asks();
+        assert!(a.is_idle() && !a.answers_pending());
+        let x = a.insert(WorkerId::from(1), then(1), Some(Instant::now()));
+        assert!(!a.is_idle());
+        assert_eq!(
+            a.next_ready(&mut None, |_| 0),
+            Some((WorkerId::from(1), Some(1001))),
+            "timed out"
+        );
+        assert!(!a.is_idle(), "its answer is still on its way");
+        answer(a.answer_box().clone(), x, Ok(Value::new(1u32)));
+        assert!(a.answers_pending());
+        assert_eq!(a.next_ready(&mut None, |_| 0), None, "late: dropped");
+        assert!(a.is_idle() && !a.answers_pending());
     }
 
     #[test]
