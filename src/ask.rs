@@ -167,7 +167,7 @@ impl<M: Send + 'static> Context<'_, M> {
     /// `then` capturing more than three words is boxed), and at the first
     /// ask to `peer` an answer lane from it (8 KiB). The answer comes back
     /// through that lane, published with `peer`'s rings; a value of up to
-    /// two words travels inline, a larger one boxed (see
+    /// four words travels inline, a larger one boxed (see
     /// `docs/architecture.md`, "Asking a peer").
     pub fn ask<R: Send + 'static>(
         &mut self,

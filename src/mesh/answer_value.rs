@@ -1,25 +1,25 @@
 //! The value of an ask's answer with its type erased, on its way from the
 //! answering thread to the asker.
 //!
-//! A value of up to two words is held inline; a larger one is boxed. The
+//! A value of up to four words is held inline; a larger one is boxed. The
 //! inline case is the point of this module: a boxed answer is allocated on
 //! the answering thread and freed on the asker's, and under a stream of
 //! answers that pattern sends the allocator to the answerer's arena lock
 //! from both threads (profiled: futex waits in `malloc`/`free` were the
 //! largest cost of pipelined asks). Most answers (counts, ids, flags,
-//! `Option<u64>`, a `Box` or an `Arc`) fit in two words.
-
+//! `Option<u64>`, a `String`, a `Vec`, a `Bytes`, a `Box` or an `Arc`) fit
+//! in four words.
 //!
-//! A `Value` is three words: the two-word buffer and a pointer to a static
+//! A `Value` is five words: the four-word buffer and a pointer to a static
 //! table for its type (its `TypeId`, its drop, whether it is boxed), so
-//! that an answer with its id, tag and the asker's box reference fits one
-//! cache line of an answer lane.
+//! that an answer with its id, tag and the asker's box reference fills
+//! exactly one cache line of an answer lane.
 
 use std::any::TypeId;
 use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 
-/// The inline buffer: two words, word-aligned.
-type Inline = [usize; 2];
+/// The inline buffer: four words, word-aligned.
+type Inline = [usize; 4];
 
 /// What a `Value` knows of the type it holds.
 struct Table {
@@ -130,15 +130,20 @@ mod tests {
     fn small_values_inline_and_large_ones_boxed_round_trip() {
         assert!(Value::fits::<u64>() && Value::fits::<Option<u64>>());
         assert!(Value::fits::<Box<u8>>() && Value::fits::<(u32, u8)>());
-        assert!(!Value::fits::<String>() && !Value::fits::<[u64; 3]>());
+        assert!(Value::fits::<String>() && Value::fits::<[u64; 4]>());
+        assert!(!Value::fits::<[u64; 5]>() && !Value::fits::<(String, u64, u64)>());
         assert_eq!(Value::new(7u64).take::<u64>(), Some(7));
         assert_eq!(Value::new(()).take::<()>(), Some(()));
         assert_eq!(Value::new(Some(3u16)).take::<Option<u16>>(), Some(Some(3)));
         assert_eq!(
-            Value::new(String::from("boxed"))
+            Value::new(String::from("inline"))
                 .take::<String>()
                 .as_deref(),
-            Some("boxed")
+            Some("inline")
+        );
+        assert_eq!(
+            Value::new((String::from("boxed"), 1u64, 2u64)).take::<(String, u64, u64)>(),
+            Some((String::from("boxed"), 1, 2))
         );
         assert_eq!(*Value::new(Box::new(5u8)).take::<Box<u8>>().unwrap(), 5);
     }
@@ -152,7 +157,7 @@ mod tests {
                 self.0.fetch_add(1, SeqCst);
             }
         }
-        // Inline (one word) and boxed (padded past two words).
+        // Inline (one word) and boxed (padded past four words).
         assert!(Value::new(Counted(drops.clone())).take::<u64>().is_none());
         assert_eq!(drops.load(SeqCst), 1);
         drop(Value::new(Counted(drops.clone())));
@@ -166,8 +171,8 @@ mod tests {
     }
 
     #[test]
-    fn three_words_and_an_outcome_no_larger() {
-        assert_eq!(size_of::<Value>(), 3 * size_of::<usize>());
+    fn five_words_and_an_outcome_no_larger() {
+        assert_eq!(size_of::<Value>(), 5 * size_of::<usize>());
         assert_eq!(
             size_of::<Result<Value, crate::AskError>>(),
             size_of::<Value>()
