@@ -8,8 +8,9 @@
 //!   a panic listens again; the connections it accepts are read, answered
 //!   and closed by it alone. Connection ids come from a process-wide
 //!   counter and are never reused, so an answer from another shard for a
-//!   connection that has gone (with the worker that owned it) is dropped,
-//!   never delivered to a newer connection.
+//!   connection that has gone is dropped, never delivered to a newer
+//!   connection (the asks of a worker that restarts are dropped with it by
+//!   the runtime: their answers reach no one).
 //! - Each connection reads at most [`ServerConfig::read_budget`] per turn
 //!   and comes back for the rest with [`Context::io_again`], after the
 //!   worker's other ready connections: a client sending as fast as the
@@ -22,16 +23,27 @@
 //!   not report the waiting connections again).
 //! - A request is [`route`]d with the pool's partitioner. Keyless commands
 //!   and keys of the worker's own shard are answered at once; a key owned
-//!   by another worker goes over the mesh as [`Msg::Exec`] carrying the
-//!   connection's id and the request's slot, and the answer comes back over
-//!   the mesh ([`Msg::Done`]) to the connection's worker. This exchange is
-//!   written by hand rather than with `Context::ask`: an ask's answer
-//!   travels through the asker's answer box, not the ring, and costs
-//!   about a third more per round trip and half the throughput when
-//!   many are in flight (PERFORMANCE.md, "What does asking a peer
-//!   cost?"), which is this server's pipelined cross-shard path. `MGET`, `MSET`,
-//!   `DEL`, `EXISTS` and `DBSIZE` over several shards are split, sent to
-//!   each shard, and merged back.
+//!   by another worker is a [`Context::ask`] of its owner: the question,
+//!   [`Msg::Exec`], carries the command and the [`Asked`] the owner answers
+//!   with its reply, and the ask's continuation turns the outcome into a
+//!   [`Msg::Done`] for the connection's slot (the continuation holds only
+//!   the connection id, the slot and the part, so the runtime keeps it
+//!   without an allocation). The answer rides the pair's answer lane,
+//!   published with the rings, so it costs about what a second message
+//!   would. `MGET`, `MSET`, `DEL`, `EXISTS` and `DBSIZE` over several
+//!   shards are split, each part asked of its shard, and merged back.
+//! - A request whose shard cannot answer it gets an error reply in its
+//!   place at once (a split command: for the whole command), and the
+//!   connection goes on: a shard that panics while running it, or fails
+//!   for good with it queued, drops the question, and the ask resolves to
+//!   [`AskError::NoReply`] (`-ERR shard N failed or restarted before
+//!   answering`); a shard that has failed for good cannot be asked
+//!   (`-ERR shard N cannot take requests`). Requests queued for a shard
+//!   that restarts are run by its new instance. The asks have no
+//!   deadline: a live shard answers every request it takes, and an error
+//!   sent at a deadline could not tell the client whether its command ran
+//!   (it may still run after); how many answers a connection waits for is
+//!   bounded by [`ServerConfig::max_unanswered`] instead.
 //! - A per-connection [`ReplyQueue`] releases a pipeline's replies in
 //!   request order whatever order the shards answer in. Output is written
 //!   until the socket would block; the rest waits for `WRITABLE`.
@@ -280,29 +292,26 @@ pub enum Msg {
     /// Panic in this worker: how the tests check `PanicPolicy::Restart`.
     #[doc(hidden)]
     Crash,
-    /// Run `command` on this worker's shard and answer `from`.
+    /// At a key's owner: run `command` on this worker's shard and answer
+    /// the connection's worker (a [`Context::ask`]).
     Exec {
-        /// The connection's worker.
-        from: WorkerId,
-        /// The connection, on `from`.
+        /// What to run.
+        command: Command,
+        /// Where the reply goes.
+        asked: Asked<Reply>,
+    },
+    /// The outcome of an [`Msg::Exec`], back at the connection's worker
+    /// (built by the ask's continuation).
+    Done {
+        /// The connection.
         conn: u64,
         /// The request's slot in the connection's [`ReplyQueue`].
         seq: u64,
         /// Which part of a split command (`None`: the whole command).
         part: Option<u32>,
-        /// What to run.
-        command: Command,
-    },
-    /// The answer to an [`Msg::Exec`], back at the connection's worker.
-    Done {
-        /// The connection.
-        conn: u64,
-        /// The request's slot.
-        seq: u64,
-        /// The part of a split command, as sent.
-        part: Option<u32>,
-        /// The shard's reply.
-        reply: Reply,
+        /// The shard's reply, or why none will come (the shard failed or
+        /// restarted with the request).
+        outcome: Result<Reply, AskError>,
     },
     /// Report this worker's counters.
     Stats(mpsc::Sender<(WorkerId, KvStats)>),
@@ -625,14 +634,9 @@ impl KvWorker {
                 Route::Shard(shard, command) => {
                     self.stats.cross_shard += 1;
                     let seq = conn.replies.reserve();
-                    let msg = Msg::Exec {
-                        from: me,
-                        conn: id,
-                        seq,
-                        part: None,
-                        command,
-                    };
-                    send(ctx, WorkerId::from(shard), msg);
+                    if let Err(reply) = exec_at(ctx, shard, id, seq, None, command) {
+                        conn.replies.fill(seq, reply);
+                    }
                 }
                 Route::Fanout(fanout) => {
                     self.stats.cross_shard += 1;
@@ -643,15 +647,10 @@ impl KvWorker {
                     for (part, (shard, command)) in parts.into_iter().enumerate() {
                         if shard == me.index() {
                             merged = gather.fill(part, self.store.execute(command));
-                        } else {
-                            let msg = Msg::Exec {
-                                from: me,
-                                conn: id,
-                                seq,
-                                part: Some(part as u32),
-                                command,
-                            };
-                            send(ctx, WorkerId::from(shard), msg);
+                        } else if let Err(reply) =
+                            exec_at(ctx, shard, id, seq, Some(part as u32), command)
+                        {
+                            merged = gather.fill(part, reply);
                         }
                     }
                     match merged {
@@ -729,13 +728,55 @@ impl KvWorker {
     }
 }
 
-/// A send over the mesh never blocks; it fails only if the peer has
-/// failed, and then the request can never be answered: panic, so the
-/// failure is reported like the peer's.
-fn send(ctx: &mut Context<'_, Msg>, to: WorkerId, msg: Msg) {
-    if ctx.send_to(to, msg).is_err() {
-        panic!("kv: worker {to} refused a request (it has failed)");
-    }
+/// Asks worker `shard` to run `command` for slot `seq` (part `part`) of
+/// connection `conn` on this worker; the outcome comes back as
+/// [`Msg::Done`]. No deadline: a live shard answers every request it
+/// takes, and one that panics while running it, or fails for good with it
+/// queued, drops the question, which comes back at once as
+/// [`AskError::NoReply`]. A request that cannot be sent at all
+/// (the shard has failed for good, or its queue is full under a configured
+/// `overflow_limit`) gets its error reply here, to be filled in at once.
+fn exec_at(
+    ctx: &mut Context<'_, Msg>,
+    shard: usize,
+    conn: u64,
+    seq: u64,
+    part: Option<u32>,
+    command: Command,
+) -> Result<(), Reply> {
+    ctx.ask(
+        WorkerId::from(shard),
+        |asked| Msg::Exec { command, asked },
+        // Three words: held inline by the runtime, no allocation per ask.
+        move |outcome| Msg::Done {
+            conn,
+            seq,
+            part,
+            outcome,
+        },
+        Duration::MAX,
+    )
+    .map_err(|e| {
+        let why = match e {
+            SendError::Full(_) => "its queue is full",
+            _ => "it has failed",
+        };
+        Reply::error_owned(format!("ERR shard {shard} cannot take requests: {why}"))
+    })
+}
+
+/// The reply for a request whose shard will not answer: `source` is the
+/// worker that was asked.
+fn unanswered(source: Option<Endpoint>, error: &AskError) -> Reply {
+    let shard = match source {
+        Some(Endpoint::Worker(worker)) => worker.to_string(),
+        _ => "?".to_owned(),
+    };
+    let why = match error {
+        AskError::Timeout => "did not answer in time",
+        _ => "failed or restarted before answering",
+    };
+    Reply::error_owned(format!("ERR shard {shard} {why}"))
 }
 
 impl Worker for KvWorker {
@@ -758,31 +799,16 @@ impl Worker for KvWorker {
                 }
             }
             Msg::Crash => panic!("kv: crash requested"),
-            Msg::Exec {
-                from,
-                conn,
-                seq,
-                part,
-                command,
-            } => {
-                let reply = self.store.execute(command);
-                send(
-                    ctx,
-                    from,
-                    Msg::Done {
-                        conn,
-                        seq,
-                        part,
-                        reply,
-                    },
-                );
-            }
+            Msg::Exec { command, asked } => asked.send(self.store.execute(command)),
             Msg::Done {
                 conn,
                 seq,
                 part,
-                reply,
-            } => self.done(conn, seq, part, reply),
+                outcome,
+            } => {
+                let reply = outcome.unwrap_or_else(|e| unanswered(ctx.source(), &e));
+                self.done(conn, seq, part, reply);
+            }
             Msg::Stats(reply) => {
                 let _ = reply.send((ctx.id(), self.stats));
             }

@@ -1,8 +1,9 @@
 //! The kv server under clients that try to take a worker down: one that
 //! floods, one past `maxclients`, one that pipelines cross-shard GETs and
-//! never reads, one that declares an endless request; and a server whose
-//! workers all panic and restart. Each on raw sockets, each checking that
-//! the others are still served.
+//! never reads, one that declares an endless request; a server whose
+//! workers all panic and restart, and one whose shard fails for good with
+//! requests waiting on it. Each on raw sockets, each checking that the
+//! others are still served.
 
 #[allow(dead_code)] // the shared workload; this file uses its helpers only
 mod resp;
@@ -283,4 +284,108 @@ fn restarted_workers_listen_again() {
     server
         .stop()
         .expect("the workers were restarted, not failed");
+}
+
+/// One RESP reply read from `reader`, whole (a status, error or integer
+/// line, or a bulk string with its header), as text.
+fn read_reply(reader: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    let n = reader.read_line(&mut line).expect("a reply, not a hang");
+    assert!(
+        n > 0,
+        "the server closed the connection instead of answering"
+    );
+    if let Some(len) = line.strip_prefix('$') {
+        let len: i64 = len.trim_end().parse().unwrap();
+        if len >= 0 {
+            let mut body = vec![0u8; len as usize + 2];
+            reader.read_exact(&mut body).unwrap();
+            line.push_str(&String::from_utf8_lossy(&body));
+        }
+    }
+    line
+}
+
+/// A key whose shard is `worker`'s.
+fn key_on(server: &KvServer, worker: WorkerId) -> String {
+    (0..)
+        .map(|i| format!("key{i}"))
+        .find(|k| server.worker_for(k.as_bytes()) == worker)
+        .unwrap()
+}
+
+/// A shard that fails for good (`PanicPolicy::Stop`) while requests for
+/// its keys wait on it, and after: every request still gets a reply — the
+/// value, or an error naming the shard — the client's connection on the
+/// other worker goes on, and that worker keeps serving its own keys. The
+/// requests the failed shard dropped resolve at once, not at shutdown;
+/// the ones sent after it failed are refused with an error, not a panic
+/// of the asking worker.
+#[test]
+fn a_failed_shard_answers_its_waiting_requests_with_an_error() {
+    let mut config = config(2);
+    config.pool = config.pool.on_panic(PanicPolicy::Stop);
+    let server = KvServer::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    let mut client = connect(server.addr());
+    ping(&mut client);
+    // The worker that holds the client's connection, and the other one.
+    let stats = server.stats(WATCHDOG);
+    let (home, _) = stats
+        .iter()
+        .find(|(_, s)| s.connections_open() == 1)
+        .expect("one worker holds the connection");
+    let (home, failing) = (*home, WorkerId::from(1 - home.index()));
+    let (theirs, mine) = (key_on(&server, failing), key_on(&server, home));
+    let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
+    let set = |key: &str| format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
+    let get = |key: &str| format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+    client
+        .write_all(format!("{}{}", set(&theirs), set(&mine)).as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut reader), "+OK\r\n");
+    assert_eq!(read_reply(&mut reader), "+OK\r\n");
+
+    // Requests for the failing shard's key in flight as it fails.
+    const IN_FLIGHT: usize = 1000;
+    client
+        .write_all(get(&theirs).repeat(IN_FLIGHT).as_bytes())
+        .unwrap();
+    server.crash_worker(failing).unwrap();
+    let (mut values, mut errors) = (0, 0);
+    for _ in 0..IN_FLIGHT {
+        let reply = read_reply(&mut reader);
+        if reply == "$1\r\nv\r\n" {
+            values += 1;
+        } else {
+            assert!(
+                reply.starts_with(&format!("-ERR shard {failing} ")),
+                "{reply:?}"
+            );
+            errors += 1;
+        }
+    }
+    assert_eq!(values + errors, IN_FLIGHT);
+
+    // Once it has failed: its keys get an error at once, also in a split
+    // command, and the other worker's keys are served.
+    let deadline = Instant::now() + WATCHDOG;
+    while !server.pool_stats().workers[failing.index()].failed {
+        assert!(Instant::now() < deadline, "the worker never failed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mget = format!(
+        "*3\r\n$4\r\nMGET\r\n${}\r\n{mine}\r\n${}\r\n{theirs}\r\n",
+        mine.len(),
+        theirs.len()
+    );
+    client
+        .write_all(format!("{}{mget}PING\r\n{}", get(&theirs), get(&mine)).as_bytes())
+        .unwrap();
+    let refused = format!("-ERR shard {failing} cannot take requests: it has failed\r\n");
+    assert_eq!(read_reply(&mut reader), refused);
+    assert_eq!(read_reply(&mut reader), refused);
+    assert_eq!(read_reply(&mut reader), "+PONG\r\n");
+    assert_eq!(read_reply(&mut reader), "$1\r\nv\r\n");
+    // The failure is reported at shutdown.
+    assert!(server.stop().is_err(), "the crashed worker is reported");
 }
