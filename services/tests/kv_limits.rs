@@ -314,6 +314,82 @@ fn key_on(server: &KvServer, worker: WorkerId) -> String {
         .unwrap()
 }
 
+fn set(key: &str) -> String {
+    format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len())
+}
+
+fn get(key: &str) -> String {
+    format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len())
+}
+
+/// A two-worker server under `policy` and one client, with a key on each
+/// shard set to `v`.
+struct TwoShards {
+    server: KvServer,
+    client: TcpStream,
+    reader: std::io::BufReader<TcpStream>,
+    /// The worker that does not hold the client's connection.
+    other: WorkerId,
+    /// A key of `other`'s shard.
+    theirs: String,
+    /// A key of the client's worker's shard.
+    mine: String,
+}
+
+impl TwoShards {
+    fn start(policy: PanicPolicy) -> TwoShards {
+        let mut config = config(2);
+        config.pool = config.pool.on_panic(policy);
+        let server = KvServer::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let mut client = connect(server.addr());
+        ping(&mut client);
+        let stats = server.stats(WATCHDOG);
+        let (home, _) = stats
+            .iter()
+            .find(|(_, s)| s.connections_open() == 1)
+            .expect("one worker holds the connection");
+        let (home, other) = (*home, WorkerId::from(1 - home.index()));
+        let (theirs, mine) = (key_on(&server, other), key_on(&server, home));
+        let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
+        client
+            .write_all(format!("{}{}", set(&theirs), set(&mine)).as_bytes())
+            .unwrap();
+        assert_eq!(read_reply(&mut reader), "+OK\r\n");
+        assert_eq!(read_reply(&mut reader), "+OK\r\n");
+        TwoShards {
+            server,
+            client,
+            reader,
+            other,
+            theirs,
+            mine,
+        }
+    }
+
+    /// Sends `n` GETs of the other shard's key, crashes that worker, and
+    /// returns the `n` replies.
+    fn crash_with_requests_in_flight(&mut self, n: usize) -> Vec<String> {
+        self.client
+            .write_all(get(&self.theirs).repeat(n).as_bytes())
+            .unwrap();
+        self.server.crash_worker(self.other).unwrap();
+        (0..n).map(|_| read_reply(&mut self.reader)).collect()
+    }
+
+    /// Waits (within the watchdog) until `done` holds for the other
+    /// worker's pool statistics.
+    fn wait_for_other(&self, what: &str, done: impl Fn(&WorkerStats) -> bool) {
+        let deadline = Instant::now() + WATCHDOG;
+        while !done(&self.server.pool_stats().workers[self.other.index()]) {
+            assert!(Instant::now() < deadline, "the worker never {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Requests in flight to the other shard as it crashes.
+const IN_FLIGHT: usize = 1000;
+
 /// A shard that fails for good (`PanicPolicy::Stop`) while requests for
 /// its keys wait on it, and after: every request still gets a reply — the
 /// value, or an error naming the shard — the client's connection on the
@@ -323,69 +399,55 @@ fn key_on(server: &KvServer, worker: WorkerId) -> String {
 /// of the asking worker.
 #[test]
 fn a_failed_shard_answers_its_waiting_requests_with_an_error() {
-    let mut config = config(2);
-    config.pool = config.pool.on_panic(PanicPolicy::Stop);
-    let server = KvServer::start("127.0.0.1:0".parse().unwrap(), config).unwrap();
-    let mut client = connect(server.addr());
-    ping(&mut client);
-    // The worker that holds the client's connection, and the other one.
-    let stats = server.stats(WATCHDOG);
-    let (home, _) = stats
-        .iter()
-        .find(|(_, s)| s.connections_open() == 1)
-        .expect("one worker holds the connection");
-    let (home, failing) = (*home, WorkerId::from(1 - home.index()));
-    let (theirs, mine) = (key_on(&server, failing), key_on(&server, home));
-    let mut reader = std::io::BufReader::new(client.try_clone().unwrap());
-    let set = |key: &str| format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len());
-    let get = |key: &str| format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
-    client
-        .write_all(format!("{}{}", set(&theirs), set(&mine)).as_bytes())
-        .unwrap();
-    assert_eq!(read_reply(&mut reader), "+OK\r\n");
-    assert_eq!(read_reply(&mut reader), "+OK\r\n");
-
-    // Requests for the failing shard's key in flight as it fails.
-    const IN_FLIGHT: usize = 1000;
-    client
-        .write_all(get(&theirs).repeat(IN_FLIGHT).as_bytes())
-        .unwrap();
-    server.crash_worker(failing).unwrap();
-    let (mut values, mut errors) = (0, 0);
-    for _ in 0..IN_FLIGHT {
-        let reply = read_reply(&mut reader);
-        if reply == "$1\r\nv\r\n" {
-            values += 1;
-        } else {
-            assert!(
-                reply.starts_with(&format!("-ERR shard {failing} ")),
-                "{reply:?}"
-            );
-            errors += 1;
-        }
+    let mut t = TwoShards::start(PanicPolicy::Stop);
+    let failed = t.other;
+    for reply in t.crash_with_requests_in_flight(IN_FLIGHT) {
+        assert!(
+            reply == "$1\r\nv\r\n" || reply.starts_with(&format!("-ERR shard {failed} ")),
+            "{reply:?}"
+        );
     }
-    assert_eq!(values + errors, IN_FLIGHT);
-
     // Once it has failed: its keys get an error at once, also in a split
     // command, and the other worker's keys are served.
-    let deadline = Instant::now() + WATCHDOG;
-    while !server.pool_stats().workers[failing.index()].failed {
-        assert!(Instant::now() < deadline, "the worker never failed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    t.wait_for_other("failed", |w| w.failed);
+    let (mine, theirs) = (&t.mine, &t.theirs);
     let mget = format!(
         "*3\r\n$4\r\nMGET\r\n${}\r\n{mine}\r\n${}\r\n{theirs}\r\n",
         mine.len(),
         theirs.len()
     );
-    client
-        .write_all(format!("{}{mget}PING\r\n{}", get(&theirs), get(&mine)).as_bytes())
+    t.client
+        .write_all(format!("{}{mget}PING\r\n{}", get(theirs), get(mine)).as_bytes())
         .unwrap();
-    let refused = format!("-ERR shard {failing} cannot take requests: it has failed\r\n");
-    assert_eq!(read_reply(&mut reader), refused);
-    assert_eq!(read_reply(&mut reader), refused);
-    assert_eq!(read_reply(&mut reader), "+PONG\r\n");
-    assert_eq!(read_reply(&mut reader), "$1\r\nv\r\n");
+    let refused = format!("-ERR shard {failed} cannot take requests: it has failed\r\n");
+    assert_eq!(read_reply(&mut t.reader), refused);
+    assert_eq!(read_reply(&mut t.reader), refused);
+    assert_eq!(read_reply(&mut t.reader), "+PONG\r\n");
+    assert_eq!(read_reply(&mut t.reader), "$1\r\nv\r\n");
     // The failure is reported at shutdown.
-    assert!(server.stop().is_err(), "the crashed worker is reported");
+    assert!(t.server.stop().is_err(), "the crashed worker is reported");
+}
+
+/// Under `PanicPolicy::Restart`, the requests queued for a shard as it
+/// restarts are run by its new instance (whose shard starts empty): each
+/// gets the value or nil, none hangs, and the connection goes on.
+#[test]
+fn requests_queued_for_a_restarting_shard_are_answered_by_its_new_instance() {
+    let mut t = TwoShards::start(PanicPolicy::Restart {
+        max_restarts: 10,
+        within: Duration::from_secs(60),
+    });
+    for reply in t.crash_with_requests_in_flight(IN_FLIGHT) {
+        assert!(reply == "$1\r\nv\r\n" || reply == "$-1\r\n", "{reply:?}");
+    }
+    t.wait_for_other("restarted", |w| w.restarts == 1);
+    let theirs = t.theirs.clone();
+    t.client
+        .write_all(format!("{}{}", set(&theirs), get(&theirs)).as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut t.reader), "+OK\r\n");
+    assert_eq!(read_reply(&mut t.reader), "$1\r\nv\r\n");
+    t.server
+        .stop()
+        .expect("the worker was restarted, not failed");
 }
