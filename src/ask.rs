@@ -303,7 +303,7 @@ impl<M: Send + 'static> Context<'_, M> {
         self.out.asks.open_lane(peer.index());
         let id = self.out.asks.insert(source, then, due);
         let asked = Asked {
-            to: Some(self.out.asks.answer_box().clone()),
+            to: Some(self.out.asks.lend_box()),
             id,
             _value: PhantomData,
         };

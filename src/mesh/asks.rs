@@ -75,9 +75,10 @@ pub(crate) struct LaneAnswer {
     after: u64,
     outcome: Outcome,
     /// The `Asked`'s reference to the asker's box, handed back with the
-    /// answer: the asker releases it on its own thread, so the count's
-    /// cache line, which every ask increments, stays on the asker's core.
-    _to: Arc<AnswerBox>,
+    /// answer: the asker lends it to its next ask, so neither thread
+    /// touches the count's cache line, which would otherwise be
+    /// incremented on the asker's core and decremented on the answerer's.
+    to: Arc<AnswerBox>,
 }
 
 const _: () = assert!(std::mem::size_of::<LaneAnswer>() == 64);
@@ -241,7 +242,7 @@ impl Stage {
                     id,
                     after: 0,
                     outcome,
-                    _to: to,
+                    to,
                 };
                 match lane.try_stage(answer) {
                     Ok(()) => {
@@ -250,7 +251,7 @@ impl Stage {
                         }
                         return;
                     }
-                    Err(full) => *item = Some((full._to, full.outcome)),
+                    Err(full) => *item = Some((full.to, full.outcome)),
                 }
             }
         }
@@ -324,7 +325,7 @@ pub(crate) fn publish_staged(
                         id: answer.id,
                         after: 0,
                         outcome: answer.outcome,
-                        _to: to,
+                        to,
                     };
                     match lane.try_stage(staged) {
                         Ok(()) => {
@@ -334,7 +335,7 @@ pub(crate) fn publish_staged(
                             continue;
                         }
                         Err(full) => (
-                            full._to,
+                            full.to,
                             Answer {
                                 id: full.id,
                                 outcome: full.outcome,
@@ -412,6 +413,8 @@ pub(crate) struct Asks<M> {
     /// is zero no lane or box can hold anything for this worker, and the
     /// loop looks at none of them.
     outstanding: u64,
+    /// Answers taken and not yet reported to the pool.
+    unreported: u64,
     /// `(deadline, id)`; entries of asks answered since are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Answers taken from the box whose answerer's earlier messages have
@@ -422,7 +425,14 @@ pub(crate) struct Asks<M> {
     lanes: Box<[Option<Consumer<LaneAnswer>>]>,
     /// The workers with a lane, in the order they were first asked.
     laned: Vec<usize>,
+    /// References to `inbox` that lane answers brought back, lent again to
+    /// the next asks: an ask then takes its `Asked`'s reference without an
+    /// atomic increment, and an answer's is not released with a decrement.
+    spare: Vec<Arc<AnswerBox>>,
 }
+
+/// Most spare box references an asker keeps.
+const SPARE: usize = 1024;
 
 impl<M> Asks<M> {
     /// The pending asks of worker `asker` of `pool` (of `workers`
@@ -445,11 +455,19 @@ impl<M> Asks<M> {
             free: Vec::new(),
             live: 0,
             outstanding: 0,
+            unreported: 0,
             deadlines: BinaryHeap::new(),
             waiting: VecDeque::new(),
             lanes: (0..workers).map(|_| None).collect(),
             laned: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// A reference to this worker's answer box for a fresh `Asked`.
+    #[inline]
+    pub(crate) fn lend_box(&mut self) -> Arc<AnswerBox> {
+        self.spare.pop().unwrap_or_else(|| self.inbox.clone())
     }
 
     /// Makes sure worker `peer` has a lane to answer this worker through:
@@ -506,11 +524,24 @@ impl<M> Asks<M> {
             || self.box_pending()
     }
 
-    /// Counts `n` answers taken (from a lane or the box).
+    /// Counts `n` answers taken (from a lane or the box); the pool hears
+    /// of them at [`report_taken`](Self::report_taken).
     #[inline]
     fn count_taken(&mut self, n: u64) {
         self.outstanding = self.outstanding.saturating_sub(n);
-        self.inbox.pool.answer_taken(self.inbox.asker, n);
+        self.unreported += n;
+    }
+
+    /// Tells the pool's quiescence count about the answers taken since the
+    /// last report: once per loop iteration (at the flush), not once per
+    /// answer.
+    #[inline]
+    pub(crate) fn report_taken(&mut self) {
+        if self.unreported != 0 {
+            self.inbox
+                .pool
+                .answer_taken(self.inbox.asker, std::mem::take(&mut self.unreported));
+        }
     }
 
     /// Whether an answer waits in the box.
@@ -638,6 +669,7 @@ impl<M> Asks<M> {
             self.count_taken(from_lanes);
             n += from_lanes as usize;
         }
+        self.report_taken();
         for a in self.waiting.drain(..) {
             // A value whose Drop panics must not take the thread down.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
@@ -704,7 +736,13 @@ impl<M> Asks<M> {
                 .pop_if(|a| taken.wrapping_sub(a.after) as i64 >= 0)
         })?;
         self.count_taken(1);
-        Some((found.id, found.outcome))
+        let LaneAnswer {
+            id, outcome, to, ..
+        } = found;
+        if self.spare.len() < SPARE {
+            self.spare.push(to);
+        }
+        Some((id, outcome))
     }
 
     fn next_answer(&mut self, taken_from: &impl Fn(usize) -> u64) -> Option<Answer> {

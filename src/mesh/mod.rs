@@ -419,6 +419,7 @@ impl<M: Send + 'static> Outbound<M> {
     /// light barrier for all of them).
     #[inline]
     pub(crate) fn flush(&mut self) {
+        self.asks.report_taken();
         let answers = asks::any_staged();
         if answers || !self.dirty_list.is_empty() {
             self.publish(answers);
@@ -428,6 +429,7 @@ impl<M: Send + 'static> Outbound<M> {
     /// Publishes the ask answers given on this thread since the last
     /// flush (the stop's last publication, after `on_stop`).
     pub(crate) fn publish_answers(&mut self) {
+        self.asks.report_taken();
         self.publish(true);
     }
 
