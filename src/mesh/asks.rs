@@ -310,53 +310,19 @@ pub(crate) fn publish_staged(
             lanes.clear();
             *lanes_pool = pool;
         }
-        // Answers staged before this thread had the lane (or with the
-        // lane full): into the lane behind those staged there directly,
-        // else into the box.
-        for Staged { to, answer } in staged.drain(..) {
-            if to.pool_id != pool {
-                to.publish(answer);
-                continue;
-            }
-            let asker = to.asker;
-            let (to, answer) = match lane_to(lanes, &to, me) {
-                Some(lane) => {
-                    let staged = LaneAnswer {
-                        id: answer.id,
-                        after: 0,
-                        outcome: answer.outcome,
-                        to,
-                    };
-                    match lane.try_stage(staged) {
-                        Ok(()) => {
-                            if !dirty_lanes.contains(&asker) {
-                                dirty_lanes.push(asker);
-                            }
-                            continue;
-                        }
-                        Err(full) => (
-                            full.to,
-                            Answer {
-                                id: full.id,
-                                outcome: full.outcome,
-                                after: None,
-                            },
-                        ),
-                    }
-                }
-                None => (to, answer),
-            };
-            if to.closed.load(Relaxed) {
-                continue;
-            }
-            published(asker, 1);
-            to.push(Answer {
-                after: Some((me, sent_to(asker))),
-                ..answer
-            });
-            held.push(to);
+        if !staged.is_empty() {
+            publish_unlaned(
+                staged,
+                held,
+                lanes,
+                dirty_lanes,
+                pool,
+                me,
+                &sent_to,
+                &mut published,
+            );
         }
-        for asker in dirty_lanes.drain(..) {
+        while let Some(asker) = dirty_lanes.pop() {
             if let Some(lane) = &mut lanes[asker] {
                 let after = sent_to(asker);
                 let n = lane.for_each_staged(|a| a.after = after);
@@ -371,6 +337,67 @@ pub(crate) fn publish_staged(
         }
     });
     drop(release);
+}
+
+/// Publishes the answers staged before this thread had taken the lane to
+/// their asker (or with that lane full): into the lane behind those staged
+/// there directly, else into the box (tagged with this worker and its
+/// count of messages for the asker).
+#[allow(clippy::too_many_arguments)]
+#[cold]
+fn publish_unlaned(
+    staged: &mut Vec<Staged>,
+    held: &mut Vec<Arc<AnswerBox>>,
+    lanes: &mut Vec<Option<Producer<LaneAnswer>>>,
+    dirty_lanes: &mut Vec<usize>,
+    pool: usize,
+    me: usize,
+    sent_to: &impl Fn(usize) -> u64,
+    published: &mut impl FnMut(usize, u64),
+) {
+    for Staged { to, answer } in staged.drain(..) {
+        if to.pool_id != pool {
+            to.publish(answer);
+            continue;
+        }
+        let asker = to.asker;
+        let (to, answer) = match lane_to(lanes, &to, me) {
+            Some(lane) => {
+                let staged = LaneAnswer {
+                    id: answer.id,
+                    after: 0,
+                    outcome: answer.outcome,
+                    to,
+                };
+                match lane.try_stage(staged) {
+                    Ok(()) => {
+                        if !dirty_lanes.contains(&asker) {
+                            dirty_lanes.push(asker);
+                        }
+                        continue;
+                    }
+                    Err(full) => (
+                        full.to,
+                        Answer {
+                            id: full.id,
+                            outcome: full.outcome,
+                            after: None,
+                        },
+                    ),
+                }
+            }
+            None => (to, answer),
+        };
+        if to.closed.load(Relaxed) {
+            continue;
+        }
+        published(asker, 1);
+        to.push(Answer {
+            after: Some((me, sent_to(asker))),
+            ..answer
+        });
+        held.push(to);
+    }
 }
 
 /// This thread's producer into the lane to `to`'s asker: taken from the
@@ -697,13 +724,14 @@ impl<M> Asks<M> {
             }
             // Late (after a timeout) or for an ask dropped at a restart.
         }
-        loop {
-            let answer = self.next_answer(&taken_from);
-            let Some(answer) = answer else { break };
-            if let Some((peer, then)) = self.remove(answer.id) {
-                return Some((peer, then.run(answer.outcome)));
+        if !self.waiting.is_empty() || self.box_pending() {
+            while let Some(answer) = self.next_answer(&taken_from) {
+                if let Some((peer, then)) = self.remove(answer.id) {
+                    return Some((peer, then.run(answer.outcome)));
+                }
+                // Late (after a timeout) or for an ask dropped at a
+                // restart.
             }
-            // Late (after a timeout) or for an ask dropped at a restart.
         }
         while let Some(Reverse((due, id))) = self.deadlines.peek().copied() {
             if !self.is_pending(id) {
