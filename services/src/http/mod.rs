@@ -22,8 +22,8 @@
 //! no shared cache line, no other thread involved. A request for another
 //! worker's key costs a hop: [`Context::ask`](shardpool::Context::ask)
 //! sends the question (the key, boxed, and an `Asked`) over the mesh, the
-//! owner counts and answers, and the answer comes back through the asking
-//! worker's answer queue as one of its own messages; the response is
+//! owner counts and answers, and the answer comes back through the answer
+//! lane from the owner to the asking worker as one of its own messages; the response is
 //! written when the asker gets to it. If the owner (or, on the way back,
 //! the asker) was asleep, it is woken first. With `n` workers and keys
 //! spread evenly, `(n - 1) / n` of the requests hop: half of them on two
