@@ -713,6 +713,10 @@ impl<M> Asks<M> {
     /// earlier messages have all been taken (`taken_from(w)`: messages
     /// taken so far from worker `w`'s ring), or a deadline that passed.
     /// Returns the asked worker and the continuation's result.
+    ///
+    /// The lanes are looked at here, inline; the box and the deadlines,
+    /// rarer, only when something is there.
+    #[inline]
     pub(crate) fn next_ready(
         &mut self,
         now: &mut Option<Instant>,
@@ -724,8 +728,22 @@ impl<M> Asks<M> {
             }
             // Late (after a timeout) or for an ask dropped at a restart.
         }
+        if self.waiting.is_empty() && self.deadlines.is_empty() && !self.box_pending() {
+            return None;
+        }
+        self.next_boxed_or_due(now, &taken_from)
+    }
+
+    /// [`next_ready`](Self::next_ready) past the lanes: an answer from the
+    /// box, or a deadline that passed.
+    #[inline(never)]
+    fn next_boxed_or_due(
+        &mut self,
+        now: &mut Option<Instant>,
+        taken_from: &impl Fn(usize) -> u64,
+    ) -> Option<(WorkerId, Option<M>)> {
         if !self.waiting.is_empty() || self.box_pending() {
-            while let Some(answer) = self.next_answer(&taken_from) {
+            while let Some(answer) = self.next_answer(taken_from) {
                 if let Some((peer, then)) = self.remove(answer.id) {
                     return Some((peer, then.run(answer.outcome)));
                 }
