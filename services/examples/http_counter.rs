@@ -29,7 +29,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use shardpool::prelude::*;
+use shardpool_services::cli::{parse_flags, pool_flag, POOL_SWITCHES};
 use shardpool_services::http::server::{CounterConfig, HttpCounter};
 
 const USAGE: &str =
@@ -39,42 +39,23 @@ fn main() -> ExitCode {
     let mut port: u16 = 8080;
     let mut stats_every = 0u64;
     let mut config = CounterConfig::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--no-pin" => {
-                config.pool = config.pool.affinity(Affinity::None);
-                continue;
+    let parsed = parse_flags(
+        USAGE,
+        POOL_SWITCHES,
+        std::env::args().skip(1),
+        |flag, value| {
+            if let Some(taken) = pool_flag(&mut config.pool, flag, value) {
+                return taken;
             }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
+            match (flag, value) {
+                ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
+                ("--stats", Some(v)) => v.parse().map(|s| stats_every = s).is_ok(),
+                _ => false,
             }
-            _ => {}
-        }
-        let value = args.next();
-        let parsed = match (flag.as_str(), value.as_deref()) {
-            ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
-            ("--workers", Some(v)) => v
-                .parse()
-                .map(|n| config.pool = config.pool.clone().workers(n))
-                .is_ok(),
-            ("--stats", Some(v)) => v.parse().map(|s| stats_every = s).is_ok(),
-            ("--io-poll-us", Some(v)) => v
-                .parse()
-                .map(|us| {
-                    config.pool = config
-                        .pool
-                        .clone()
-                        .io_poll_interval(Duration::from_micros(us))
-                })
-                .is_ok(),
-            _ => false,
-        };
-        if !parsed {
-            eprintln!("{USAGE} (bad or missing value for {flag})");
-            return ExitCode::from(2);
-        }
+        },
+    );
+    if let Err(code) = parsed {
+        return code;
     }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let server = match HttpCounter::start(addr, config) {

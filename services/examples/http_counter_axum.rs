@@ -16,6 +16,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use shardpool_services::cli::parse_flags;
 use shardpool_services::http::axum_peer::{AxumConfig, AxumCounter};
 
 const USAGE: &str = "usage: http_counter_axum [--port P] [--threads N] [--shards N]";
@@ -23,23 +24,17 @@ const USAGE: &str = "usage: http_counter_axum [--port P] [--threads N] [--shards
 fn main() -> ExitCode {
     let mut port: u16 = 8081;
     let mut config = AxumConfig::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        let value = args.next();
-        let parsed = match (flag.as_str(), value.as_deref()) {
-            ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
-            ("--threads", Some(v)) => v.parse().map(|v| config.threads = Some(v)).is_ok(),
-            ("--shards", Some(v)) => v.parse().map(|v| config.shards = v).is_ok(),
+    let parsed = parse_flags(USAGE, &[], std::env::args().skip(1), |flag, value| {
+        let Some(v) = value else { return false };
+        match flag {
+            "--port" => v.parse().map(|v| port = v).is_ok(),
+            "--threads" => v.parse().map(|v| config.threads = Some(v)).is_ok(),
+            "--shards" => v.parse().map(|v| config.shards = v).is_ok(),
             _ => false,
-        };
-        if !parsed {
-            eprintln!("{USAGE} (bad or missing value for {flag})");
-            return ExitCode::from(2);
         }
+    });
+    if let Err(code) = parsed {
+        return code;
     }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     match AxumCounter::start(addr, config) {

@@ -15,28 +15,29 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use shardpool_services::cli::parse_flags;
 use shardpool_services::tokio_peer::{Backend, PeerConfig, TokioPeer};
+
+const USAGE: &str = "usage: kv_tokio [--port P] [--shards N] [--threads N] [--pool N]";
 
 fn main() -> ExitCode {
     let mut port: u16 = 6380;
     let mut config = PeerConfig::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next();
-        let parsed = match (flag.as_str(), value.as_deref()) {
-            ("--port", Some(v)) => v.parse().map(|v| port = v).is_ok(),
-            ("--shards", Some(v)) => v.parse().map(|v| config.shards = v).is_ok(),
-            ("--threads", Some(v)) => v.parse().map(|v| config.threads = Some(v)).is_ok(),
-            ("--pool", Some(v)) => v
+    let parsed = parse_flags(USAGE, &[], std::env::args().skip(1), |flag, value| {
+        let Some(v) = value else { return false };
+        match flag {
+            "--port" => v.parse().map(|v| port = v).is_ok(),
+            "--shards" => v.parse().map(|v| config.shards = v).is_ok(),
+            "--threads" => v.parse().map(|v| config.threads = Some(v)).is_ok(),
+            "--pool" => v
                 .parse()
                 .map(|workers| config.backend = Backend::Pool { workers })
                 .is_ok(),
             _ => false,
-        };
-        if !parsed {
-            eprintln!("usage: kv_tokio [--port P] [--shards N] [--threads N] [--pool N] (bad or missing value for {flag})");
-            return ExitCode::from(2);
         }
+    });
+    if let Err(code) = parsed {
+        return code;
     }
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     match TokioPeer::start(addr, config) {

@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+pub mod cli;
 mod conn_io;
 pub mod http;
 pub mod kv;
