@@ -465,11 +465,7 @@ async fn consume<J: Job>(
                 delivered,
                 payload: &message.payload,
             };
-            // The key only picks the worker: it is not kept across an await.
-            let decoded = job
-                .decode(&delivery)
-                .map(|(key, msg)| (sender.worker_for(&key), msg));
-            let (worker, msg) = match decoded {
+            let (worker, msg) = match route(&*job, &sender, &delivery) {
                 Ok(decoded) => decoded,
                 Err(e) => {
                     // Bad input is reported and terminated, not redelivered forever.
@@ -513,6 +509,17 @@ async fn consume<J: Job>(
             }
         }
     }
+}
+
+/// Decodes a delivery and picks the worker its key belongs to. The key
+/// only picks the worker: it is not kept (nor held across an await).
+fn route<J: Job>(
+    job: &J,
+    sender: &PoolSender<Envelope<J::Msg>>,
+    delivery: &Delivery<'_>,
+) -> Result<(WorkerId, J::Msg), String> {
+    job.decode(delivery)
+        .map(|(key, msg)| (sender.worker_for(&key), msg))
 }
 
 /// Hands the workers `partition`'s messages `*next..=to` (stream
@@ -559,10 +566,7 @@ async fn replay_range<J: Job>(
             payload: &message.payload,
         };
         // A message that does not decode was terminated when it was live.
-        let decoded = job
-            .decode(&delivery)
-            .map(|(key, msg)| (sender.worker_for(&key), msg));
-        let Ok((worker, msg)) = decoded else {
+        let Ok((worker, msg)) = route(job, sender, &delivery) else {
             if seq == to {
                 break;
             }

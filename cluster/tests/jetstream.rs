@@ -19,10 +19,12 @@
 //! 127.0.0.1; the server and the processes are killed when the test ends,
 //! whatever the outcome.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,8 +32,10 @@ use shardpool::partitioners::{key_hash, HashPartitioner, Partitioner};
 use shardpool_cluster::event;
 use shardpool_cluster::layout::{Layout, Timing};
 use shardpool_cluster::record::{self, Handled, LeaseChange, LeaseRecord};
-use shardpool_cluster::server::{self, NatsServer};
+use shardpool_cluster::server::NatsServer;
 use shardpool_cluster::{mapping, publish};
+
+use common::{runtime, server_or_skip, signal, wait_for, Processes};
 
 const PARTITIONS: u32 = 16;
 const PROCESSES: u32 = 3;
@@ -42,35 +46,12 @@ const VICTIM: u32 = 1;
 /// The whole test, on a loaded 2-core machine; each wait checks it.
 const WATCHDOG: Duration = Duration::from_secs(170);
 
-fn server_or_skip(test: &str) -> Option<NatsServer> {
-    if !server::binary_available() {
-        let required = std::env::var("SHARDPOOL_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{test}: SHARDPOOL_REQUIRE_SERVERS=1 but `{}` cannot be run \
-             (apt-get install nats-server)",
-            server::binary().display()
-        );
-        eprintln!(
-            "SKIPPED {test}: `{}` not found (apt-get install nats-server)",
-            server::binary().display()
-        );
-        return None;
-    }
-    Some(NatsServer::start(PARTITIONS).expect("start nats-server"))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn server_partition_mapping_agrees_with_nats_partition() {
-    let Some(server) = server_or_skip("server_partition_mapping_agrees_with_nats_partition") else {
+    let Some(server) = server_or_skip(
+        "server_partition_mapping_agrees_with_nats_partition",
+        PARTITIONS,
+    ) else {
         return;
     };
     runtime().block_on(async {
@@ -83,18 +64,6 @@ fn server_partition_mapping_agrees_with_nats_partition() {
         assert_eq!(check.checked, keys.len());
         assert_eq!(check.mismatches, [], "server vs nats_partition");
     });
-}
-
-/// The processes, killed (SIGKILL) and reaped when dropped.
-struct Processes(Vec<Option<Child>>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in self.0.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Lines of the handled-event logs written by `process`.
@@ -117,16 +86,6 @@ fn handled_lines(dir: &Path, process: u32) -> usize {
         .sum()
 }
 
-fn wait_for(what: &str, started: Instant, mut done: impl FnMut() -> bool) {
-    while !done() {
-        assert!(
-            started.elapsed() < WATCHDOG,
-            "watchdog: gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// What happens to the victim mid-stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -142,7 +101,7 @@ enum Fault {
 
 #[test]
 fn three_processes_survive_a_sigkill() {
-    let Some(server) = server_or_skip("three_processes_survive_a_sigkill") else {
+    let Some(server) = server_or_skip("three_processes_survive_a_sigkill", PARTITIONS) else {
         return;
     };
     three_processes(&mut { server }, Fault::Kill);
@@ -153,7 +112,7 @@ fn three_processes_survive_a_sigkill() {
 /// what it had fetched under leases that expired meanwhile.
 #[test]
 fn three_processes_survive_a_sigstop() {
-    let Some(server) = server_or_skip("three_processes_survive_a_sigstop") else {
+    let Some(server) = server_or_skip("three_processes_survive_a_sigstop", PARTITIONS) else {
         return;
     };
     three_processes(
@@ -167,23 +126,11 @@ fn three_processes_survive_a_sigstop() {
 /// leases (on file storage) never overlapping.
 #[test]
 fn three_processes_survive_a_server_restart() {
-    let Some(server) = server_or_skip("three_processes_survive_a_server_restart") else {
+    let Some(server) = server_or_skip("three_processes_survive_a_server_restart", PARTITIONS)
+    else {
         return;
     };
     three_processes(&mut { server }, Fault::RestartServer);
-}
-
-fn signal(child: &Child, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) with a pid of a child this test spawned and has not
-    // reaped (so the pid is not reused) and a valid signal number.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {signal}): {}",
-        std::io::Error::last_os_error()
-    );
 }
 
 /// One three-process run at a time: two at once (cargo runs tests in
@@ -241,7 +188,7 @@ fn three_processes(server: &mut NatsServer, fault: Fault) {
     }
 
     // Every partition leased, every process a member.
-    wait_for("all partitions leased", started, || {
+    wait_for("all partitions leased", started, WATCHDOG, || {
         rt.block_on(async {
             for p in 0..PARTITIONS {
                 if !matches!(kv.get(format!("partition.{p}")).await, Ok(Some(_))) {
@@ -297,7 +244,7 @@ fn three_processes(server: &mut NatsServer, fault: Fault) {
     if restart {
         rt.block_on(paused_rx).expect("publisher paused halfway");
     }
-    wait_for("the victim to handle events", started, || {
+    wait_for("the victim to handle events", started, WATCHDOG, || {
         handled_lines(&logs, VICTIM) as u64 >= victim_share / 4 || publisher.is_finished()
     });
     let hit_at = record::now_ns();

@@ -7,6 +7,8 @@
 //! Needs `nats-server`; skipped without it unless
 //! `SHARDPOOL_REQUIRE_SERVERS=1`.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +20,9 @@ use shardpool_cluster::layout::{Layout, Timing};
 use shardpool_cluster::metrics::Metrics;
 use shardpool_cluster::process::{run_job, ProcessConfig};
 use shardpool_cluster::publish;
-use shardpool_cluster::server::{self, NatsServer};
+use shardpool_cluster::server::NatsServer;
+
+use common::{runtime, server_or_skip};
 
 const PARTITIONS: u32 = 4;
 const EVENTS: u64 = 4_000;
@@ -119,18 +123,10 @@ impl JobWorker for SumWorker {
 
 #[test]
 fn a_user_job_runs_on_the_public_api() {
-    if !server::binary_available() {
-        let required = std::env::var("SHARDPOOL_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-        assert!(!required, "SHARDPOOL_REQUIRE_SERVERS=1 but no nats-server");
-        eprintln!("SKIPPED: nats-server not found");
+    let Some(server) = server_or_skip("a_user_job_runs_on_the_public_api", PARTITIONS) else {
         return;
-    }
-    let server = NatsServer::start(PARTITIONS).expect("start nats-server");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
+    let runtime = runtime();
     let layout = Layout::new("amounts", PARTITIONS).unwrap();
     let timing = Timing::default();
     let hooks = Arc::new(Mutex::new(Hooks::default()));
@@ -324,18 +320,10 @@ fn run_one(
 /// it emits outputs only for what it handled live.
 #[test]
 fn replay_on_acquire_rebuilds_state() {
-    if !server::binary_available() {
-        let required = std::env::var("SHARDPOOL_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-        assert!(!required, "SHARDPOOL_REQUIRE_SERVERS=1 but no nats-server");
-        eprintln!("SKIPPED: nats-server not found");
+    let Some(server) = server_or_skip("replay_on_acquire_rebuilds_state", PARTITIONS) else {
         return;
-    }
-    let server = NatsServer::start(PARTITIONS).expect("start nats-server");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    };
+    let runtime = runtime();
     let layout = Layout::new("replayed", PARTITIONS).unwrap();
     let half = EVENTS / 2;
     let publish = |range: std::ops::Range<u64>| {

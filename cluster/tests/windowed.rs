@@ -16,6 +16,8 @@
 //! `SHARDPOOL_REQUIRE_SERVERS=1`. Everything binds 127.0.0.1; the server
 //! and the processes are killed when the test ends, whatever the outcome.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,8 +25,10 @@ use std::time::{Duration, Instant};
 
 use shardpool_cluster::layout::{Layout, Timing};
 use shardpool_cluster::record::{self, LeaseChange, LeaseRecord};
-use shardpool_cluster::server::{self, NatsServer};
+use shardpool_cluster::server::NatsServer;
 use shardpool_cluster::{publish, windowed};
+
+use common::{server_or_skip, signal, wait_for, Processes};
 
 const PARTITIONS: u32 = 8;
 const PROCESSES: u32 = 3;
@@ -38,18 +42,6 @@ const VICTIM: u32 = 1;
 const LEAVER: u32 = 2;
 /// The whole test, on a loaded 2-core machine; each wait checks it.
 const WATCHDOG: Duration = Duration::from_secs(120);
-
-/// The processes, killed (SIGKILL) and reaped when dropped.
-struct Processes(Vec<Option<Child>>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in self.0.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 fn spawn(server: &NatsServer, dir: &Path, process: u32, run: u32) -> Child {
     let out = fs::File::create(dir.join(format!("p{process}-{run}.out"))).unwrap();
@@ -67,16 +59,6 @@ fn spawn(server: &NatsServer, dir: &Path, process: u32, run: u32) -> Child {
         .stderr(err)
         .spawn()
         .expect("spawn shardpool-windowed")
-}
-
-fn wait_for(what: &str, started: Instant, mut done: impl FnMut() -> bool) {
-    while !done() {
-        assert!(
-            started.elapsed() < WATCHDOG,
-            "watchdog: gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The leases `process` logged acquiring: (partition, at_ns).
@@ -102,24 +84,15 @@ fn taken_over(dir: &Path, home: u32, after: u64) -> bool {
     })
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) with the pid of a child this test spawned and has not
-    // reaped (so the pid is not reused) and a valid signal number.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill({pid}, {signal})");
-}
-
 #[test]
 fn windowed_answers_survive_a_sigkill_and_handovers() {
-    if !server::binary_available() {
-        let required = std::env::var("SHARDPOOL_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-        assert!(!required, "SHARDPOOL_REQUIRE_SERVERS=1 but no nats-server");
-        eprintln!("SKIPPED: nats-server not found");
-        return;
-    }
     let started = Instant::now();
-    let server = NatsServer::start(PARTITIONS).expect("start nats-server");
+    let Some(server) = server_or_skip(
+        "windowed_answers_survive_a_sigkill_and_handovers",
+        PARTITIONS,
+    ) else {
+        return;
+    };
     let dir = server.dir().join("windowed");
     fs::create_dir_all(dir.join("out")).unwrap();
     let layout = Layout::new("windows", PARTITIONS).unwrap();
@@ -140,7 +113,7 @@ fn windowed_answers_survive_a_sigkill_and_handovers() {
             .map(|p| Some(spawn(&server, &dir, p, 0)))
             .collect(),
     );
-    wait_for("all partitions leased", started, || {
+    wait_for("all partitions leased", started, WATCHDOG, || {
         rt.block_on(async {
             for p in 0..PARTITIONS {
                 if !matches!(kv.get(format!("partition.{p}")).await, Ok(Some(_))) {
@@ -170,7 +143,9 @@ fn windowed_answers_survive_a_sigkill_and_handovers() {
         match c {
             // The victim answered some windows, and has others open.
             3 => {
-                wait_for("the victim to answer", started, || answers_of(VICTIM) > 0);
+                wait_for("the victim to answer", started, WATCHDOG, || {
+                    answers_of(VICTIM) > 0
+                });
                 let killed_at = record::now_ns();
                 let mut victim = processes.0[VICTIM as usize].take().unwrap();
                 victim.kill().unwrap(); // SIGKILL
@@ -179,20 +154,28 @@ fn windowed_answers_survive_a_sigkill_and_handovers() {
                     "SIGKILL process {VICTIM} {:.1} s in",
                     started.elapsed().as_secs_f64()
                 );
-                wait_for("the victim's partitions taken over", started, || {
-                    taken_over(&dir, VICTIM, killed_at)
-                });
+                wait_for(
+                    "the victim's partitions taken over",
+                    started,
+                    WATCHDOG,
+                    || taken_over(&dir, VICTIM, killed_at),
+                );
             }
             // Started again: the others hand its home partitions back.
             5 => {
                 let restarted_at = record::now_ns();
                 processes.0[VICTIM as usize] = Some(spawn(&server, &dir, VICTIM, 1));
-                wait_for("the victim's partitions handed back", started, || {
-                    let back = acquired(&dir, VICTIM);
-                    (0..PARTITIONS)
-                        .filter(|p| p % PROCESSES == VICTIM)
-                        .all(|p| back.iter().any(|&(pp, at)| pp == p && at > restarted_at))
-                });
+                wait_for(
+                    "the victim's partitions handed back",
+                    started,
+                    WATCHDOG,
+                    || {
+                        let back = acquired(&dir, VICTIM);
+                        (0..PARTITIONS)
+                            .filter(|p| p % PROCESSES == VICTIM)
+                            .all(|p| back.iter().any(|&(pp, at)| pp == p && at > restarted_at))
+                    },
+                );
                 eprintln!(
                     "process {VICTIM} back {:.1} s in",
                     started.elapsed().as_secs_f64()
@@ -205,9 +188,12 @@ fn windowed_answers_survive_a_sigkill_and_handovers() {
                 signal(&leaver, libc::SIGTERM);
                 let status = leaver.wait_with_output().unwrap().status;
                 assert!(status.success(), "process {LEAVER} after SIGTERM: {status}");
-                wait_for("the leaver's partitions taken over", started, || {
-                    taken_over(&dir, LEAVER, stopped_at)
-                });
+                wait_for(
+                    "the leaver's partitions taken over",
+                    started,
+                    WATCHDOG,
+                    || taken_over(&dir, LEAVER, stopped_at),
+                );
                 eprintln!(
                     "process {LEAVER} stopped {:.1} s in",
                     started.elapsed().as_secs_f64()
@@ -226,9 +212,12 @@ fn windowed_answers_survive_a_sigkill_and_handovers() {
 
     for (process, child) in processes.0.iter_mut().enumerate() {
         let Some(child) = child else { continue };
-        wait_for(&format!("process {process} to finish"), started, || {
-            child.try_wait().unwrap().is_some()
-        });
+        wait_for(
+            &format!("process {process} to finish"),
+            started,
+            WATCHDOG,
+            || child.try_wait().unwrap().is_some(),
+        );
         let status = child.wait().unwrap();
         assert!(status.success(), "process {process}: {status}");
     }
