@@ -44,5 +44,6 @@ pub mod cli;
 mod conn_io;
 pub mod http;
 pub mod kv;
+mod runtime_thread;
 pub mod server;
 pub mod tokio_peer;

@@ -30,18 +30,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use shardpool::{Affinity, Answer, Context, Pool, PoolConfig, PoolSender, Worker, WorkerId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 
 use crate::kv::{
     execute_keyless, route, Command, FanoutMerge, KvStats, Limits, Reply, Request, Route, Session,
     Store,
 };
+use crate::runtime_thread::RuntimeThread;
 
 /// Where the peer's commands run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -231,8 +230,7 @@ impl Shared {
 pub struct TokioPeer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    runtime: RuntimeThread,
     pool: Option<Pool<ShardWorker>>,
 }
 
@@ -245,12 +243,6 @@ impl TokioPeer {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.enable_all().thread_name("kv-tokio");
-        if let Some(threads) = config.threads {
-            builder.worker_threads(threads.max(1));
-        }
-        let runtime = builder.build()?;
         let (pool, shards) = match config.backend {
             Backend::Locks => (None, config.shards.max(1)),
             Backend::Pool { workers } => {
@@ -276,31 +268,30 @@ impl TokioPeer {
             cross_shard: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
         });
-        let (stop, stopped) = oneshot::channel();
         let serving = Arc::clone(&shared);
         let sweep = config.sweep_interval;
-        let thread = std::thread::Builder::new()
-            .name("kv-tokio-main".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    if serving.pool.is_none() {
-                        tokio::spawn(sweep_expired(Arc::clone(&serving), sweep));
-                    }
-                    tokio::select! {
-                        _ = accept_loop(listener, serving) => {}
-                        _ = stopped => {}
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_secs(5));
-            })?;
+        let grace = Duration::from_secs(5);
+        let runtime = RuntimeThread::spawn(
+            "kv-tokio",
+            config.threads,
+            grace,
+            move |stopped| async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                if serving.pool.is_none() {
+                    tokio::spawn(sweep_expired(Arc::clone(&serving), sweep));
+                }
+                tokio::select! {
+                    _ = accept_loop(listener, serving) => {}
+                    _ = stopped => {}
+                }
+            },
+        )?;
         Ok(TokioPeer {
             addr,
             shared,
-            stop: Some(stop),
-            thread: Some(thread),
+            runtime,
             pool,
         })
     }
@@ -317,9 +308,7 @@ impl TokioPeer {
 
     /// Blocks the calling thread while the peer serves (until it stops).
     pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.runtime.wait();
     }
 
     /// Stops accepting, closes every connection and joins the runtime.
@@ -328,12 +317,7 @@ impl TokioPeer {
     }
 
     fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.runtime.stop();
         if let Some(pool) = self.pool.take() {
             let _ = pool.shutdown();
         }

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -30,7 +29,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
-use tokio::sync::oneshot;
+
+use crate::runtime_thread::RuntimeThread;
 
 /// How the peer is set up.
 #[derive(Clone, Debug)]
@@ -97,8 +97,7 @@ fn router(shards: usize) -> Router {
 /// A running axum hit counter.
 pub struct AxumCounter {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    runtime: RuntimeThread,
 }
 
 impl AxumCounter {
@@ -110,40 +109,26 @@ impl AxumCounter {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.enable_all().thread_name("http-axum");
-        if let Some(threads) = config.threads {
-            builder.worker_threads(threads.max(1));
-        }
-        let runtime = builder.build()?;
         let app = router(config.shards);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("http-axum-main".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    // As the shardpool server: responses leave at once.
-                    let listener = listener.tap_io(|tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+        // Keep-alive connections do not end a graceful shutdown: give them
+        // a moment, then drop them.
+        let grace = Duration::from_secs(1);
+        let runtime =
+            RuntimeThread::spawn("http-axum", config.threads, grace, |stopped| async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                // As the shardpool server: responses leave at once.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
                 });
-                // Keep-alive connections do not end a graceful shutdown:
-                // give them a moment, then drop them.
-                runtime.shutdown_timeout(Duration::from_secs(1));
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
             })?;
-        Ok(AxumCounter {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(AxumCounter { addr, runtime })
     }
 
     /// The address it serves on.
@@ -153,28 +138,11 @@ impl AxumCounter {
 
     /// Blocks the calling thread while the peer serves.
     pub fn wait(mut self) {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.runtime.wait();
     }
 
     /// Stops accepting, closes the connections and joins the runtime.
     pub fn stop(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for AxumCounter {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.runtime.stop();
     }
 }
