@@ -83,6 +83,45 @@ pub(crate) struct LaneAnswer {
 
 const _: () = assert!(std::mem::size_of::<LaneAnswer>() == 64);
 
+impl LaneAnswer {
+    /// The answer to ask `id`, for `to`'s asker, not tagged yet.
+    fn new(to: Arc<AnswerBox>, id: u64, outcome: Outcome) -> Self {
+        LaneAnswer {
+            id,
+            after: 0,
+            outcome,
+            to,
+        }
+    }
+
+    /// The same answer for the box, with its tag (`None`: untagged) and
+    /// the box it goes to.
+    fn into_boxed(self, after: Option<(usize, u64)>) -> (Arc<AnswerBox>, Answer) {
+        let answer = Answer {
+            id: self.id,
+            outcome: self.outcome,
+            after,
+        };
+        (self.to, answer)
+    }
+}
+
+/// Stages `answer` in `lane` (the lane to `asker`) and marks that lane for
+/// the next publication; hands the answer back when the lane is full.
+#[inline]
+fn stage_in_lane(
+    lane: &mut Producer<LaneAnswer>,
+    dirty_lanes: &mut Vec<usize>,
+    asker: usize,
+    answer: LaneAnswer,
+) -> Result<(), LaneAnswer> {
+    lane.try_stage(answer)?;
+    if !dirty_lanes.contains(&asker) {
+        dirty_lanes.push(asker);
+    }
+    Ok(())
+}
+
 /// What the pool's registry does for the answer path: counts answers in
 /// and out (so that shutdown's quiescence check sees answers in flight)
 /// and wakes an asker that is not running.
@@ -164,17 +203,12 @@ impl AnswerBox {
     }
 }
 
-/// An answer given on a worker thread, waiting for that worker's next
-/// publication.
-struct Staged {
-    to: Arc<AnswerBox>,
-    answer: Answer,
-}
-
 /// What a worker thread keeps for the answer path.
 struct Stage {
-    /// Answers given since the last publication.
-    staged: Vec<Staged>,
+    /// Answers given since the last publication that could not go
+    /// straight into a lane (this thread had not taken it yet, or it was
+    /// full), in the order given.
+    staged: Vec<LaneAnswer>,
     /// References to the boxes of this pool's askers that answers
     /// published through the box came with, released [`HELD`] at a time:
     /// each release is an atomic decrement of the asker's count, and the
@@ -210,20 +244,17 @@ thread_local! {
 /// Sends the outcome of ask `id` to `to`: staged until the current
 /// worker's next publication on a worker thread, at once elsewhere.
 pub(crate) fn answer(to: Arc<AnswerBox>, id: u64, outcome: Outcome) {
-    let mut item = Some((to, outcome));
+    let mut item = Some(LaneAnswer::new(to, id, outcome));
     let _ = STAGED.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
-            s.stage(&mut item, id);
+            s.stage(&mut item);
         }
     });
     // Not on a worker thread, thread-locals being torn down, or staging
     // re-entered: publish at once rather than lose it.
-    if let Some((to, outcome)) = item {
-        to.publish(Answer {
-            id,
-            outcome,
-            after: None,
-        });
+    if let Some(answer) = item {
+        let (to, answer) = answer.into_boxed(None);
+        to.publish(answer);
     }
 }
 
@@ -231,40 +262,22 @@ impl Stage {
     /// Stages the answer in `item` (taking it) if this is a worker thread:
     /// straight into the lane to its asker when this thread has taken that
     /// lane and no answer waits in `staged` before it, else in `staged`.
+    /// (In place: an answer is a cache line, not moved more than needed.)
     #[inline]
-    fn stage(&mut self, item: &mut Option<(Arc<AnswerBox>, Outcome)>, id: u64) {
-        let Some((to, _)) = item.as_ref() else { return };
-        let asker = to.asker;
-        if to.pool_id == self.lanes_pool && self.staged.is_empty() {
+    fn stage(&mut self, item: &mut Option<LaneAnswer>) {
+        let Some(answer) = item.as_ref() else { return };
+        let asker = answer.to.asker;
+        if answer.to.pool_id == self.lanes_pool && self.staged.is_empty() {
             if let Some(Some(lane)) = self.lanes.get_mut(asker) {
-                let (to, outcome) = item.take().expect("checked above");
-                let answer = LaneAnswer {
-                    id,
-                    after: 0,
-                    outcome,
-                    to,
-                };
-                match lane.try_stage(answer) {
-                    Ok(()) => {
-                        if !self.dirty_lanes.contains(&asker) {
-                            self.dirty_lanes.push(asker);
-                        }
-                        return;
-                    }
-                    Err(full) => *item = Some((full.to, full.outcome)),
+                let answer = item.take().expect("checked above");
+                match stage_in_lane(lane, &mut self.dirty_lanes, asker, answer) {
+                    Ok(()) => return,
+                    Err(full) => *item = Some(full),
                 }
             }
         }
         if crate::runtime::on_worker_thread() {
-            let (to, outcome) = item.take().expect("checked above");
-            self.staged.push(Staged {
-                to,
-                answer: Answer {
-                    id,
-                    outcome,
-                    after: None,
-                },
-            });
+            self.staged.extend(item.take());
         }
     }
 }
@@ -346,7 +359,7 @@ pub(crate) fn publish_staged(
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn publish_unlaned(
-    staged: &mut Vec<Staged>,
+    staged: &mut Vec<LaneAnswer>,
     held: &mut Vec<Arc<AnswerBox>>,
     lanes: &mut Vec<Option<Producer<LaneAnswer>>>,
     dirty_lanes: &mut Vec<usize>,
@@ -355,47 +368,26 @@ fn publish_unlaned(
     sent_to: &impl Fn(usize) -> u64,
     published: &mut impl FnMut(usize, u64),
 ) {
-    for Staged { to, answer } in staged.drain(..) {
-        if to.pool_id != pool {
+    for answer in staged.drain(..) {
+        let asker = answer.to.asker;
+        if answer.to.pool_id != pool {
+            let (to, answer) = answer.into_boxed(None);
             to.publish(answer);
             continue;
         }
-        let asker = to.asker;
-        let (to, answer) = match lane_to(lanes, &to, me) {
-            Some(lane) => {
-                let staged = LaneAnswer {
-                    id: answer.id,
-                    after: 0,
-                    outcome: answer.outcome,
-                    to,
-                };
-                match lane.try_stage(staged) {
-                    Ok(()) => {
-                        if !dirty_lanes.contains(&asker) {
-                            dirty_lanes.push(asker);
-                        }
-                        continue;
-                    }
-                    Err(full) => (
-                        full.to,
-                        Answer {
-                            id: full.id,
-                            outcome: full.outcome,
-                            after: None,
-                        },
-                    ),
-                }
-            }
-            None => (to, answer),
+        let answer = match lane_to(lanes, &answer.to, me) {
+            Some(lane) => match stage_in_lane(lane, dirty_lanes, asker, answer) {
+                Ok(()) => continue,
+                Err(full) => full,
+            },
+            None => answer,
         };
-        if to.closed.load(Relaxed) {
+        if answer.to.closed.load(Relaxed) {
             continue;
         }
         published(asker, 1);
-        to.push(Answer {
-            after: Some((me, sent_to(asker))),
-            ..answer
-        });
+        let (to, answer) = answer.into_boxed(Some((me, sent_to(asker))));
+        to.push(answer);
         held.push(to);
     }
 }
