@@ -198,7 +198,7 @@ impl AnswerBox {
         self.closed.store(true, Relaxed);
         self.fast.close();
         while let Some(a) = self.spill.pop() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
+            super::drop_contained(a);
         }
     }
 }
@@ -660,14 +660,12 @@ impl<M> Asks<M> {
             if let Some(then) = slot.then.take() {
                 slot.generation = slot.generation.wrapping_add(1);
                 self.free.push(i as u32);
-                // A `then` whose captures panic on drop must not take the
-                // thread down.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(then)));
+                super::drop_contained(then);
             }
         }
         self.live = 0;
         self.deadlines.clear();
-        self.waiting.clear();
+        self.waiting.drain(..).for_each(super::drop_contained);
         n
     }
 
@@ -680,8 +678,7 @@ impl<M> Asks<M> {
         for lane in self.lanes.iter_mut().flatten() {
             while let Some(a) = lane.pop_if(|_| true) {
                 from_lanes += 1;
-                // A value whose Drop panics must not take the thread down.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
+                super::drop_contained(a);
             }
         }
         if from_lanes > 0 {
@@ -689,10 +686,7 @@ impl<M> Asks<M> {
             n += from_lanes as usize;
         }
         self.report_taken();
-        for a in self.waiting.drain(..) {
-            // A value whose Drop panics must not take the thread down.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
-        }
+        self.waiting.drain(..).for_each(super::drop_contained);
         n
     }
 

@@ -47,6 +47,13 @@ use asks::Asks;
 use pair::PairCounters;
 use timers::Timers;
 
+/// Drops `value`, containing a panic of its `Drop`: what a worker drops
+/// for others (queued messages, answers, continuations) must not end its
+/// thread or leave the rest undropped.
+pub(crate) fn drop_contained<T>(value: T) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)));
+}
+
 /// One worker's outbound side of the mesh.
 pub(crate) struct Outbound<M> {
     id: usize,

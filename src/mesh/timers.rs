@@ -96,11 +96,7 @@ impl<M> Timers<M> {
     /// Drops every pending timer. Returns how many there were.
     pub(crate) fn clear(&mut self) -> usize {
         let n = self.heap.len();
-        // Each drop in its own catch: a message whose `Drop` panics must
-        // not leave the rest undropped or the worker thread ended.
-        for entry in self.heap.drain() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(entry)));
-        }
+        self.heap.drain().for_each(super::drop_contained);
         n
     }
 }

@@ -31,7 +31,7 @@ use crate::lockfree::inbox::InboxReceiver;
 use crate::lockfree::ring::Consumer;
 use crate::lockfree::shutdown::control;
 use crate::lockfree::sync::Arc;
-use crate::mesh::Outbound;
+use crate::mesh::{drop_contained, Outbound};
 use crate::shared::Shared;
 use crate::{Context, Endpoint, Worker, WorkerId};
 
@@ -654,12 +654,9 @@ impl<W: Worker> Runtime<W> {
     /// panics is still counted, and the rest are still drained.
     fn drain_and_drop(&mut self) -> usize {
         let batch = self.cfg.batch;
-        let drop_one = |m: W::Msg| {
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(m)));
-        };
-        let mut n = self.inbox.pop_batch(batch, drop_one);
+        let mut n = self.inbox.pop_batch(batch, drop_contained);
         for c in self.rx.iter_mut() {
-            n += c.pop_batch(batch, drop_one);
+            n += c.pop_batch(batch, drop_contained);
         }
         self.shared.workers[self.me].counters.dropped.add(n as u64);
         // Answers to the asks it made before failing: taken, so that
