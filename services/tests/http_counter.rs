@@ -129,6 +129,29 @@ impl Reader {
     }
 }
 
+/// Sends `request` on a new connection and reads the response, trying
+/// again (up to 10 times) when the connection is reset or closed unanswered:
+/// it reached a listener that was closing with its failed worker. A
+/// connection that hangs fails the test (the read timeout is the
+/// watchdog).
+fn served_on_a_new_connection(addr: SocketAddr, request: &str) -> Response {
+    let once = || {
+        let mut fresh = Reader::new(connect(addr));
+        fresh.stream.write_all(request.as_bytes()).ok()?;
+        let mut chunk = [0u8; 4096];
+        match fresh.stream.read(&mut chunk) {
+            Ok(0) => None,
+            Ok(n) => {
+                fresh.buf.extend_from_slice(&chunk[..n]);
+                fresh.next(false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("a new connection hung: {e}"),
+        }
+    };
+    (0..10).find_map(|_| once()).expect("served after a retry")
+}
+
 fn get(key: &str) -> String {
     format!("GET /hit/{key} HTTP/1.1\r\nhost: test\r\n\r\n")
 }
@@ -464,21 +487,10 @@ fn an_owner_that_fails_costs_its_requests_a_503_and_nothing_else() {
     // closed is reset, and a client tries again; none hangs (the read
     // timeout is the watchdog).
     for expected in 4..24 {
-        let served = (0..10).find_map(|_| {
-            let mut fresh = Reader::new(connect(addr));
-            fresh.stream.write_all(get(&mine).as_bytes()).ok()?;
-            let mut chunk = [0u8; 4096];
-            match fresh.stream.read(&mut chunk) {
-                Ok(0) => None,
-                Ok(n) => {
-                    fresh.buf.extend_from_slice(&chunk[..n]);
-                    fresh.next(false)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-                Err(e) => panic!("a new connection hung: {e}"),
-            }
-        });
-        assert_eq!(served.expect("served after a retry").count(), expected);
+        assert_eq!(
+            served_on_a_new_connection(addr, &get(&mine)).count(),
+            expected
+        );
     }
 
     match pool.shutdown() {
@@ -531,27 +543,7 @@ fn a_restarted_worker_listens_again() {
     let theirs = key_of("r", 1);
     let boom = key_of(std::str::from_utf8(BOOM).unwrap(), 1);
 
-    // Sends one request on a new connection; `None` if the connection was
-    // reset (it reached the old instance's listener as it closed).
-    let once = |request: &str| {
-        let mut fresh = Reader::new(connect(addr));
-        fresh.stream.write_all(request.as_bytes()).ok()?;
-        let mut chunk = [0u8; 4096];
-        match fresh.stream.read(&mut chunk) {
-            Ok(0) => None,
-            Ok(n) => {
-                fresh.buf.extend_from_slice(&chunk[..n]);
-                fresh.next(false)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("a new connection hung: {e}"),
-        }
-    };
-    let served = |request: &str| {
-        (0..10)
-            .find_map(|_| once(request))
-            .expect("served after a retry")
-    };
+    let served = |request: &str| served_on_a_new_connection(addr, request);
 
     assert_eq!(served(&get(&theirs)).count(), 1);
     // Counting `boom` panics worker 1 when worker 0 asks it (worker 1

@@ -96,6 +96,20 @@ fn answer_for(key: u64) -> u64 {
     key.wrapping_mul(2)
 }
 
+/// Worker 0's question about `key` to `peer` with `ctx.ask`: the answer
+/// comes back as `A(outcome, key)`, the `then` capturing the key. Whether
+/// it went out.
+#[inline]
+fn ask_about(ctx: &mut Context<'_, AskMsg>, peer: WorkerId, key: u64, deadline: Duration) -> bool {
+    ctx.ask(
+        peer,
+        |asked| AskMsg::Q(key, asked),
+        move |r| AskMsg::A(r, key),
+        deadline,
+    )
+    .is_ok()
+}
+
 struct Exchanger {
     id: usize,
     how: Correlation,
@@ -124,14 +138,7 @@ impl Exchanger {
             self.sent_at = Instant::now();
         }
         let sent = match self.how {
-            Correlation::Ask(deadline) => ctx
-                .ask(
-                    peer,
-                    |asked| AskMsg::Q(key, asked),
-                    move |r| AskMsg::A(r, key),
-                    deadline,
-                )
-                .is_ok(),
+            Correlation::Ask(deadline) => ask_about(ctx, peer, key, deadline),
             Correlation::Hand => {
                 let id = self.next_id;
                 self.next_id = self.next_id.wrapping_add(1);
@@ -318,14 +325,7 @@ impl Worker for Pender {
         for key in 0..self.n {
             let sent = match self.how {
                 Pend::Plain => ctx.send_to(peer, AskMsg::HQ { id: key, key }).is_ok(),
-                Pend::Ask(deadline) => ctx
-                    .ask(
-                        peer,
-                        |asked| AskMsg::Q(key, asked),
-                        move |r| AskMsg::A(r, key),
-                        deadline,
-                    )
-                    .is_ok(),
+                Pend::Ask(deadline) => ask_about(ctx, peer, key, deadline),
                 Pend::Hand => {
                     self.table.insert(key, key);
                     ctx.send_to(peer, AskMsg::HQ { id: key, key }).is_ok()
