@@ -10,12 +10,15 @@
 //!   the split/merge of multi-key commands across shards. It does no I/O:
 //!   a server feeds it bytes and writes out what it encodes.
 //! - [`server`]: the engine served by a shardpool — each worker owns a
-//!   shard of the keys, its listener and its connections; requests for
-//!   other shards travel over the mesh (`cargo run --release --example kv`).
+//!   shard of the keys, its listener and its connections; a request for
+//!   another shard is a `Context::ask` of its owner
+//!   (`cargo run --release --example kv`).
 //! - [`http`]: a keep-alive HTTP/1.1 hit counter on shardpool — each
 //!   worker owns its sockets and a share of the counters, and asks a key's
 //!   owner with `Context::ask` — and its axum peer over a sharded map
 //!   (`cargo run --release -p shardpool-services --example http_counter`).
+//! - [`cli`]: the command line the server examples share (flags, the
+//!   pool flags, help and errors).
 //! - [`tokio_peer`]: the same engine served by a tokio multi-thread runtime
 //!   over a sharded `Mutex<Store>` — what a Rust user would write without
 //!   shardpool, and the peer the shardpool kv server is compared with.
